@@ -1,0 +1,62 @@
+"""Packaging for hf-metatts (import name ``hf_metatts``)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+CORE_REQUIRES = [
+    "torch>=2.4,<3",
+    "transformers>=5.0,<6",
+    "datasets>=3.0,<6",
+    "accelerate>=1.0,<2",
+    "evaluate>=0.4,<0.5",
+    "huggingface-hub>=1.0,<3",
+    "safetensors>=0.4,<1",
+    "phonemizer>=3.2,<4",
+    "espeakng-loader>=0.2,<0.3",
+    "soundfile>=0.12,<1",
+    "soxr>=0.3,<2",
+    "numpy>=1.24,<3",
+    "scipy>=1.10,<2",
+    "tqdm>=4.60",
+]
+
+EXTRAS = {
+    "data": ["pyworld>=0.3.4,<0.4"],
+    "evaluation": [
+        "resemblyzer>=0.1.4",
+        "librosa>=0.10",
+        "webrtcvad-wheels>=2.0",
+        "pocketsphinx>=5.0,<6",
+        "jiwer>=3.0,<5",
+        "pyworld>=0.3.4,<0.4",
+        "pysptk>=1.0,<2",
+        "matplotlib>=3.7",
+    ],
+    "demo": ["gradio>=5.0,<7"],
+    "tests": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+}
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+
+setup(
+    name="hf-metatts",
+    version="0.1.0.dev0",
+    description="Meta-learned few-shot text-to-speech for the Hugging Face ecosystem",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hf_metatts", "hf_metatts.*"]),
+    include_package_data=True,
+    package_data={"hf_metatts": ["**/*.json", "**/*.md", "**/*.txt", "**/*.safetensors", "**/*.py"]},
+    install_requires=CORE_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["hf-metatts=hf_metatts.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Multimedia :: Sound/Audio :: Speech",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
