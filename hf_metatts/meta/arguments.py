@@ -1,0 +1,140 @@
+"""Arguments of meta-training: :class:`MetaTrainingArguments` and the data/model arguments of the launcher.
+
+Every constant of the meta-learners lives here (inner-loop defaults, Meta-LSTM initialisation, MAML++
+annealing), so that a JSON config read by ``HfArgumentParser`` describes a run completely.
+"""
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .errors import InvalidMetaConfigError, SecondOrderUnsupportedError
+
+METHODS = ("maml", "metasgd", "meta_lstm", "pretrain")
+
+
+@dataclass
+class MetaTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the meta-learning settings.
+
+    One optimisation step = one episode of ``tasks_per_step`` tasks per process, each with ``shots`` support
+    and ``query_shots`` query utterances. ``max_steps`` must be set (episodes are drawn, not enumerated).
+    """
+
+    method: str = field(default="maml", metadata={"help": "maml | metasgd | meta_lstm | pretrain (baseline)."})
+    inner_steps: int = field(default=5, metadata={"help": "Gradient steps of the inner loop during meta-training."})
+    inner_lr: float = field(default=0.01, metadata={"help": "Inner-loop learning rate (initial value for metasgd)."})
+    first_order: bool = field(default=False, metadata={"help": "Drop second derivatives (FOMAML)."})
+    shots: int = field(default=4, metadata={"help": "Support utterances per task (k)."})
+    query_shots: int = field(default=4, metadata={"help": "Query utterances per task (q)."})
+    tasks_per_step: int = field(default=4, metadata={"help": "Tasks per episode per process (B)."})
+    task_column: str = field(default="speaker_id", metadata={"help": "Column that defines a task."})
+    adapted_parameters: list[str] | None = field(
+        default=None, metadata={"help": "fnmatch patterns of the adapted subset; default: the model's adapted set."}
+    )
+    multi_step_loss: bool = field(default=False, metadata={"help": "MAML++ multi-step query loss."})
+    multi_step_loss_anneal_steps: int = field(
+        default=0, metadata={"help": "Steps over which MAML++ weights move to the last step (0: max_steps / 2)."}
+    )
+    multi_step_loss_min_weight: float = field(
+        default=0.03, metadata={"help": "Floor of a non-final MAML++ step weight, times 1/inner_steps."}
+    )
+    meta_sgd_lr_init: float | None = field(
+        default=None, metadata={"help": "Initial Meta-SGD per-parameter learning rate (default: inner_lr)."}
+    )
+    meta_lstm_hidden_size: int = field(default=20, metadata={"help": "Hidden size of the Meta-LSTM's first layer."})
+    meta_lstm_forget_bias: float = field(
+        default=8.0, metadata={"help": "Initial forget-gate bias: sigmoid(8) = 0.9997, i.e. keep the parameters."}
+    )
+    meta_lstm_init_scale: float = field(
+        default=1e-3, metadata={"help": "Uniform range of the initial gate weights (small: start close to SGD)."}
+    )
+    grad_preprocess_p: float = field(
+        default=10.0, metadata={"help": "p of the log/sign gradient preprocessing of Andrychowicz et al."}
+    )
+    zero_shot_start: bool = field(
+        default=False, metadata={"help": "Start the inner loop from the support encoder's voice (needs use_voice_encoder)."}
+    )
+    eval_inner_steps: int | None = field(
+        default=None, metadata={"help": "Steps of the validation adaptation curve (default: inner_steps)."}
+    )
+    eval_num_tasks: int = field(default=8, metadata={"help": "Validation tasks of the adaptation curve."})
+    finetune_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the fine-tuning baseline."})
+    episode_seed: int | None = field(default=None, metadata={"help": "Seed of episode sampling (default: seed)."})
+    max_utterances_per_batch: int = field(
+        default=0, metadata={"help": "Split support/query sets into length-sorted batches of this size (0: one batch)."}
+    )
+    length_column: str | None = field(
+        default=None, metadata={"help": "Column with utterance lengths for length batching (default: len(labels))."}
+    )
+    log_query_loss_before: bool = field(
+        default=True, metadata={"help": "Also compute the query loss before adaptation (one extra forward per task)."}
+    )
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False: episodes are not rows."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "Integrations to report to."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        validate_meta_arguments(self)
+
+    @property
+    def resolved_episode_seed(self) -> int:
+        """The episode seed (``episode_seed`` or ``seed``)."""
+        return self.seed if self.episode_seed is None else self.episode_seed
+
+    @property
+    def resolved_eval_inner_steps(self) -> int:
+        """Steps of the validation adaptation curve."""
+        return self.inner_steps if self.eval_inner_steps is None else self.eval_inner_steps
+
+
+def validate_meta_arguments(args: MetaTrainingArguments) -> None:
+    """Raise a :class:`InvalidMetaConfigError` / :class:`SecondOrderUnsupportedError` for inconsistent settings."""
+    if args.method not in METHODS:
+        raise InvalidMetaConfigError(f"method={args.method!r} is unknown: choose one of {', '.join(METHODS)}.")
+    for name in ("shots", "query_shots", "tasks_per_step"):
+        if getattr(args, name) < 1:
+            raise InvalidMetaConfigError(f"{name}={getattr(args, name)} must be at least 1.")
+    if args.method != "pretrain" and args.inner_steps < 1:
+        raise InvalidMetaConfigError(f"inner_steps={args.inner_steps}: meta-learning needs at least 1 inner step.")
+    if args.inner_lr <= 0:
+        raise InvalidMetaConfigError(f"inner_lr={args.inner_lr} must be positive.")
+    if args.max_steps is None or args.max_steps <= 0:
+        raise InvalidMetaConfigError(
+            "max_steps must be set to a positive number of episodes: meta-training draws episodes, it has no epochs."
+        )
+    if not args.first_order and args.method in ("maml", "metasgd", "meta_lstm"):
+        reasons = []
+        if args.gradient_checkpointing:
+            reasons.append("gradient_checkpointing=True (recomputed activations cannot be differentiated twice)")
+        if args.torch_compile:
+            reasons.append("torch_compile=True (compiled graphs do not support double backward)")
+        if getattr(args, "fsdp", None):
+            reasons.append("fsdp (sharded parameters cannot enter torch.func.functional_call twice)")
+        if getattr(args, "deepspeed", None):
+            reasons.append("deepspeed (its engine does not support torch.autograd.grad with create_graph)")
+        if reasons:
+            raise SecondOrderUnsupportedError(
+                "Second-order meta-gradients cannot be computed with " + "; ".join(reasons)
+                + ". Set first_order=true or turn those settings off."
+            )
+
+
+@dataclass
+class MetaModelArguments:
+    """Which model to meta-train: a pretrained folder/id, or a fresh one from config keyword arguments."""
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Start from this checkpoint."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "JSON object of MetaTTSConfig keyword arguments for a fresh model."}
+    )
+
+
+@dataclass
+class MetaDataArguments:
+    """Where the task splits come from (a ``DatasetDict`` saved with ``save_to_disk``)."""
+
+    dataset_path: str = field(default="data/voices", metadata={"help": "load_from_disk folder of the corpus."})
+    train_split: str = field(default="train", metadata={"help": "Split of the meta-training tasks."})
+    validation_split: str | None = field(default="validation", metadata={"help": "Split of the validation tasks."})
+    max_train_tasks: int | None = field(default=None, metadata={"help": "Keep only this many training tasks."})

@@ -1,0 +1,184 @@
+"""The meta-learner state that is not the TTS model, and how it is saved.
+
+``MetaLearnerConfig`` (method, inner steps and lr, adapted names, first-order flag, ...) goes to
+``meta_learner_config.json``; the learned tensors of :class:`MetaLearnerHead` (Meta-SGD learning rates,
+Meta-LSTM weights) go to ``meta_learner.safetensors``. JSON and safetensors only, never pickle.
+"""
+
+import fnmatch
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import InvalidMetaConfigError, UnknownAdaptedParameterError
+from .meta_lstm import MetaLSTMOptimizer
+
+logger = logging.getLogger(__name__)
+
+META_CONFIG_NAME = "meta_learner_config.json"
+META_WEIGHTS_NAME = "meta_learner.safetensors"
+META_FORMAT_VERSION = 1
+
+
+@dataclass
+class MetaLearnerConfig:
+    """Everything needed to rebuild the inner loop of a meta-trained checkpoint."""
+
+    method: str = "maml"
+    inner_steps: int = 5
+    inner_lr: float = 0.01
+    first_order: bool = False
+    adapted_parameter_names: list[str] = field(default_factory=list)
+    multi_step_loss: bool = False
+    multi_step_loss_min_weight: float = 0.03
+    zero_shot_start: bool = False
+    meta_lstm_hidden_size: int = 20
+    meta_lstm_forget_bias: float = 8.0
+    meta_lstm_init_scale: float = 1e-3
+    grad_preprocess_p: float = 10.0
+    meta_sgd_lr_init: float | None = None
+    finetune_lr: float = 1e-3
+    task_column: str = "speaker_id"
+    shots: int = 4
+    query_shots: int = 4
+    tasks_per_step: int = 4
+    task_names: list[str] = field(default_factory=list)
+    format_version: int = META_FORMAT_VERSION
+
+    @classmethod
+    def from_training_args(cls, args, adapted_parameter_names: list[str], task_names=()) -> "MetaLearnerConfig":
+        keys = set(cls.__dataclass_fields__) - {"adapted_parameter_names", "task_names", "format_version"}
+        values = {k: getattr(args, k) for k in keys if hasattr(args, k)}
+        return cls(**values, adapted_parameter_names=list(adapted_parameter_names), task_names=[str(t) for t in task_names])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    # Settings that must agree for a checkpoint to be resumed by another run.
+    RESUME_KEYS = (
+        "method", "inner_steps", "inner_lr", "first_order", "adapted_parameter_names", "multi_step_loss",
+        "zero_shot_start", "meta_lstm_hidden_size", "task_column", "shots", "query_shots", "tasks_per_step",
+        "task_names",
+    )
+
+
+def resolve_adapted_names(model: nn.Module, patterns: list[str] | None = None) -> list[str]:
+    """Names of the adapted parameter set: the model's own, or those matching ``patterns`` (fnmatch).
+
+    Raises:
+        UnknownAdaptedParameterError: a pattern matches no parameter, or the set is empty.
+    """
+    all_names = [n for n, _ in model.named_parameters()]
+    if patterns:
+        unknown = [pat for pat in patterns if not fnmatch.filter(all_names, pat)]
+        if unknown:
+            sample = ", ".join(all_names[:8]) + (", ..." if len(all_names) > 8 else "")
+            raise UnknownAdaptedParameterError(
+                f"adapted_parameters patterns {unknown} match no parameter of {type(model).__name__} "
+                f"(parameters include: {sample}). Fix the patterns (fnmatch syntax, e.g. 'voice.*')."
+            )
+    if hasattr(model, "adapted_parameter_names"):
+        try:
+            names = list(model.adapted_parameter_names(patterns) if patterns else model.adapted_parameter_names())
+        except ValueError as err:
+            raise UnknownAdaptedParameterError(str(err)) from err
+    elif patterns:
+        names = [n for n in all_names if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
+    else:
+        raise UnknownAdaptedParameterError(
+            f"{type(model).__name__} has no adapted_parameter_names(); pass adapted_parameters patterns."
+        )
+    if not names:
+        raise UnknownAdaptedParameterError("The adapted parameter set is empty; name at least one parameter.")
+    missing = [n for n in names if n not in all_names]
+    if missing:
+        raise UnknownAdaptedParameterError(f"Adapted names {missing} are not parameters of the model.")
+    return names
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class MetaLearnerHead(nn.Module):
+    """Learned meta-learner tensors: Meta-SGD learning rates (``inner_lrs``) and/or the Meta-LSTM.
+
+    Args:
+        config: the meta-learner configuration.
+        shapes: name -> shape of the adapted parameters (for Meta-SGD learning rates).
+    """
+
+    def __init__(self, config: MetaLearnerConfig, shapes: dict[str, torch.Size]):
+        super().__init__()
+        self.config = config
+        self.inner_lrs = nn.ParameterDict()
+        self.meta_lstm = None
+        if config.method == "metasgd":
+            init = config.inner_lr if config.meta_sgd_lr_init is None else config.meta_sgd_lr_init
+            for name in config.adapted_parameter_names:
+                self.inner_lrs[_key(name)] = nn.Parameter(torch.full(tuple(shapes[name]), float(init)))
+        elif config.method == "meta_lstm":
+            self.meta_lstm = MetaLSTMOptimizer(
+                hidden_size=config.meta_lstm_hidden_size,
+                inner_lr=config.inner_lr,
+                forget_bias=config.meta_lstm_forget_bias,
+                init_scale=config.meta_lstm_init_scale,
+                preprocess_p=config.grad_preprocess_p,
+            )
+
+    def learning_rates(self) -> dict[str, torch.Tensor] | float:
+        """Per-parameter learning rates (Meta-SGD) or the scalar ``inner_lr``."""
+        if len(self.inner_lrs):
+            return {n: self.inner_lrs[_key(n)] for n in self.config.adapted_parameter_names}
+        return self.config.inner_lr
+
+    def save_pretrained(self, directory: str) -> None:
+        """Write ``meta_learner_config.json`` and ``meta_learner.safetensors`` into ``directory``."""
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, META_CONFIG_NAME), "w", encoding="utf-8") as fh:
+            json.dump(self.config.to_dict(), fh, indent=2, sort_keys=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(tensors, os.path.join(directory, META_WEIGHTS_NAME), metadata={"format": "pt"})
+
+    @classmethod
+    def from_pretrained(cls, directory: str, shapes: dict[str, torch.Size] | None = None) -> "MetaLearnerHead":
+        """Load a head saved by :meth:`save_pretrained`."""
+        config = read_meta_config(directory)
+        tensors = load_file(os.path.join(directory, META_WEIGHTS_NAME))
+        if shapes is None:
+            shapes = {n: tensors[f"inner_lrs.{_key(n)}"].shape for n in config.adapted_parameter_names
+                      if f"inner_lrs.{_key(n)}" in tensors}
+        head = cls(config, shapes)
+        head.load_state_dict(tensors, strict=True)
+        return head
+
+
+def read_meta_config(directory: str) -> MetaLearnerConfig:
+    """Read ``meta_learner_config.json``; raises InvalidMetaConfigError for a newer format."""
+    with open(os.path.join(directory, META_CONFIG_NAME), encoding="utf-8") as fh:
+        data = json.load(fh)
+    if data.get("format_version", 1) > META_FORMAT_VERSION:
+        raise InvalidMetaConfigError(
+            f"{directory} was written by a newer hf-metatts (meta format {data['format_version']}); upgrade it."
+        )
+    known = set(MetaLearnerConfig.__dataclass_fields__)
+    return MetaLearnerConfig(**{k: v for k, v in data.items() if k in known})
+
+
+def load_meta_learner(directory: str) -> MetaLearnerHead | None:
+    """The meta-learner saved next to a model in ``directory``, or None if there is none.
+
+    The result carries ``.config`` (method, inner steps/lr, adapted names, first-order flag) and the learned
+    tensors; pass it as ``meta_learner=`` to :func:`hf_metatts.meta.adapt_parameters`.
+    """
+    if not os.path.isfile(os.path.join(directory, META_CONFIG_NAME)):
+        return None
+    if not os.path.isfile(os.path.join(directory, META_WEIGHTS_NAME)):
+        logger.warning("%s has %s but no %s: ignoring it.", directory, META_CONFIG_NAME, META_WEIGHTS_NAME)
+        return None
+    return MetaLearnerHead.from_pretrained(directory)
