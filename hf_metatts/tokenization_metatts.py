@@ -181,7 +181,9 @@ class MetaTTSTokenizer(PreTrainedTokenizer):
             return self.encoder[token]
         if token not in self._warned_symbols:
             self._warned_symbols.add(token)
-            logger.warning("Symbol %r (U+%04X) is not in the phoneme table: mapped to %s.", token, ord(token[0]), UNK_TOKEN)
+            logger.warning(
+                "Symbol %r (U+%04X) is not in the phoneme table: mapped to %s.", token, ord(token[0]), UNK_TOKEN
+            )
         return self.encoder[UNK_TOKEN]
 
     def _convert_id_to_token(self, index):

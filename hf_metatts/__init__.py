@@ -1,0 +1,39 @@
+"""hf-metatts: text-to-speech that learns a new voice, language or style from a few utterances.
+
+Importing the package registers the MetaTTS classes with the transformers Auto classes, so
+``pipeline("text-to-speech", model=...)`` loads MetaTTS checkpoints.
+"""
+
+import logging
+
+from .configuration_metatts import MetaTTSConfig
+from .errors import CheckpointError, InvalidAudioError, InvalidTextError, MetaTTSError, UnsupportedLanguageError
+from .feature_extraction_metatts import MetaTTSFeatureExtractor, load_audio
+from .modeling_metatts import MetaTTSForTextToSpeech, MetaTTSOutput, MetaTTSPreTrainedModel
+from .processing_metatts import MetaTTSProcessor
+from .registration import register_auto_classes
+from .tokenization_metatts import MetaTTSTokenizer, phonemize, supported_languages
+
+__version__ = "0.1.0.dev0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+register_auto_classes()
+
+__all__ = [
+    "MetaTTSConfig",
+    "MetaTTSForTextToSpeech",
+    "MetaTTSPreTrainedModel",
+    "MetaTTSOutput",
+    "MetaTTSTokenizer",
+    "MetaTTSFeatureExtractor",
+    "MetaTTSProcessor",
+    "MetaTTSError",
+    "InvalidTextError",
+    "InvalidAudioError",
+    "UnsupportedLanguageError",
+    "CheckpointError",
+    "phonemize",
+    "supported_languages",
+    "load_audio",
+    "__version__",
+]
