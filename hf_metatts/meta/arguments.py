@@ -53,7 +53,8 @@ class MetaTrainingArguments(TrainingArguments):
         default=10.0, metadata={"help": "p of the log/sign gradient preprocessing of Andrychowicz et al."}
     )
     zero_shot_start: bool = field(
-        default=False, metadata={"help": "Start the inner loop from the support encoder's voice (needs use_voice_encoder)."}
+        default=False,
+        metadata={"help": "Start the inner loop from the support encoder's voice (needs use_voice_encoder)."},
     )
     eval_inner_steps: int | None = field(
         default=None, metadata={"help": "Steps of the validation adaptation curve (default: inner_steps)."}
@@ -105,8 +106,8 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
         )
     if not args.first_order and args.method in ("maml", "metasgd", "meta_lstm"):
         reasons = []
-        if args.gradient_checkpointing:
-            reasons.append("gradient_checkpointing=True (recomputed activations cannot be differentiated twice)")
+        if getattr(args, "activation_checkpointing", False) or args.gradient_checkpointing:
+            reasons.append("activation/gradient checkpointing (recomputed activations cannot be differentiated twice)")
         if args.torch_compile:
             reasons.append("torch_compile=True (compiled graphs do not support double backward)")
         if getattr(args, "fsdp", None):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from .errors import TaskSplitTooSmallError
+from .errors import InvalidMetaConfigError, TaskSplitTooSmallError
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class EpisodeSampler:
         max_utterances_per_batch: int = 0,
     ):
         if task_column not in dataset.column_names:
-            raise TaskSplitTooSmallError(
+            raise InvalidMetaConfigError(
                 f"The task column {task_column!r} is not in the dataset (columns: {dataset.column_names}); "
                 "set task_column to one of them."
             )

@@ -54,7 +54,8 @@ class MetaLearnerConfig:
     def from_training_args(cls, args, adapted_parameter_names: list[str], task_names=()) -> "MetaLearnerConfig":
         keys = set(cls.__dataclass_fields__) - {"adapted_parameter_names", "task_names", "format_version"}
         values = {k: getattr(args, k) for k in keys if hasattr(args, k)}
-        return cls(**values, adapted_parameter_names=list(adapted_parameter_names), task_names=[str(t) for t in task_names])
+        names = list(adapted_parameter_names)
+        return cls(**values, adapted_parameter_names=names, task_names=[str(t) for t in task_names])
 
     def to_dict(self) -> dict:
         return asdict(self)

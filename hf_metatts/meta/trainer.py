@@ -80,7 +80,9 @@ class MetaTrainer(Trainer):
 
     @staticmethod
     def _check_model(model, args, num_tasks) -> None:
-        checkpointing = getattr(model, "is_gradient_checkpointing", False)
+        checkpointing = getattr(model, "is_activation_checkpointing", None)
+        if checkpointing is None:
+            checkpointing = getattr(model, "is_gradient_checkpointing", False)
         if not args.first_order and args.method != "pretrain" and checkpointing:
             raise SecondOrderUnsupportedError(
                 "Second-order meta-gradients cannot go through gradient checkpointing: call "

@@ -1,0 +1,143 @@
+"""MetaTrainer on the toy model: learning, logging, save/load, exact resume, bad input."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_meta_toy import ToyTTS, toy_collator, toy_dataset, toy_model
+
+from hf_metatts.meta import (
+    CheckpointMismatchError,
+    InvalidMetaConfigError,
+    MetaTrainer,
+    MetaTrainingArguments,
+    SecondOrderUnsupportedError,
+    TaskSplitTooSmallError,
+    UnknownAdaptedParameterError,
+    adapt_parameters,
+    load_meta_learner,
+)
+
+TRAIN = dict(num_speakers=8, per_speaker=10, seed=0)
+VAL = dict(num_speakers=4, per_speaker=10, seed=1)
+
+
+def targs(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path / "out"), method="maml", max_steps=6, inner_steps=2, inner_lr=0.3,
+                shots=3, query_shots=3, tasks_per_step=2, learning_rate=0.05, logging_steps=2, save_steps=3,
+                save_strategy="steps", seed=3, use_cpu=True, disable_tqdm=True, eval_num_tasks=4,
+                lr_scheduler_type="linear", warmup_steps=1)
+    base.update(kw)
+    return MetaTrainingArguments(**base)
+
+
+def trainer(tmp_path, model=None, train=None, val=None, **kw):
+    return MetaTrainer(model if model is not None else toy_model(dropout=0.1), targs(tmp_path, **kw),
+                       train_dataset=train if train is not None else toy_dataset(**TRAIN),
+                       eval_dataset=val if val is not None else toy_dataset(**VAL), data_collator=toy_collator)
+
+
+def params(module):
+    return {n: p.detach().clone() for n, p in module.named_parameters()}
+
+
+@pytest.mark.slow
+def test_meta_training_lowers_the_validation_query_loss_after_adaptation(tmp_path):
+    t = trainer(tmp_path, max_steps=40, first_order=True, save_strategy="no", model=toy_model(),
+                inner_steps=3, learning_rate=0.03)
+    before = t.evaluate()
+    t.train()
+    after = t.evaluate()
+    assert before["eval_query_loss_step_3"] < before["eval_query_loss_step_0"]  # adaptation helps at all
+    assert after["eval_query_loss_after"] < 0.8 * before["eval_query_loss_after"], (before, after)
+    logged = [h for h in t.state.log_history if "query_loss_after" in h]
+    assert logged and all(h["query_loss_after"] < h["query_loss_before"] + 1e-6 for h in logged[-2:])
+    assert logged[-1]["skipped_tasks_total"] == 0
+
+
+def test_saved_model_loads_with_from_pretrained_and_the_meta_learner_round_trips(tmp_path):
+    t = trainer(tmp_path, method="metasgd", max_steps=2, save_strategy="no")
+    t.train()
+    out = tmp_path / "final"
+    t.save_model(str(out))
+    files = set(os.listdir(out))
+    assert {"model.safetensors", "config.json", "meta_learner.safetensors", "meta_learner_config.json"} <= files
+    assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
+    loaded = ToyTTS.from_pretrained(str(out))
+    for n, p in t.model.model.named_parameters():
+        assert torch.equal(p, dict(loaded.named_parameters())[n]), n
+    head = load_meta_learner(str(out))
+    assert head.config.method == "metasgd" and head.config.adapted_parameter_names == list(ToyTTS.ADAPTED)
+    for k, v in t.model.head.state_dict().items():
+        assert torch.equal(v, head.state_dict()[k])
+    assert load_meta_learner(str(tmp_path)) is None
+    voice = adapt_parameters(loaded, toy_collator([toy_dataset(**VAL)[i] for i in range(3)]), method="metasgd",
+                             meta_learner=head, steps=2)
+    assert set(voice) == set(ToyTTS.ADAPTED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,first_order", [("maml", False), ("meta_lstm", True)])
+def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path, method, first_order):
+    full = trainer(tmp_path / "a", method=method, first_order=first_order)
+    full.train()
+    # same run, stopped at step 3 (a checkpoint) and resumed in a fresh trainer
+    part = trainer(tmp_path / "b", method=method, first_order=first_order)
+    part.train()
+    ckpt = tmp_path / "b" / "out" / "checkpoint-3"
+    assert json.loads((ckpt / "episode_state.json").read_text())["next_episode"] == 3
+    resumed = trainer(tmp_path / "c", method=method, first_order=first_order)
+    resumed.train(resume_from_checkpoint=str(ckpt))
+    a, c = params(full.model), params(resumed.model)
+    for n in a:
+        torch.testing.assert_close(c[n], a[n], rtol=0, atol=1e-6, msg=n)
+    # the checkpoint itself holds the step-3 model, not the final one
+    mid = load_file(str(ckpt / "model.safetensors"))
+    assert not torch.equal(mid["proj.weight"], a["model.proj.weight"])
+
+
+def test_resume_from_a_checkpoint_of_another_config_is_refused(tmp_path):
+    t = trainer(tmp_path, max_steps=3, save_steps=3)
+    t.train()
+    ckpt = str(tmp_path / "out" / "checkpoint-3")
+    other = trainer(tmp_path / "x", max_steps=6, inner_steps=3)
+    with pytest.raises(CheckpointMismatchError, match="inner_steps: checkpoint 2 vs now 3"):
+        other.train(resume_from_checkpoint=ckpt)
+
+
+def test_pretrain_baseline_trains_speaker_embeddings_and_needs_enough_speakers(tmp_path):
+    with pytest.raises(InvalidMetaConfigError, match="num_speakers"):
+        trainer(tmp_path, method="pretrain", model=toy_model(num_speakers=2))
+    t = trainer(tmp_path, method="pretrain", model=toy_model(num_speakers=8), max_steps=3, save_strategy="no")
+    before = params(t.model.model)["speakers.weight"]
+    t.train()
+    assert not torch.equal(before, t.model.model.speakers.weight.detach())
+    metrics = t.evaluate()  # the baseline's curve is plain fine-tuning of the same adapted set
+    assert metrics["eval_query_loss_step_2"] < metrics["eval_query_loss_step_0"]
+
+
+def test_zero_shot_start_meta_trains_the_support_encoder(tmp_path):
+    t = trainer(tmp_path, model=toy_model(use_voice_encoder=True), zero_shot_start=True, max_steps=2,
+                save_strategy="no", first_order=True)
+    before = params(t.model.model)["voice_encoder.weight"]
+    t.train()
+    assert not torch.equal(before, t.model.model.voice_encoder.weight.detach())
+    with pytest.raises(InvalidMetaConfigError, match="use_voice_encoder"):
+        trainer(tmp_path, model=toy_model(), zero_shot_start=True)
+
+
+def test_bad_input_is_refused_before_training(tmp_path):
+    small = toy_dataset(num_speakers=3, per_speaker=4)
+    with pytest.raises(TaskSplitTooSmallError, match="spk0"):
+        trainer(tmp_path, train=small)
+    with pytest.raises(UnknownAdaptedParameterError, match="decoder"):
+        trainer(tmp_path, adapted_parameters=["decoder.*"])
+    with pytest.raises(SecondOrderUnsupportedError, match="checkpointing"):
+        targs(tmp_path, activation_checkpointing=True)
+    targs(tmp_path, activation_checkpointing=True, first_order=True)  # fine first order
+    with pytest.raises(InvalidMetaConfigError, match="max_steps"):
+        targs(tmp_path, max_steps=-1)
+    with pytest.raises(InvalidMetaConfigError, match="method"):
+        targs(tmp_path, method="reptile")
