@@ -1,0 +1,164 @@
+"""espeak-ng through the library shipped by ``espeakng-loader`` (ctypes), with phoneme events as timings.
+
+The library keeps global state, so one process holds one engine: ``EspeakEngine.get()`` initialises
+it once per process. Synthesis is synchronous; the callback collects samples and phoneme events
+(``audio_position`` in ms) which become ``phone_timings``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+
+import numpy as np
+
+from ..errors import SourceUnavailableError
+from .base import NEUTRAL, Style, Synthesis, VoiceSpec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EspeakEngine", "available", "list_variants", "synthesize_batch"]
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INIT_PHONEME_EVENTS = 0x0001
+_INIT_PHONEME_IPA = 0x0002
+_INIT_DONT_EXIT = 0x8000
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_EVENT_LIST_TERMINATED = 0
+_EVENT_PHONEME = 7
+_PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
+_DEFAULT_RATE, _DEFAULT_PITCH, _DEFAULT_RANGE = 175, 50, 50
+_MIN_RATE, _MAX_RATE = 80, 450
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+def _paths() -> tuple[str, str]:
+    try:
+        import espeakng_loader
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise SourceUnavailableError("espeakng-loader is not installed: pip install espeakng-loader") from exc
+    return espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
+
+
+def available() -> tuple[bool, str]:
+    """Whether espeak-ng can be used, and a message saying why not."""
+    try:
+        lib, data = _paths()
+    except SourceUnavailableError as exc:
+        return False, str(exc)
+    if not os.path.exists(lib):
+        return False, f"espeak-ng library missing at {lib}"
+    return True, f"espeak-ng from espeakng-loader ({lib})"
+
+
+def list_variants() -> list[str]:
+    """Names of the voice variants shipped with the espeak-ng data (``m3``, ``f2``, ``klatt``...)."""
+    _, data = _paths()
+    return sorted(os.listdir(os.path.join(data, "voices", "!v")))
+
+
+class EspeakEngine:
+    """A per-process espeak-ng engine that renders sentences with phone timings."""
+
+    _instance: EspeakEngine | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        lib_path, data_path = _paths()
+        self._lib = ctypes.cdll.LoadLibrary(lib_path)
+        self._lib.espeak_Initialize.restype = ctypes.c_int
+        self._lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self._lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+            ctypes.POINTER(ctypes.c_uint), ctypes.c_void_p,
+        ]
+        options = _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA | _INIT_DONT_EXIT
+        rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), options)
+        if rate <= 0:
+            raise SourceUnavailableError(f"espeak_Initialize failed (returned {rate}); check {data_path}")
+        self.sampling_rate = int(rate)
+        self._samples: list[np.ndarray] = []
+        self._events: list[tuple[int, str]] = []
+        self._callback = _CALLBACK(self._on_audio)  # keep a reference: the C side holds the pointer
+        self._lib.espeak_SetSynthCallback(self._callback)
+        self._voice: str | None = None
+
+    @classmethod
+    def get(cls) -> EspeakEngine:
+        """The engine of this process (created on first use)."""
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _on_audio(self, wav, numsamples, events) -> int:
+        if numsamples > 0 and wav:
+            self._samples.append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
+        i = 0
+        while events[i].type != _EVENT_LIST_TERMINATED:
+            event = events[i]
+            if event.type == _EVENT_PHONEME:
+                name = bytes(event.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
+                self._events.append((int(event.audio_position), name))
+            i += 1
+        return 0
+
+    def set_voice(self, voice: str, style: Style = NEUTRAL) -> None:
+        """Select a voice (``lang`` or ``lang+variant``) and apply a style's rate, pitch and range."""
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise SourceUnavailableError(f"espeak-ng has no voice {voice!r}; see `espeak-ng --voices`")
+        self._voice = voice
+        rate = int(np.clip(round(_DEFAULT_RATE * style.rate), _MIN_RATE, _MAX_RATE))
+        self._lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
+        self._lib.espeak_SetParameter(_PARAM_PITCH, int(np.clip(round(_DEFAULT_PITCH * style.pitch), 0, 100)), 0)
+        self._lib.espeak_SetParameter(_PARAM_RANGE, int(np.clip(round(_DEFAULT_RANGE * style.range), 0, 100)), 0)
+
+    def synthesize(self, text: str) -> Synthesis:
+        """Render one sentence with the current voice."""
+        self._samples, self._events = [], []
+        data = text.encode("utf-8") + b"\0"
+        buf = ctypes.create_string_buffer(data)
+        status = self._lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        if status != 0:
+            raise SourceUnavailableError(f"espeak_Synth failed with status {status} for voice {self._voice}")
+        self._lib.espeak_Synchronize()
+        pcm = np.concatenate(self._samples) if self._samples else np.zeros(0, dtype=np.int16)
+        audio = pcm.astype(np.float32) / 32768.0
+        total = len(audio) / self.sampling_rate
+        timings = []
+        events = [(ms / 1000.0, name) for ms, name in self._events if name.strip()]
+        for j, (start, name) in enumerate(events):
+            end = events[j + 1][0] if j + 1 < len(events) else total
+            timings.append({"phone": name, "start": float(start), "end": float(max(end, start))})
+        return Synthesis(audio=audio, sampling_rate=self.sampling_rate, phone_timings=timings)
+
+
+def synthesize_batch(voice: VoiceSpec, texts: list[str], style: Style = NEUTRAL) -> list[Synthesis]:
+    """Render sentences with one espeak-ng voice (called inside a worker process)."""
+    engine = EspeakEngine.get()
+    engine.set_voice(voice.voice, style)
+    return [engine.synthesize(t) for t in texts]
