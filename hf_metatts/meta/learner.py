@@ -20,6 +20,7 @@ from .maml import (
     inner_loop,
     make_loss_fn,
     multi_step_loss_weights,
+    second_order_context,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,10 @@ class MetaLearner(nn.Module):
         """
         if self.meta_config.method == "pretrain":
             return self._pretrain(support, query, task_index)
+        with second_order_context(not self.meta_config.first_order):
+            return self._episode(support, query)
+
+    def _episode(self, support, query) -> MetaOutput:
         cfg = self.meta_config
         losses, before, after, skipped = [], [], [], 0
         for task_support, task_query in zip(support, query):

@@ -11,6 +11,7 @@ the initial parameters (the model's own leaves) flow back through the updates:
 ``alpha`` is a float (MAML) or a dict of tensors shaped like the parameters (Meta-SGD, learned).
 """
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,19 @@ Batch = Mapping[str, torch.Tensor]
 LossFn = Callable[[Params, Sequence[Batch]], torch.Tensor]
 # callback(step, support_loss, params): called after each inner step with the new parameters.
 StepCallback = Callable[[int, float, Params], None]
+
+
+@contextlib.contextmanager
+def second_order_context(enabled: bool = True):
+    """Kernels that support double backward: the math SDPA backend (the fused CPU/flash kernels have no
+    second derivative) and cuDNN off (its RNN kernels have none either)."""
+    if not enabled:
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.MATH]), torch.backends.cudnn.flags(enabled=False):
+        yield
 
 
 def make_loss_fn(model: torch.nn.Module, extra: Mapping[str, torch.Tensor] | None = None) -> LossFn:

@@ -1,0 +1,107 @@
+"""The meta-learning machinery on the real (tiny) MetaTTS model with synthetic speaker-dependent mels."""
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+from hf_metatts import MetaTTSConfig, MetaTTSForTextToSpeech
+from hf_metatts.data_collator import MetaTTSDataCollator
+from hf_metatts.meta import (
+    EpisodeSampler,
+    MetaLearner,
+    MetaLearnerConfig,
+    MetaTrainer,
+    MetaTrainingArguments,
+    adapt_parameters,
+    load_meta_learner,
+)
+
+TINY = dict(hidden_size=32, encoder_layers=1, decoder_layers=1, num_attention_heads=2, ffn_dim=64,
+            variance_hidden_size=32, aligner_hidden_size=32, speaker_dim=16, voice_encoder_hidden_size=32,
+            vocab_size=40, dropout=0.0, attention_dropout=0.0, variance_dropout=0.0)
+
+
+def tiny_model(seed=0, **kw):
+    torch.manual_seed(seed)
+    return MetaTTSForTextToSpeech(MetaTTSConfig(**{**TINY, **kw}))
+
+
+def mel_corpus(num_speakers=6, per_speaker=8, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = {"speaker_id": [], "input_ids": [], "labels": [], "pitch": []}
+    for s in range(num_speakers):
+        mean = rng.normal(-2, 1, size=80)
+        for _ in range(per_speaker):
+            n = int(rng.integers(4, 9))
+            t = int(n * rng.integers(2, 4))
+            rows["speaker_id"].append(f"s{s}")
+            rows["input_ids"].append(rng.integers(1, 40, size=n).tolist())
+            rows["labels"].append((mean + 0.3 * rng.normal(size=(t, 80))).astype(np.float32).tolist())
+            rows["pitch"].append((5 + 0.1 * rng.normal(size=t)).astype(np.float32).tolist())
+    return Dataset.from_dict(rows)
+
+
+@pytest.fixture(scope="module")
+def episode():
+    s = EpisodeSampler(mel_corpus(), "speaker_id", 3, 3, 2, seed=0)
+    return s.collate(s.episode(0), MetaTTSDataCollator())
+
+
+def test_every_method_adapts_only_the_adapted_set_and_leaves_the_model_bit_identical(episode):
+    model = tiny_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    names = model.adapted_parameter_names()
+    support = episode["support"][0]
+    for method, learner_method in [("maml", None), ("finetune", None), ("zero_shot", None),
+                                   ("metasgd", "metasgd"), ("meta_lstm", "meta_lstm")]:
+        head = None
+        if learner_method:
+            cfg = MetaLearnerConfig(method=learner_method, inner_lr=0.01, adapted_parameter_names=names)
+            head = MetaLearner(model, cfg).head
+        voice = adapt_parameters(model, support, method=method, steps=2, lr=0.01, meta_learner=head)
+        assert list(voice) == names, method
+        assert any(not torch.equal(voice[n], before[n]) for n in names), method
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]) and p.grad is None, n
+
+
+def test_meta_gradients_reach_the_initial_voice_second_order_differs(episode):
+    grads = {}
+    for first_order in (True, False):
+        model = tiny_model()
+        cfg = MetaLearnerConfig(method="maml", first_order=first_order, inner_steps=2, inner_lr=0.05,
+                                adapted_parameter_names=model.adapted_parameter_names())
+        MetaLearner(model, cfg)(**episode).loss.backward()
+        assert model.voice.speaker_vector.grad.abs().sum() > 0
+        grads[first_order] = model.voice.speaker_vector.grad.clone()
+    assert (grads[True] - grads[False]).abs().max() > 1e-7
+
+
+def test_zero_shot_start_trains_the_voice_encoder(episode):
+    model = tiny_model()
+    cfg = MetaLearnerConfig(method="maml", first_order=True, inner_steps=1, inner_lr=0.01, zero_shot_start=True,
+                            adapted_parameter_names=model.adapted_parameter_names())
+    MetaLearner(model, cfg)(**episode).loss.backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.voice_encoder.parameters() if p.grad is not None) > 0
+
+
+@pytest.mark.slow
+def test_short_meta_training_lowers_validation_query_loss_and_saves_a_loadable_model(tmp_path):
+    args = MetaTrainingArguments(
+        output_dir=str(tmp_path / "out"), method="maml", first_order=True, max_steps=5, inner_steps=2,
+        inner_lr=0.05, shots=2, query_shots=2, tasks_per_step=2, learning_rate=5e-3, save_strategy="no",
+        seed=0, use_cpu=True, disable_tqdm=True, eval_num_tasks=2, logging_steps=5, log_query_loss_before=False,
+    )
+    trainer = MetaTrainer(tiny_model(), args, train_dataset=mel_corpus(), eval_dataset=mel_corpus(3, seed=1),
+                          data_collator=MetaTTSDataCollator())
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.evaluate()
+    assert after["eval_query_loss_after"] < before["eval_query_loss_after"], (before, after)
+    trainer.save_model(str(tmp_path / "final"))
+    loaded = MetaTTSForTextToSpeech.from_pretrained(str(tmp_path / "final"))
+    for n, p in trainer.model.model.named_parameters():
+        assert torch.equal(p, loaded.get_parameter(n)), n
+    head = load_meta_learner(str(tmp_path / "final"))
+    assert head.config.adapted_parameter_names == loaded.adapted_parameter_names()
