@@ -105,3 +105,25 @@ def test_short_meta_training_lowers_validation_query_loss_and_saves_a_loadable_m
         assert torch.equal(p, loaded.get_parameter(n)), n
     head = load_meta_learner(str(tmp_path / "final"))
     assert head.config.adapted_parameter_names == loaded.adapted_parameter_names()
+
+
+@pytest.mark.slow
+def test_meta_train_command_runs_a_json_config(tmp_path):
+    import argparse
+    import json
+
+    from datasets import DatasetDict
+
+    DatasetDict({"train": mel_corpus(4, 6), "validation": mel_corpus(2, 6, seed=1)}).save_to_disk(tmp_path / "data")
+    config = json.load(open("examples/configs/tiny_maml.json"))
+    config.update(dataset_path=str(tmp_path / "data"), output_dir=str(tmp_path / "out"), max_steps=2,
+                  eval_steps=2, save_steps=2, eval_num_tasks=1, use_cpu=True, disable_tqdm=True)
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    from hf_metatts.meta.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["meta-train", "--config", str(tmp_path / "c.json")])
+    assert args.func(args) == 0
+    assert (tmp_path / "out" / "checkpoint-2" / "meta_learner_config.json").is_file()
+    assert MetaTTSForTextToSpeech.from_pretrained(str(tmp_path / "out")).config.hidden_size == 32

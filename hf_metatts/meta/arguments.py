@@ -72,7 +72,6 @@ class MetaTrainingArguments(TrainingArguments):
         default=True, metadata={"help": "Also compute the query loss before adaptation (one extra forward per task)."}
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False: episodes are not rows."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "Integrations to report to."})
 
     def __post_init__(self):
         super().__post_init__()

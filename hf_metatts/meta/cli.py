@@ -1,0 +1,101 @@
+"""``hf-metatts meta-train --config FILE``, and :func:`run_meta_training` shared with ``examples/meta_train.py``."""
+
+import argparse
+import json
+import logging
+
+from .arguments import MetaDataArguments, MetaModelArguments, MetaTrainingArguments
+from .errors import InvalidMetaConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def parse_config(path: str):
+    """Read a JSON config into (model, data, training) arguments with ``HfArgumentParser``."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((MetaModelArguments, MetaDataArguments, MetaTrainingArguments))
+    return parser.parse_json_file(json_file=path)
+
+
+def _processor(model_args):
+    from .. import MetaTTSFeatureExtractor, MetaTTSProcessor, MetaTTSTokenizer
+
+    if model_args.model_name_or_path:
+        return MetaTTSProcessor.from_pretrained(model_args.model_name_or_path)
+    return MetaTTSProcessor(MetaTTSFeatureExtractor(), MetaTTSTokenizer())
+
+
+def load_splits(data_args: MetaDataArguments, processor):
+    """The train / validation task splits, prepared (tokens, log-mels, pitch) when they are raw audio."""
+    from datasets import load_from_disk
+
+    from ..data_collator import prepare_dataset
+
+    corpus = load_from_disk(data_args.dataset_path)
+    if data_args.train_split not in corpus:
+        raise InvalidMetaConfigError(
+            f"{data_args.dataset_path} has no split {data_args.train_split!r} (splits: {list(corpus)}); "
+            "set train_split."
+        )
+    splits = [corpus[data_args.train_split]]
+    if data_args.validation_split and data_args.validation_split in corpus:
+        splits.append(corpus[data_args.validation_split])
+    else:
+        splits.append(None)
+    prepared = []
+    for split in splits:
+        if split is not None and "labels" not in split.column_names:
+            split = prepare_dataset(split, processor)
+        prepared.append(split)
+    return prepared[0], prepared[1]
+
+
+def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArguments,
+                      training_args: MetaTrainingArguments):
+    """Build the model and task splits, meta-train with :class:`MetaTrainer`, save to ``output_dir``."""
+    from .. import MetaTTSConfig, MetaTTSForTextToSpeech
+    from ..data_collator import MetaTTSDataCollator
+    from .trainer import MetaTrainer
+
+    processor = _processor(model_args)
+    train, validation = load_splits(data_args, processor)
+    if data_args.max_train_tasks:
+        keep = sorted(set(train[training_args.task_column]), key=str)[: data_args.max_train_tasks]
+        train = train.filter(lambda v: v in set(keep), input_columns=[training_args.task_column])
+    if model_args.model_name_or_path:
+        model = MetaTTSForTextToSpeech.from_pretrained(model_args.model_name_or_path)
+    else:
+        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+        if training_args.method == "pretrain":
+            overrides.setdefault("num_speakers", len(set(train[training_args.task_column])))
+        model = MetaTTSForTextToSpeech(MetaTTSConfig(**overrides))
+    trainer = MetaTrainer(model, training_args, train_dataset=train, eval_dataset=validation,
+                          data_collator=MetaTTSDataCollator(), processing_class=processor)
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model()
+    if validation is not None:
+        trainer.evaluate()
+    return result
+
+
+def _meta_train(args) -> int:
+    model_args, data_args, training_args = parse_config(args.config)
+    if args.output_dir:
+        training_args.output_dir = args.output_dir
+    run_meta_training(model_args, data_args, training_args)
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add ``meta-train`` to an argparse subparsers object (``func=callable(args) -> int``)."""
+    parser = subparsers.add_parser(
+        "meta-train", help="meta-train (maml | metasgd | meta_lstm) or pretrain the baseline from a JSON config",
+        description="Meta-train from a JSON config of MetaModelArguments, MetaDataArguments and "
+        "MetaTrainingArguments (see examples/configs/). For several processes, use "
+        "`accelerate launch examples/meta_train.py --config FILE` (docs/meta_learning.md).",
+    )
+    parser.add_argument("--config", required=True, help="JSON config file")
+    parser.add_argument("--output-dir", default=None, help="override output_dir of the config")
+    parser.set_defaults(func=_meta_train)
+    return parser
