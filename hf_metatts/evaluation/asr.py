@@ -105,6 +105,17 @@ def transcribe(audio: Any, sampling_rate: int | None = None, name: str = "audio"
     return hypothesis.hypstr if hypothesis is not None else ""
 
 
+def _normalized_references(references: Sequence[str]) -> list[str]:
+    refs = [normalize_transcript(text) for text in references]
+    for index, ref in enumerate(refs):
+        if not ref:
+            raise EmptyTranscriptError(
+                f"references[{index}] = {references[index]!r} has no words once normalised; pass the text "
+                "the utterance says."
+            )
+    return refs
+
+
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """Corpus WER (jiwer) of hypotheses against reference texts, both normalised first.
 
@@ -117,13 +128,7 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
     import jiwer
 
     check_paired(references, hypotheses, what="texts")
-    refs = [normalize_transcript(text) for text in references]
-    for index, ref in enumerate(refs):
-        if not ref:
-            raise EmptyTranscriptError(
-                f"references[{index}] = {references[index]!r} has no words once normalised; pass the text "
-                "the utterance says."
-            )
+    refs = _normalized_references(references)
     return float(jiwer.wer(refs, [normalize_transcript(text) for text in hypotheses]))
 
 
@@ -138,6 +143,7 @@ def asr_word_error_rate(
         sampling_rate: rate (Hz) of raw-array inputs.
     """
     check_paired(texts, audios)
+    _normalized_references(texts)  # fail before the slow part
     transcripts = [transcribe(audio, sampling_rate, name=f"audio[{i}]") for i, audio in enumerate(audios)]
     per_utterance = [word_error_rate([text], [hyp]) for text, hyp in zip(texts, transcripts)]
     result = WERResult(word_error_rate(texts, transcripts), transcripts, per_utterance)

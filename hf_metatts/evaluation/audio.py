@@ -37,11 +37,13 @@ class AudioInputDefaults:
             both work at 16 kHz.
         min_duration_s: shortest utterance (seconds) accepted as speech.
         resample_quality: ``soxr`` quality preset used for every rate conversion.
+        silence_peak: an utterance whose peak magnitude is below this (-80 dBFS) is digital silence.
     """
 
     sampling_rate: int = 16_000
     min_duration_s: float = 0.1
     resample_quality: str = "HQ"
+    silence_peak: float = 1e-4
 
 
 AUDIO_DEFAULTS = AudioInputDefaults()
@@ -174,6 +176,11 @@ def read_audio(
     if not np.all(np.isfinite(samples)):
         raise NonFiniteAudioError(
             f"{name} holds NaN or infinite samples; fix the generator or drop this clip before computing metrics."
+        )
+    if float(np.max(np.abs(samples))) < AUDIO_DEFAULTS.silence_peak:
+        raise EmptyAudioError(
+            f"{name} is silent (peak below {AUDIO_DEFAULTS.silence_peak:g}, -80 dBFS); metrics of speech are "
+            "meaningless on it. Drop silent clips (e.g. failed syntheses) before computing metrics."
         )
     return samples, int(rate)
 
