@@ -13,6 +13,7 @@ This file travels with saved checkpoints (remote code): it imports only torch, t
 
 import fnmatch
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, ModelOutput
 
 from .configuration_metatts import MetaTTSConfig
+from .errors import CheckpointError
 from .feature_extraction_metatts import SILENCE_LOG_MEL
 from .modeling_alignment import (
     AlignmentEncoder,
@@ -148,6 +150,25 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         else:
             self.voice_encoder = None
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, strict: a missing, truncated or corrupted weights file, or
+        weights that do not fit the config (missing or unexpected keys), raise `CheckpointError` naming it."""
+        if os.path.isdir(str(pretrained_model_name_or_path)):
+            _check_local_weights(str(pretrained_model_name_or_path), kwargs.get("subfolder", ""))
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True,
+                                              **kwargs)
+        problems = {key: sorted(info.get(key) or []) for key in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+        problems = {key: value for key, value in problems.items() if value}
+        if problems:
+            details = "; ".join(f"{key}: {', '.join(map(str, value[:8]))}" for key, value in problems.items())
+            raise CheckpointError(
+                f"The weights of {pretrained_model_name_or_path} do not match its config ({details}). The checkpoint "
+                "was saved by another version or edited: re-save it with save_pretrained."
+            )
+        return (model, info) if want_info else model
 
     # ----------------------------------------------------------------------------------------------
     # The adapted parameter set
@@ -452,6 +473,39 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
             spectrogram_lengths=torch.tensor([len(m) for m in item_mels], device=input_ids.device),
             durations=durations,
         )
+
+
+def _check_local_weights(folder: str, subfolder: str = "") -> None:
+    """Raise `CheckpointError` naming the file when a local checkpoint's weights are missing or unreadable."""
+    from safetensors import safe_open
+
+    folder = os.path.join(folder, subfolder) if subfolder else folder
+    single = os.path.join(folder, SAFE_WEIGHTS_NAME)
+    index = os.path.join(folder, SAFE_WEIGHTS_INDEX_NAME)
+    if os.path.isfile(index):
+        import json
+
+        with open(index, encoding="utf-8") as handle:
+            files = sorted(set(json.load(handle)["weight_map"].values()))
+        paths = [os.path.join(folder, name) for name in files]
+    elif os.path.isfile(single):
+        paths = [single]
+    else:
+        raise CheckpointError(
+            f"{folder} has no {SAFE_WEIGHTS_NAME}: the checkpoint is incomplete. Save it again with "
+            "`model.save_pretrained(...)` or download it again."
+        )
+    for path in paths:
+        if not os.path.isfile(path):
+            raise CheckpointError(f"Weights file {path} is missing: the checkpoint is incomplete.")
+        try:
+            with safe_open(path, framework="pt") as handle:
+                for key in handle.keys():
+                    handle.get_slice(key)
+        except Exception as error:
+            raise CheckpointError(
+                f"Weights file {path} is corrupted or truncated ({error}). Save or download the checkpoint again."
+            ) from error
 
 
 def _masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -27,3 +27,13 @@ def _deterministic_torch():
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A saved tiny MetaTTS checkpoint folder (model, tokenizer, feature extractor, remote code)."""
+    from tiny_models import save_tiny_checkpoint
+
+    path = tmp_path_factory.mktemp("tiny_checkpoint")
+    save_tiny_checkpoint(path)
+    return path

@@ -1,0 +1,74 @@
+"""The ``hf-metatts`` command. Each sub-command lives in its own module and registers itself here."""
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+
+#: Modules with a ``register(subparsers)`` function; a module that is not installed is skipped.
+SUBCOMMAND_MODULES = (
+    "hf_metatts.data.cli",
+    "hf_metatts.meta.cli",
+    "hf_metatts.evaluation.cli",
+    "hf_metatts.voice_cli",
+)
+
+
+def _synthesize(args) -> int:
+    from .synthesis import synthesize_to_file
+
+    summary = synthesize_to_file(args.model, args.text, args.out, language=args.language,
+                                 speaking_rate=args.speaking_rate, pitch_shift=args.pitch_shift,
+                                 speaker_id=args.speaker_id)
+    print(json.dumps(summary))
+    return 0
+
+
+def _languages(args) -> int:
+    from .tokenization_metatts import supported_languages
+
+    for code, name in sorted(supported_languages().items()):
+        print(f"{code}\t{name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-metatts", description="Meta-learned few-shot text-to-speech.")
+    parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING)")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    synth = subparsers.add_parser("synthesize", help="text -> WAV file with a MetaTTS model")
+    synth.add_argument("--model", required=True, help="checkpoint folder or Hub id")
+    synth.add_argument("--text", required=True)
+    synth.add_argument("--language", default=None, help="espeak-ng code (see `hf-metatts languages`)")
+    synth.add_argument("--speaking-rate", type=float, default=1.0)
+    synth.add_argument("--pitch-shift", type=float, default=0.0, help="semitones")
+    synth.add_argument("--speaker-id", type=int, default=None, help="row of a multi-speaker model's table")
+    synth.add_argument("--out", required=True, help="output .wav path")
+    synth.set_defaults(func=_synthesize)
+
+    languages = subparsers.add_parser("languages", help="list the supported espeak-ng language codes")
+    languages.set_defaults(func=_languages)
+
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and module_name.startswith(error.name):
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
