@@ -34,14 +34,13 @@ def test_unknown_metric_is_a_clear_error():
         load_metric("bleu")
 
 
-def test_modules_load_offline_into_the_empty_modules_cache():
+def test_modules_load_offline_from_their_folders():
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    cache = Path(os.environ["HF_MODULES_CACHE"])
-    assert not cache.exists() or not any(cache.rglob("*.py"))
     for name in METRIC_NAMES:
         metric = load_metric(name)
         assert metric.name == name
-    assert {p.name for p in cache.rglob("*.py")} >= {f"{name}.py" for name in METRIC_NAMES}
+        # evaluate imported its own copy of the script, which imports the implementation from the package.
+        assert type(metric).__module__.startswith("evaluate_modules.metrics"), type(metric).__module__
 
 
 def test_speaker_similarity_module_mixes_input_forms(tmp_path):
