@@ -102,7 +102,9 @@ def _assemble(jobs: list[Job], shard_root: Path, task_column: str, min_utterance
     """Join shards per split and drop tasks with too few clips; returns (DatasetDict, skipped, dropped)."""
     skipped: Counter = Counter()
     parts: dict[str, list] = {s: [] for s in SPLITS}
+    planned: dict[str, set] = {s: set() for s in SPLITS}
     for job in jobs:
+        planned[job.split].add(job.task_value(task_column))
         shard = shard_root / job.job_id
         summary = json.loads((shard / SHARD_SUMMARY).read_text())
         skipped.update(summary["skipped"])
@@ -111,6 +113,10 @@ def _assemble(jobs: list[Job], shard_root: Path, task_column: str, min_utterance
     dropped: dict[str, int] = {}
     splits = {}
     for split in SPLITS:
+        present = {task for part in parts[split] for task in part[task_column]}
+        for task in sorted(planned[split] - present):
+            logger.warning("task %s (%s) has no usable clips: left out", task, split)
+            dropped[f"{split}:{task}"] = 0
         if not parts[split]:
             raise TooFewTasksError(
                 f"split {split!r} is empty: no voices were assigned to it; install more voices "

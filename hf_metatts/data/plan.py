@@ -48,6 +48,10 @@ class Job:
         name = f"{self.split}__{self.speaker_id}__{self.style.name}"
         return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
+    def task_value(self, task_column: str) -> str:
+        """The value this job's rows have in ``task_column``."""
+        return {"speaker_id": self.speaker_id, "language": self.voice.language, "style": self.style.name}[task_column]
+
     @property
     def text_language(self) -> str:
         """The language of the text pool (``en`` for every English accent)."""

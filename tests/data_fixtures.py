@@ -1,0 +1,77 @@
+"""Helpers for the data-layer tests: small speech-like clips and datasets with public corpus schemas."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+from datasets import Audio, Dataset, Features, Value
+
+from hf_metatts.data.sentences import fortune_files
+
+requires_fortunes = pytest.mark.skipif(
+    not fortune_files("en"), reason="Debian fortunes not installed (scripts/install_synthesizers.sh)"
+)
+requires_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed")
+
+
+def voiced_clip(seconds: float = 1.0, f0: float = 120.0, sr: int = 24000, seed: int = 0) -> np.ndarray:
+    """A speech-like harmonic signal with an amplitude envelope (float32, peak about 0.5)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12))
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
+    x = x * env + 0.01 * rng.standard_normal(t.size)
+    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def wav_bytes(array: np.ndarray, sr: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, array, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+LIBRITTS_R_FEATURES = {
+    "text_normalized": Value("string"),
+    "text_original": Value("string"),
+    "speaker_id": Value("string"),
+    "path": Value("string"),
+    "chapter_id": Value("string"),
+    "id": Value("string"),
+}
+
+
+def libritts_r_rows(n_speakers: int = 6, per_speaker: int = 5, sr: int = 24000) -> list[dict]:
+    """Rows with the LibriTTS-R schema (mythicinfinity/libritts_r): 24 kHz clips of several speakers."""
+    rows = []
+    for s in range(n_speakers):
+        for u in range(per_speaker):
+            clip = voiced_clip(0.6 + 0.1 * u, f0=90 + 15 * s, sr=sr, seed=s * 100 + u)
+            uid = f"{100 + s}_{2000 + s}_{u:06d}_{u:06d}"
+            rows.append({
+                "audio": {"bytes": wav_bytes(clip, sr), "path": f"{uid}.wav"},
+                "text_normalized": f"Speaker {s} reads sentence number {u} aloud.",
+                "text_original": f"Speaker {s} reads sentence {u} aloud.",
+                "speaker_id": str(100 + s), "path": f"{uid}.wav", "chapter_id": str(2000 + s), "id": uid,
+            })
+    return rows
+
+
+def libritts_r_dataset(rows: list[dict] | None = None, sr: int = 24000) -> Dataset:
+    """An undecoded LibriTTS-R-shaped ``Dataset`` whose ``audio`` column is an ``Audio`` feature."""
+    rows = rows if rows is not None else libritts_r_rows(sr=sr)
+    raw = Features({"audio": {"bytes": Value("binary"), "path": Value("string")}, **LIBRITTS_R_FEATURES})
+    table = {k: [r[k] for r in rows] for k in raw}
+    return Dataset.from_dict(table, features=raw).cast_column("audio", Audio(sampling_rate=sr))
+
+
+def decoded_dataset(rows: list[dict], sr: int = 24000) -> Dataset:
+    """The same rows with audio already decoded: ``{"array", "sampling_rate"}`` dicts (not an Audio feature)."""
+    decoded = []
+    for r in rows:
+        array, rate = sf.read(io.BytesIO(r["audio"]["bytes"]), dtype="float32")
+        decoded.append({**r, "audio": {"array": array.tolist(), "sampling_rate": rate, "path": r["path"]}})
+    return Dataset.from_list(decoded)
