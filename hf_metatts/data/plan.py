@@ -155,6 +155,20 @@ def _language_split(language: str, holdout: str | None, validation: str | None) 
     return "test" if matches(holdout) else "validation" if matches(validation) else "train"
 
 
+def _pick_validation_language(voices: list[VoiceSpec], holdout: str) -> str:
+    """The base language with the fewest voices other than the held-out one (ties: alphabetical)."""
+    counts: dict[str, int] = defaultdict(int)
+    for voice in voices:
+        base = voice.language.split("-")[0]
+        if _language_split(voice.language, holdout, None) != "test":
+            counts[base] += 1
+    if len(counts) < 2:
+        raise CorpusBuildError("language tasks need at least three languages with voices (test, validation, train)")
+    choice = min(sorted(counts), key=lambda lang: counts[lang])
+    logger.info("validation language: %s (pass --validation-language to choose)", choice)
+    return choice
+
+
 def _jobs_for_mode(
     voices: list[VoiceSpec], preset: CorpusPreset, task_column: str, holdout_language: str | None,
     validation_language: str | None, can_perturb: bool,
@@ -180,6 +194,8 @@ def _jobs_for_mode(
         if not holdout_language:
             raise CorpusBuildError("task column 'language' needs --holdout-language (e.g. cs), the test language")
         found = {v.language for v in voices} | {v.language.split("-")[0] for v in voices}
+        if validation_language is None:
+            validation_language = _pick_validation_language(voices, holdout_language)
         for code in (holdout_language, validation_language):
             if code and code not in found:
                 raise CorpusBuildError(f"language {code!r} has no voices; available: {sorted(found)}")
