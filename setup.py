@@ -21,18 +21,19 @@ CORE_REQUIRES = [
     "numpy>=1.24,<3",
     "scipy>=1.10,<2",
     "tqdm>=4.60",
+    "pyworld>=0.3.4,<0.4",  # pitch (F0) targets and voice perturbation
+    "setuptools<81",  # pyworld 0.3.x imports pkg_resources at import time
 ]
 
+# resemblyzer (speaker encoder) must be installed with --no-deps and pysptk without build isolation:
+# scripts/setup.sh does both (see docs and FIELD_NOTES-style notes in README).
 EXTRAS = {
-    "data": ["pyworld>=0.3.4,<0.4"],
     "evaluation": [
-        "resemblyzer>=0.1.4",
         "librosa>=0.10",
         "webrtcvad-wheels>=2.0",
         "pocketsphinx>=5.0,<6",
         "jiwer>=3.0,<5",
-        "pyworld>=0.3.4,<0.4",
-        "pysptk>=1.0,<2",
+        "scikit-learn>=1.1",
         "matplotlib>=3.7",
     ],
     "demo": ["gradio>=5.0,<7"],

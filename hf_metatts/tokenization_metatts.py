@@ -20,6 +20,9 @@ from transformers import PreTrainedTokenizer
 from .errors import InvalidTextError, UnsupportedLanguageError
 
 logger = logging.getLogger(__name__)
+#: phonemizer's own messages (e.g. "words count mismatch", harmless with kept punctuation) stay quiet.
+_phonemizer_logger = logging.getLogger(__name__ + ".phonemizer")
+_phonemizer_logger.setLevel(logging.ERROR)
 
 VOCAB_FILES_NAMES = {"vocab_file": "vocab.json"}
 DEFAULT_LANGUAGE = "en-us"
@@ -95,7 +98,8 @@ def _backend(language: str):
             "`hf_metatts.supported_languages()` or `hf-metatts languages`."
         )
     return EspeakBackend(
-        language, preserve_punctuation=True, with_stress=True, language_switch="remove-flags", logger=logger
+        language, preserve_punctuation=True, with_stress=True, language_switch="remove-flags",
+        logger=_phonemizer_logger
     )
 
 
