@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from data_fixtures import requires_fortunes, voiced_clip
 
-from hf_metatts.data import NoSentencesError, build_corpus, get_preset
+from hf_metatts.data import NoSentencesError, SourceUnavailableError, build_corpus, get_preset
 from hf_metatts.data.plan import Job, make_plan
 from hf_metatts.data.quality import ClipLimits, check_clip
 from hf_metatts.data.render import render_rows
@@ -85,3 +85,38 @@ def test_missing_fortunes_give_a_clear_error(tmp_path):
         load_sentences("en", root=tmp_path)
     with pytest.raises(NoSentencesError, match="no sentence source"):
         load_sentences("fi", root=tmp_path)
+
+
+def _espeak_broken_for_f3(voice, texts, style):
+    if voice.voice == "en-us+f3":
+        raise SourceUnavailableError("espeak-ng has no voice 'en-us+f3'")
+    return _fake_espeak(voice, texts, style)
+
+
+@requires_fortunes
+def test_a_failing_voice_is_reported_and_retried_on_rerun(tmp_path):
+    import json
+
+    preset = get_preset("tiny").replace(
+        espeak_voices={"en-us": ("m3", "f1", "f3", "m5", "f5", "m7")}, flite_voices=(), festival_voices=(),
+        perturbations=(), utterances_per_task=3, min_utterances=2, voice_fractions=(0.34, 0.33, 0.33),
+    )
+    out = tmp_path / "c"
+    report = build_corpus(out, preset, num_workers=0, synthesizers={"espeak": _espeak_broken_for_f3})
+    assert list(report.extra["failed_tasks"]) == [j.job_id for j in make_plan(preset).jobs
+                                                  if j.speaker_id == "espeak:en-us+f3"]
+    assert "failed tasks" in report.table()
+    assert json.loads((out / "build_manifest.json").read_text())["status"] == "partial"
+    report = build_corpus(out, preset, num_workers=0, synthesizers={"espeak": _fake_espeak})
+    assert report.extra["failed_tasks"] == {}
+    assert sum(report.splits[s]["tasks"] for s in report.splits) == 6
+
+
+def test_espeak_language_codes_resolve_to_voice_files():
+    from hf_metatts.data.sources import espeak
+
+    assert espeak.voice_file("en-gb+m1") == "en+m1"
+    assert espeak.voice_file("en-us+f2").lower() == "en-us+f2"
+    assert {"en-gb", "en-gb-scotland", "cs", "ru"} <= espeak.known_languages()
+    audio = espeak.synthesize_batch(VoiceSpec("espeak", "en-gb+m1", "en-gb"), ["Good morning to you."])[0].audio
+    assert audio.size > 0.3 * 22050

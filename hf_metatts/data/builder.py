@@ -21,7 +21,7 @@ from pathlib import Path
 import datasets
 from datasets import DatasetDict, concatenate_datasets, load_from_disk
 
-from .errors import CorpusBuildError, TooFewTasksError
+from .errors import CorpusBuildError, MetaTTSError, TooFewTasksError
 from .plan import SPLITS, Job, make_plan
 from .presets import CorpusPreset, get_preset
 from .quality import ClipLimits
@@ -74,17 +74,23 @@ def _check_out_dir(out: Path, fingerprint: str, overwrite: bool) -> CorpusReport
     return None
 
 
-def _run_jobs(jobs: list[Job], limits: ClipLimits, shard_root: Path, workers: int, synthesizers) -> None:
+def _run_jobs(jobs: list[Job], limits: ClipLimits, shard_root: Path, workers: int, synthesizers) -> dict[str, str]:
+    """Render the shards not built yet; returns ``{job_id: error}`` for jobs whose synthesiser failed."""
     todo = [j for j in jobs if not (shard_root / j.job_id / SHARD_SUMMARY).exists()]
     if len(todo) < len(jobs):
         logger.info("resuming: %d of %d shards already built", len(jobs) - len(todo), len(jobs))
     todo.sort(key=lambda j: -j.cost)  # longest first balances the pool
     start = time.monotonic()
+    failed: dict[str, str] = {}
     if workers <= 0 or len(todo) <= 1:
         for n, job in enumerate(todo, 1):
-            render_job(job, limits, str(shard_root), synthesizers)
+            try:
+                render_job(job, limits, str(shard_root), synthesizers)
+            except MetaTTSError as exc:  # a voice that cannot run: report it, build the rest
+                logger.error("task %s failed: %s", job.job_id, exc)
+                failed[job.job_id] = str(exc)
             logger.debug("shard %d/%d done: %s", n, len(todo), job.job_id)
-        return
+        return failed
     # fork shares the imported modules (a spawned worker would re-import torch and transformers);
     # the espeak engine is created inside each worker, never shared.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -92,10 +98,16 @@ def _run_jobs(jobs: list[Job], limits: ClipLimits, shard_root: Path, workers: in
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = {pool.submit(render_job, job, limits, str(shard_root), synthesizers): job for job in todo}
         for n, future in enumerate(as_completed(futures), 1):
-            summary = future.result()
+            try:
+                summary = future.result()
+            except MetaTTSError as exc:
+                logger.error("task %s failed: %s", futures[future].job_id, exc)
+                failed[futures[future].job_id] = str(exc)
+                continue
             if n % 10 == 0 or n == len(todo):
                 logger.info("shards %d/%d (%.0f s): last %s, %d rows", n, len(todo), time.monotonic() - start,
                             summary["job_id"], summary["rows"])
+    return failed
 
 
 def _assemble(jobs: list[Job], shard_root: Path, task_column: str, min_utterances: int):
@@ -199,8 +211,9 @@ def _build(out_dir, preset, task_column, holdout_language, validation_language, 
     shard_root = out / WORK_DIR / "shards"
     shard_root.mkdir(parents=True, exist_ok=True)
     limits = ClipLimits(preset.min_duration, preset.max_duration)
-    _run_jobs(plan.jobs, limits, shard_root, workers, synthesizers)
-    dataset, skipped, dropped = _assemble(plan.jobs, shard_root, task_column, preset.min_utterances)
+    failed = _run_jobs(plan.jobs, limits, shard_root, workers, synthesizers)
+    built = [job for job in plan.jobs if job.job_id not in failed]
+    dataset, skipped, dropped = _assemble(built, shard_root, task_column, preset.min_utterances)
     for split in SPLITS:
         if (out / split).exists():
             shutil.rmtree(out / split)
@@ -212,12 +225,14 @@ def _build(out_dir, preset, task_column, holdout_language, validation_language, 
         task_column=task_column, seconds=round(time.monotonic() - started, 1),
         extra={"preset": preset.name, "fingerprint": fingerprint, "workers": workers,
                "sentences_available": plan.sentence_counts,
-               "distinct_sentences": {s: len(set(ds["text"])) for s, ds in dataset.items()}},
+               "distinct_sentences": {s: len(set(ds["text"])) for s, ds in dataset.items()},
+               "failed_tasks": failed},
     )
     report.save(out / REPORT)
-    if not keep_work:
+    status = "partial" if failed else "complete"  # a rerun retries the failed tasks only
+    if not keep_work and not failed:
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)
-    (out / MANIFEST).write_text(json.dumps({"fingerprint": fingerprint, "status": "complete",
+    (out / MANIFEST).write_text(json.dumps({"fingerprint": fingerprint, "status": status,
                                             "preset": preset.name, "task_column": task_column}))
     logger.info("corpus written to %s in %.1f s", out, report.seconds)
     return report

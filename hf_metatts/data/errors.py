@@ -5,6 +5,7 @@ from ..errors import InvalidAudioError, MetaTTSError
 __all__ = [
     "CorpusBuildError",
     "InvalidAudioError",
+    "MetaTTSError",
     "MissingColumnError",
     "NoSentencesError",
     "SourceUnavailableError",

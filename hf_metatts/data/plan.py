@@ -91,6 +91,10 @@ def discover_voices(preset: CorpusPreset, sources: tuple[str, ...] | None = None
         if ok:
             variants = set(espeak.list_variants())
             for language, names in preset.espeak_voices.items():
+                if language.lower() not in espeak.known_languages():
+                    for name in names:
+                        skipped[f"espeak:{language}+{name}"] = f"espeak-ng has no language {language!r}"
+                    continue
                 for name in names:
                     if name not in variants:
                         skipped[f"espeak:{language}+{name}"] = f"espeak-ng has no variant {name!r}"

@@ -76,9 +76,13 @@ class CorpusReport:
                 for key, c in s.get(kind, {}).items():
                     label = ("lang " if kind == "by_language" else "src ") + key
                     lines.append(f"{'':<12}{label:<22}{c['tasks']:>7}{c['utterances']:>8}{c['hours']:>9.3f}")
+        for source, message in sorted(self.sources.items()):
+            lines.append(f"source {source}: {message}")
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items()) if v) or "none"
         lines.append(f"skipped clips: {skipped}")
         lines.append(f"dropped tasks (< min utterances): {len(self.dropped_tasks)}")
+        if self.extra.get("failed_tasks"):
+            lines.append(f"failed tasks (synthesiser errors; rerun to retry): {len(self.extra['failed_tasks'])}")
         if self.skipped_voices:
             lines.append(f"voices not used: {len(self.skipped_voices)} ({', '.join(sorted(self.skipped_voices))})")
         lines.append(f"task column: {self.task_column}; build time: {self.seconds:.1f} s")

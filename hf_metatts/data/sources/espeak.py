@@ -8,6 +8,7 @@ it once per process. Synthesis is synchronous; the callback collects samples and
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import threading
@@ -19,7 +20,7 @@ from .base import NEUTRAL, Style, Synthesis, VoiceSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EspeakEngine", "available", "list_variants", "synthesize_batch"]
+__all__ = ["EspeakEngine", "available", "list_variants", "known_languages", "synthesize_batch", "voice_file"]
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INIT_PHONEME_EVENTS = 0x0001
@@ -79,6 +80,41 @@ def list_variants() -> list[str]:
     return sorted(os.listdir(os.path.join(data, "voices", "!v")))
 
 
+@functools.lru_cache(maxsize=1)
+def _language_files() -> dict[str, str]:
+    """Language code -> voice file name, from the ``language`` lines of espeak-ng's ``lang`` files.
+
+    A file name is its own code (``en-US`` -> ``en-us``); otherwise the first file that declares a code
+    wins at its best priority (``en-gb`` -> ``en``).
+    """
+    _, data = _paths()
+    by_code: dict[str, tuple[int, str]] = {}
+    for folder, _, files in os.walk(os.path.join(data, "lang")):
+        for name in sorted(files):
+            by_code[name.lower()] = (-1, name)
+            with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    parts = line.split()
+                    if len(parts) >= 2 and parts[0] == "language":
+                        priority = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 5
+                        code = parts[1].lower()
+                        if code not in by_code or priority < by_code[code][0]:
+                            by_code[code] = (priority, name)
+    return {code: name for code, (_, name) in by_code.items()}
+
+
+def known_languages() -> set[str]:
+    """Every language code espeak-ng's data declares (lower case)."""
+    return set(_language_files())
+
+
+def voice_file(voice: str) -> str:
+    """``en-gb+m3`` -> ``en+m3``: the name ``espeak_SetVoiceByName`` knows for a language code (+ variant)."""
+    language, plus, variant = voice.partition("+")
+    name = _language_files().get(language.lower(), language)
+    return f"{name}{plus}{variant}"
+
+
 class EspeakEngine:
     """A per-process espeak-ng engine that renders sentences with phone timings."""
 
@@ -129,7 +165,7 @@ class EspeakEngine:
 
     def set_voice(self, voice: str, style: Style = NEUTRAL) -> None:
         """Select a voice (``lang`` or ``lang+variant``) and apply a style's rate, pitch and range."""
-        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        if self._lib.espeak_SetVoiceByName(voice_file(voice).encode()) != 0:
             raise SourceUnavailableError(f"espeak-ng has no voice {voice!r}; see `espeak-ng --voices`")
         self._voice = voice
         rate = int(np.clip(round(_DEFAULT_RATE * style.rate), _MIN_RATE, _MAX_RATE))
