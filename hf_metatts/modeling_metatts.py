@@ -14,6 +14,7 @@ This file travels with saved checkpoints (remote code): it imports only torch, t
 import fnmatch
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -154,7 +155,14 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """`PreTrainedModel.from_pretrained`, strict: a missing, truncated or corrupted weights file, or
-        weights that do not fit the config (missing or unexpected keys), raise `CheckpointError` naming it."""
+        weights that do not fit the config (missing or unexpected keys), raise `CheckpointError` naming it.
+        A voice folder or repo (with the hf_metatts package imported) loads its base with the voice applied."""
+        if "hf_metatts" in sys.modules:  # voices are a plugin feature; remote code alone loads checkpoints only
+            from hf_metatts.voice import load_voiced_model
+
+            voiced = load_voiced_model(cls, pretrained_model_name_or_path, *args, **kwargs)
+            if voiced is not None:
+                return voiced
         if os.path.isdir(str(pretrained_model_name_or_path)):
             _check_local_weights(str(pretrained_model_name_or_path), kwargs.get("subfolder", ""))
         want_info = kwargs.pop("output_loading_info", False)
@@ -474,6 +482,12 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
             durations=durations,
         )
 
+    def adapt(self, clips, **kwargs):
+        """Few-shot voice adaptation: (audio, transcript) pairs or a `datasets.Dataset` -> a `MetaTTSVoice`;
+        this model's weights are not changed. See `hf_metatts.voice_adapt.adapt_model` for the arguments."""
+        from hf_metatts.voice import adapt_model  # plugin-only feature
+        return adapt_model(self, clips, **kwargs)
+
 
 def _check_local_weights(folder: str, subfolder: str = "") -> None:
     """Raise `CheckpointError` naming the file when a local checkpoint's weights are missing or unreadable."""
@@ -522,6 +536,9 @@ def _durations_to_path(durations: torch.Tensor, num_frames: int) -> torch.Tensor
 
 def _voice_parameters(voice, model) -> dict[str, torch.Tensor]:
     """The ``{name: tensor}`` mapping of a voice argument, checked against the model's parameters."""
+    check = getattr(voice, "check_compatible", None)
+    if callable(check):  # a MetaTTSVoice refuses a base other than its own (weight fingerprint)
+        check(model)
     params = getattr(voice, "adapted_parameters", voice)
     if not isinstance(params, Mapping):
         raise TypeError("voice must be a MetaTTSVoice or a mapping {parameter name: tensor}.")

@@ -1,0 +1,185 @@
+"""``model.adapt(clips)``: a few (audio, transcript) pairs -> a `MetaTTSVoice`; the model is not changed."""
+
+import collections
+import logging
+import os
+
+import torch
+
+from .data_collator import MetaTTSDataCollator
+from .voice import MetaTTSVoice, VoiceConfig
+from .voice_base import base_fingerprint
+from .voice_errors import TranscriptMismatchError
+from .voice_validation import ClipValidation, alignment_scores, check_alignment, load_clips
+
+logger = logging.getLogger(__name__)
+
+#: Methods of ``model.adapt`` (``metasgd`` is what ``maml`` becomes when the base learned its learning rates).
+VOICE_METHODS = ("maml", "metasgd", "meta_lstm", "zero_shot", "finetune")
+DEFAULT_LANGUAGE = "en-us"
+
+
+def processor_for(model, processor=None):
+    """The model's processor: given, saved with the checkpoint, or built from its config."""
+    if processor is not None:
+        return processor
+    from .processing_metatts import MetaTTSProcessor
+
+    source = getattr(model, "name_or_path", "") or ""
+    if source:
+        try:
+            return MetaTTSProcessor.from_pretrained(source)
+        except (OSError, ValueError) as error:
+            logger.info("No processor saved with %s (%s): using the default one.", source, error)
+    from .feature_extraction_metatts import MetaTTSFeatureExtractor
+    from .tokenization_metatts import MetaTTSTokenizer
+
+    return MetaTTSProcessor(MetaTTSFeatureExtractor.from_model_config(model.config), MetaTTSTokenizer())
+
+
+def meta_learner_for(model):
+    """The meta-learner saved next to the model's checkpoint (folder or cached Hub repo), or None."""
+    from .meta import load_meta_learner
+    from .meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME
+
+    source = getattr(model, "name_or_path", "") or ""
+    if not source:
+        return None
+    if os.path.isdir(source):
+        return load_meta_learner(source)
+    from transformers.utils import cached_file
+
+    revision = getattr(model.config, "_commit_hash", None)
+    flags = dict(_raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False)
+    paths = [cached_file(source, name, revision=revision, **flags) for name in (META_CONFIG_NAME, META_WEIGHTS_NAME)]
+    if any(path is None for path in paths):
+        return None
+    return load_meta_learner(os.path.dirname(paths[0]))
+
+
+def _pitch_available() -> bool:
+    try:
+        import pyworld  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def prepare_support(clips, processor, validation: ClipValidation, device) -> list[dict]:
+    """Tokenize and featurize each clip: one example per clip (``input_ids`` ``(1, N)``, ``labels`` ``(1, T, M)``,
+    masks, ``pitch`` ``(1, T)`` when pyworld is installed). Raises `TranscriptMismatchError` when a clip has
+    fewer mel frames than its transcript has phonemes."""
+    with_pitch = _pitch_available()
+    examples = []
+    for clip in clips:
+        ids = processor.tokenizer(clip.text, language=clip.language or DEFAULT_LANGUAGE)["input_ids"]
+        features = processor.feature_extractor(clip.audio, sampling_rate=clip.sampling_rate, return_pitch=with_pitch)
+        frames = features["input_features"].shape[1]
+        if frames < len(ids):
+            raise TranscriptMismatchError(
+                f"The transcript of clip {clip.name} has {len(ids)} phonemes but its {clip.seconds:.2f} s of audio "
+                f"hold only {frames} frames: the transcript does not match the audio.", clip=clip.name)
+        example = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+                   "labels": torch.from_numpy(features["input_features"]),
+                   "labels_attention_mask": torch.from_numpy(features["attention_mask"])}
+        if with_pitch:
+            example["pitch"] = torch.from_numpy(features["pitch"])
+        examples.append({key: value.to(device) for key, value in example.items()})
+    return examples
+
+
+def collate(examples: list[dict], per_batch: int) -> list[dict]:
+    """Pad examples into batches of at most ``per_batch`` clips."""
+    collator = MetaTTSDataCollator()
+    rows = [{key: value[0].cpu() for key, value in example.items() if key in ("input_ids", "labels", "pitch")}
+            for example in examples]
+    device = examples[0]["input_ids"].device
+    batches = [collator(rows[start:start + per_batch]) for start in range(0, len(rows), per_batch)]
+    return [{key: value.to(device) for key, value in batch.items()} for batch in batches]
+
+
+def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr: float | None = None,
+                meta_learner=None, language: str | None = None, sampling_rate: int | None = None,
+                processor=None, validation: ClipValidation | None = None, progress: bool = True,
+                base_model: str | None = None, base_revision: str | None = None, text_column: str = "text",
+                audio_column: str = "audio", language_column: str = "language") -> MetaTTSVoice:
+    """Adapt the model's adapted parameter set to a few clips of a new voice; the model is not changed.
+
+    Args:
+        clips: (audio, transcript) pairs (audio: array, path, bytes or a `datasets` audio dict) or a
+            `datasets.Dataset` with ``audio_column``, ``text_column`` (and optionally ``language_column``).
+        method: ``maml`` (gradient steps from the meta-learned start, with the base's learned per-parameter
+            learning rates when it has them), ``metasgd``, ``meta_lstm`` (the learned optimiser), ``zero_shot``
+            (the support encoder; ``steps`` default 0: the encoder alone) or ``finetune`` (Adam, the baseline).
+        steps: gradient steps (default: the meta-learner's, else 5; 0 for zero_shot).
+        lr: learning rate (default: the meta-learner's, else 0.01; finetune 1e-3).
+        meta_learner: default: the one saved next to the checkpoint (``hf_metatts.meta.load_meta_learner``).
+        language: espeak-ng code of the transcripts (default ``en-us``; a dataset's column wins).
+        sampling_rate: rate of bare-array clips (default: the model's, with a warning).
+        processor: default: the checkpoint's `MetaTTSProcessor`.
+        validation: clip-check thresholds (`ClipValidation`).
+        progress: show a progress bar over the steps.
+        base_model, base_revision: the base's id and revision to record (default: where the model was loaded).
+
+    Returns:
+        A `MetaTTSVoice`. Raises the `ClipError` family for bad clips, before anything is adapted.
+    """
+    from tqdm.auto import tqdm
+
+    from . import __version__
+    from .meta import adapt_parameters
+
+    if method not in VOICE_METHODS:
+        raise ValueError(f"method={method!r} is unknown: choose one of {', '.join(VOICE_METHODS)}.")
+    validation = validation or ClipValidation()
+    processor = processor_for(model, processor)
+    rate = model.config.sampling_rate
+    support = load_clips(clips, rate, validation, array_sampling_rate=sampling_rate, language=language,
+                         text_column=text_column, audio_column=audio_column, language_column=language_column)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        examples = prepare_support(support, processor, validation, device)
+        scores = alignment_scores(model, examples)
+        check_alignment([clip.name for clip in support], scores, validation)
+        if meta_learner is None and method != "finetune":
+            meta_learner = meta_learner_for(model)
+        inner = method
+        if method == "maml" and meta_learner is not None and meta_learner.config.method == "metasgd":
+            inner = "metasgd"
+        if steps is None and method == "zero_shot":
+            steps = 0
+        if steps is None:
+            steps = meta_learner.config.inner_steps if meta_learner is not None else 5
+        batches = collate(examples, validation.max_clips_per_batch)
+        bar = tqdm(total=steps, desc=f"Adapting voice ({inner})", disable=not progress or steps == 0, leave=False)
+
+        def on_step(step, loss, _params):
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+
+        try:
+            params = adapt_parameters(model, batches, method=inner, steps=steps, lr=lr,
+                                      meta_learner=meta_learner if inner != "finetune" else None,
+                                      callback=on_step)
+        finally:
+            bar.close()
+    finally:
+        model.train(was_training)
+    source = base_model or (getattr(model, "name_or_path", "") or None)
+    if source and os.path.isdir(source):
+        source = os.path.abspath(source)
+    languages = collections.Counter(clip.language or DEFAULT_LANGUAGE for clip in support)
+    config = VoiceConfig(
+        base_model=source,
+        base_revision=base_revision or getattr(model.config, "_commit_hash", None),
+        base_fingerprint=base_fingerprint(model),
+        method=inner, steps=int(steps), shots=len(support), language=languages.most_common(1)[0][0],
+        sampling_rate=rate, support_seconds=round(sum(clip.seconds for clip in support), 3),
+        learning_rate=lr, library_version=__version__)
+    base_config = model.config.to_dict()
+    return MetaTTSVoice(params, config, processor=processor, base_config=base_config)
+
+
+__all__ = ["adapt_model", "VOICE_METHODS", "prepare_support", "processor_for", "meta_learner_for"]

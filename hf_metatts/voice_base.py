@@ -1,0 +1,110 @@
+"""The base checkpoint under a voice: its fingerprint, a shared cache of loaded bases, and voiced views.
+
+A *voiced view* is a `MetaTTSForTextToSpeech` that shares every module and weight of its base except the few
+modules that hold the adapted parameter set, which are shallow copies carrying the voice's values. Several
+voices loaded in one process therefore share one copy of the base weights.
+"""
+
+import copy
+import hashlib
+import logging
+import threading
+import weakref
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+_FINGERPRINTS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_BASES: dict[tuple, nn.Module] = {}
+_BASES_LOCK = threading.Lock()
+
+
+def adapted_names(model: nn.Module) -> list[str]:
+    """The model's adapted parameter set (what a voice stores and what the fingerprint leaves out)."""
+    return list(model.adapted_parameter_names())
+
+
+def base_fingerprint(model: nn.Module) -> str:
+    """``sha256:<hex>`` over every state-dict tensor except the adapted set: name, dtype, shape and bytes, in
+    sorted order. Two models with equal non-adapted weights have equal fingerprints (so a voiced model has its
+    base's). Memoised per model until a tensor is replaced or modified in place.
+    """
+    excluded = set(adapted_names(model))
+    state = {name: tensor for name, tensor in model.state_dict(keep_vars=True).items() if name not in excluded}
+    key = tuple((name, tensor.data_ptr(), tensor._version) for name, tensor in sorted(state.items()))
+    cached = _FINGERPRINTS.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state.items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}\n".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    fingerprint = "sha256:" + digest.hexdigest()
+    _FINGERPRINTS[model] = (key, fingerprint)
+    return fingerprint
+
+
+def _own_containers(module: nn.Module) -> nn.Module:
+    """Give a shallow copy its own child/parameter/buffer tables (values still shared)."""
+    module._modules = dict(module._modules)
+    module._parameters = dict(module._parameters)
+    module._buffers = dict(module._buffers)
+    return module
+
+
+def voiced_view(base: nn.Module, parameters: dict[str, torch.Tensor], voice=None) -> nn.Module:
+    """A copy of ``base`` that shares all of its weights except ``parameters`` (``{name: tensor}``), which it
+    holds as its own (frozen) parameters. ``base`` is not changed. ``voice`` is kept as ``metatts_voice``."""
+    own = dict(base.named_parameters())
+    view = _own_containers(copy.copy(base))
+    copies = {"": view}
+    for name, value in parameters.items():
+        if name not in own:
+            raise ValueError(f"The voice holds {name!r}, which the base does not have.")
+        *path, leaf = name.split(".")
+        module, prefix = view, ""
+        for part in path:
+            key = f"{prefix}.{part}" if prefix else part
+            if key not in copies:
+                copies[key] = _own_containers(copy.copy(module._modules[part]))
+                module._modules[part] = copies[key]
+            module, prefix = copies[key], key
+        target = own[name]
+        module._parameters[leaf] = nn.Parameter(
+            value.detach().to(device=target.device, dtype=target.dtype).clone(), requires_grad=False)
+    view.metatts_voice = voice
+    return view
+
+
+def load_base(model_class, base_model: str, revision: str | None = None, **hub_kwargs) -> nn.Module:
+    """Load a base checkpoint once per ``(id, revision, dtype)`` and share it (safetensors only).
+
+    ``hub_kwargs``: ``token``, ``cache_dir``, ``local_files_only``, ``dtype``.
+    """
+    key = (str(base_model), revision, str(hub_kwargs.get("dtype")), model_class)
+    with _BASES_LOCK:
+        if key in _BASES:
+            return _BASES[key]
+        config = model_class.config_class.from_pretrained(
+            base_model, revision=revision,
+            **{k: v for k, v in hub_kwargs.items() if k in ("token", "cache_dir", "local_files_only")})
+        if getattr(config, "metatts_voice", None):
+            raise ValueError(f"{base_model} is itself a voice, not a base checkpoint.")
+        model = model_class.from_pretrained(base_model, config=config, revision=revision, use_safetensors=True,
+                                            **hub_kwargs)
+        model.eval()
+        _BASES[key] = model
+        logger.info("Loaded base %s (revision %s) for voices.", base_model, revision)
+        return model
+
+
+def clear_base_cache() -> None:
+    """Forget the shared bases (they are freed once no voiced model refers to them)."""
+    with _BASES_LOCK:
+        _BASES.clear()
+
+
+__all__ = ["base_fingerprint", "voiced_view", "load_base", "clear_base_cache"]

@@ -1,0 +1,130 @@
+"""``hf-metatts adapt`` (clips -> voice folder) and ``hf-metatts push`` (voice or base folder -> Hub)."""
+
+import json
+import logging
+import os
+import sys
+
+logger = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+def clips_from_folder(folder: str) -> list[tuple[str, str]]:
+    """``(audio path, transcript)`` for each audio file of ``folder`` with a same-named ``.txt`` transcript.
+
+    Raises:
+        ValueError: an audio file has no transcript file.
+    """
+    pairs = []
+    for name in sorted(os.listdir(folder)):
+        stem, suffix = os.path.splitext(name)
+        if suffix.lower() not in AUDIO_SUFFIXES:
+            continue
+        transcript = os.path.join(folder, stem + ".txt")
+        if not os.path.isfile(transcript):
+            raise ValueError(f"Clip {os.path.join(folder, name)} has no transcript: write the words spoken in it to "
+                             f"{transcript}.")
+        with open(transcript, encoding="utf-8") as handle:
+            pairs.append((os.path.join(folder, name), handle.read().strip()))
+    return pairs
+
+
+def load_clip_source(source: str, split: str = "train"):
+    """A folder of audio + .txt files, a dataset saved with ``save_to_disk``, or a Hub dataset id."""
+    import datasets
+
+    if os.path.isdir(source):
+        if any(os.path.isfile(os.path.join(source, marker)) for marker in DATASET_MARKERS):
+            loaded = datasets.load_from_disk(source)
+            return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+        return clips_from_folder(source)
+    return datasets.load_dataset(source, split=split)
+
+
+def _adapt(args) -> int:
+    from transformers import AutoModelForTextToWaveform
+
+    import hf_metatts  # noqa: F401  (registers the Auto classes)
+
+    from .voice_validation import ClipValidation
+
+    clips = load_clip_source(args.clips, args.split)
+    model = AutoModelForTextToWaveform.from_pretrained(args.model)
+    validation = ClipValidation()
+    if args.alignment_error_score is not None:
+        from dataclasses import replace
+
+        validation = replace(validation, alignment_error_score=args.alignment_error_score)
+    voice = model.adapt(clips, method=args.method, steps=args.steps, lr=args.lr, language=args.language,
+                        validation=validation, progress=not args.no_progress, base_model=args.base_model,
+                        text_column=args.text_column, audio_column=args.audio_column)
+    voice.save_pretrained(args.out)
+    size = os.path.getsize(os.path.join(args.out, "voice.safetensors"))
+    print(json.dumps({"out": args.out, "method": voice.config.method, "steps": voice.config.steps,
+                      "shots": voice.config.shots, "voice_bytes": size}))
+    return 0
+
+
+def _push(args) -> int:
+    from .hub import push_to_hub
+
+    kwargs = {"private": args.private or None, "token": args.token, "commit_message": args.commit_message}
+    if args.results:
+        with open(args.results, encoding="utf-8") as handle:
+            kwargs["results"] = json.load(handle)
+    if args.dataset:
+        kwargs["datasets"] = args.dataset
+    if args.base_model:
+        kwargs["base_model"] = args.base_model
+    info = push_to_hub(args.path, args.repo_id, **kwargs)
+    print(json.dumps({"repo_id": args.repo_id, "commit": getattr(info, "oid", None)}))
+    return 0
+
+
+def _guarded(func):
+    """Turn the library's input errors into a one-line message and exit status 2."""
+
+    def run(args) -> int:
+        from .errors import MetaTTSError
+
+        try:
+            return func(args)
+        except (MetaTTSError, ValueError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def register(subparsers) -> None:
+    """Add the ``adapt`` and ``push`` sub-commands."""
+    adapt = subparsers.add_parser("adapt", help="adapt a voice from a few clips -> voice folder")
+    adapt.add_argument("--model", required=True, help="base checkpoint folder or Hub id")
+    adapt.add_argument("--clips", required=True,
+                       help="folder of audio files with same-named .txt transcripts, a saved dataset or a dataset id")
+    adapt.add_argument("--out", required=True, help="voice folder to write")
+    adapt.add_argument("--method", default="maml", choices=["maml", "metasgd", "meta_lstm", "zero_shot", "finetune"])
+    adapt.add_argument("--steps", type=int, default=None)
+    adapt.add_argument("--lr", type=float, default=None)
+    adapt.add_argument("--language", default=None, help="espeak-ng code of the transcripts (default en-us)")
+    adapt.add_argument("--split", default="train", help="dataset split")
+    adapt.add_argument("--text-column", default="text")
+    adapt.add_argument("--audio-column", default="audio")
+    adapt.add_argument("--base-model", default=None, help="Hub id of the base to record in the voice")
+    adapt.add_argument("--alignment-error-score", type=float, default=None,
+                       help="refuse clips whose aligner score is above this")
+    adapt.add_argument("--no-progress", action="store_true")
+    adapt.set_defaults(func=_guarded(_adapt))
+
+    push = subparsers.add_parser("push", help="push a voice folder or a base checkpoint folder to the Hub")
+    push.add_argument("path")
+    push.add_argument("repo_id")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--token", default=None)
+    push.add_argument("--commit-message", default="Upload with hf-metatts")
+    push.add_argument("--results", default=None, help="JSON list of measured results for the card's model-index")
+    push.add_argument("--dataset", action="append", default=None, help="training dataset id (repeatable)")
+    push.add_argument("--base-model", default=None)
+    push.set_defaults(func=_guarded(_push))

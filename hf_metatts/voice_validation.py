@@ -1,0 +1,225 @@
+"""Support clips for voice adaptation: decoding, resampling and the checks that refuse unusable clips.
+
+A clip is refused (nothing is adapted) when it is shorter or longer than allowed, silent, clipped, holds NaN,
+cannot be decoded, or when its transcript is empty or clearly does not fit its audio. The thresholds live in
+:class:`ClipValidation`.
+"""
+
+import logging
+import math
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import InvalidAudioError, InvalidTextError
+from .feature_extraction_metatts import load_audio
+from .voice_errors import (
+    ClipDurationError,
+    ClipError,
+    ClippedAudioError,
+    NoClipsError,
+    SilentClipError,
+    TranscriptMismatchError,
+    TranscriptMismatchWarning,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipValidation:
+    """Thresholds of the support-clip checks.
+
+    Attributes:
+        min_seconds: shortest usable clip (0.5 s): shorter clips hold too few frames to learn a voice from.
+        max_seconds: longest usable clip (30 s): longer ones are usually unsegmented recordings.
+        silence_dbfs: a clip whose RMS level is below this (dB re full scale, -50) counts as silence.
+        clipping_level: a sample whose magnitude reaches this (0.999 of full scale) counts as clipped.
+        max_clipped_fraction: largest fraction of clipped samples (0.001) before the clip is refused.
+        alignment_warn_score: the aligner's forward-sum loss per token (negative log-likelihood of the
+            transcript given the audio, lower is better) above which a warning names the clip (10.0).
+        alignment_error_score: the score above which the clip is refused (40.0). ``None`` disables it.
+            The scores depend on the base checkpoint: calibrate them on matched and mismatched clips of
+            your base (``hf_metatts.voice_validation.alignment_scores``).
+        max_clips_per_batch: clips per batch of the adaptation loss (bounds memory).
+    """
+
+    min_seconds: float = 0.5
+    max_seconds: float = 30.0
+    silence_dbfs: float = -50.0
+    clipping_level: float = 0.999
+    max_clipped_fraction: float = 0.001
+    alignment_warn_score: float | None = 10.0
+    alignment_error_score: float | None = 40.0
+    max_clips_per_batch: int = 8
+
+
+@dataclass
+class SupportClip:
+    """One decoded support clip: ``audio`` ``(samples,)`` float32 at ``sampling_rate``; ``name`` for messages."""
+
+    name: str
+    audio: np.ndarray
+    sampling_rate: int
+    text: str
+    language: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / self.sampling_rate
+
+
+def _decode_native(source, sampling_rate: int | None, name: str) -> tuple[np.ndarray, int]:
+    """Decode at the clip's own rate: -> ``(samples,)`` float32 and its rate."""
+    if isinstance(source, dict) and source.get("array") is None:
+        source = source.get("bytes") or source.get("path")
+    if isinstance(source, dict):
+        rate = source.get("sampling_rate") or sampling_rate
+        array = source["array"]
+    elif isinstance(source, (str, bytes, bytearray)) or hasattr(source, "__fspath__"):
+        import io
+
+        import soundfile
+
+        try:
+            info = soundfile.info(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+        except Exception as error:
+            raise ClipError(f"Clip {name}: could not decode the audio ({error}). Give a WAV/FLAC/OGG file.",
+                            clip=name) from error
+        rate, array = int(info.samplerate), source
+    else:
+        rate = sampling_rate
+        array = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else source
+    if rate is None:
+        raise ClipError(f"Clip {name} is an array without a sampling rate: pass sampling_rate=... .", clip=name)
+    try:
+        return load_audio(array, int(rate), int(rate)), int(rate)
+    except InvalidAudioError as error:
+        raise ClipError(f"Clip {name}: {error}", clip=name) from error
+
+
+def check_audio(name: str, audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> None:
+    """Raise a `ClipError` subclass naming ``name`` when ``audio`` ``(samples,)`` is unusable."""
+    seconds = len(audio) / sampling_rate
+    if seconds < validation.min_seconds or seconds > validation.max_seconds:
+        raise ClipDurationError(
+            f"Clip {name} lasts {seconds:.2f} s: support clips must last between {validation.min_seconds} and "
+            f"{validation.max_seconds} s (ClipValidation.min_seconds/max_seconds). Trim or split it.", clip=name)
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    level = 20.0 * math.log10(rms) if rms > 0 else -math.inf
+    if level < validation.silence_dbfs:
+        raise SilentClipError(
+            f"Clip {name} is silent (RMS {level:.1f} dBFS, below {validation.silence_dbfs} dBFS): record speech "
+            "or check the input gain.", clip=name)
+    clipped = float(np.mean(np.abs(audio) >= validation.clipping_level))
+    if clipped > validation.max_clipped_fraction:
+        raise ClippedAudioError(
+            f"Clip {name} is clipped: {100 * clipped:.2f}% of its samples sit at full scale (allowed "
+            f"{100 * validation.max_clipped_fraction:.2f}%). Record it again at a lower gain.", clip=name)
+
+
+def _row_audio_and_name(audio, index: int) -> str:
+    if isinstance(audio, (str, os.PathLike)):
+        return os.fspath(audio)
+    if isinstance(audio, dict) and audio.get("path"):
+        return str(audio["path"])
+    return f"#{index}"
+
+
+def iterate_clip_sources(clips, text_column: str = "text", audio_column: str = "audio",
+                         language_column: str = "language") -> Iterable[tuple[object, str, str | None]]:
+    """``(audio source, transcript, language or None)`` for each clip of a list of pairs or a `datasets.Dataset`."""
+    try:
+        from datasets import Audio, Dataset
+    except ImportError:  # pragma: no cover - datasets is a core requirement
+        Dataset = None
+    if Dataset is not None and isinstance(clips, Dataset):
+        for column in (audio_column, text_column):
+            if column not in clips.column_names:
+                raise ValueError(f"The dataset has no {column!r} column (columns: {clips.column_names}); pass "
+                                 "text_column=/audio_column=.")
+        if isinstance(clips.features[audio_column], Audio):
+            clips = clips.cast_column(audio_column, Audio(decode=False))
+        for row in clips:
+            yield row[audio_column], row[text_column], row.get(language_column)
+        return
+    for index, clip in enumerate(clips):
+        if isinstance(clip, dict):
+            yield clip[audio_column], clip[text_column], clip.get(language_column)
+        elif isinstance(clip, (tuple, list)) and len(clip) == 2:
+            yield clip[0], clip[1], None
+        else:
+            raise TypeError(f"Clip #{index} must be an (audio, transcript) pair, got {type(clip).__name__}.")
+
+
+def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = None,
+               array_sampling_rate: int | None = None, language: str | None = None, **columns) -> list[SupportClip]:
+    """Decode, check and resample every clip to ``sampling_rate``.
+
+    Args:
+        clips: (audio, transcript) pairs (audio: array, path, bytes or a `datasets` audio dict) or a
+            `datasets.Dataset` with audio and text columns (``text_column``/``audio_column``/``language_column``).
+        sampling_rate: the model's rate.
+        array_sampling_rate: the rate of bare arrays (default: ``sampling_rate``, with a warning).
+        language: default language of the transcripts.
+
+    Raises:
+        NoClipsError, ClipDurationError, SilentClipError, ClippedAudioError, ClipError (undecodable or NaN audio),
+        InvalidTextError (empty transcript). Nothing is returned unless every clip passes.
+    """
+    validation = validation or ClipValidation()
+    loaded = []
+    for index, (source, text, clip_language) in enumerate(iterate_clip_sources(clips, **columns)):
+        name = _row_audio_and_name(source, index)
+        rate = array_sampling_rate
+        if rate is None and isinstance(source, (np.ndarray, torch.Tensor, list)):
+            logger.warning("Clip %s is an array without sampling_rate: assuming %d Hz.", name, sampling_rate)
+            rate = sampling_rate
+        if isinstance(source, list):
+            source = np.asarray(source, dtype=np.float32)
+        audio, native_rate = _decode_native(source, rate, name)
+        check_audio(name, audio, native_rate, validation)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidTextError(f"Clip {name} has an empty transcript: give the words spoken in it.")
+        audio = load_audio(audio, sampling_rate, native_rate)
+        loaded.append(SupportClip(name, audio, sampling_rate, text.strip(), clip_language or language))
+    if not loaded:
+        raise NoClipsError("No support clips were given: adaptation needs at least one (audio, transcript) pair.")
+    return loaded
+
+
+@torch.no_grad()
+def alignment_scores(model, examples: Sequence[dict]) -> list[float]:
+    """The aligner's forward-sum loss per token of each prepared example (lower: the text fits the audio).
+
+    ``examples``: dicts with ``input_ids`` ``(1, N)``, ``attention_mask``, ``labels`` ``(1, T, M)`` and
+    ``labels_attention_mask`` (one clip each). Runs the training forward with the model's own weights.
+    """
+    scores = []
+    for example in examples:
+        output = model(**{k: v for k, v in example.items() if k != "pitch"})
+        scores.append(float(output.losses["alignment"]))
+    return scores
+
+
+def check_alignment(names: Sequence[str], scores: Sequence[float], validation: ClipValidation) -> None:
+    """Warn (`TranscriptMismatchWarning`) or raise `TranscriptMismatchError` for clips whose score is too high."""
+    for name, score in zip(names, scores):
+        if validation.alignment_error_score is not None and score > validation.alignment_error_score:
+            raise TranscriptMismatchError(
+                f"The transcript of clip {name} does not match its audio (aligner score {score:.2f} > "
+                f"{validation.alignment_error_score}, ClipValidation.alignment_error_score). Check the transcript.",
+                clip=name)
+        if validation.alignment_warn_score is not None and score > validation.alignment_warn_score:
+            message = (f"The transcript of clip {name} may not match its audio (aligner score {score:.2f} > "
+                       f"{validation.alignment_warn_score}).")
+            logger.warning(message)
+            warnings.warn(message, TranscriptMismatchWarning, stacklevel=3)
+
+
+__all__ = ["ClipValidation", "SupportClip", "load_clips", "check_audio", "alignment_scores", "check_alignment",
+           "iterate_clip_sources"]
