@@ -1,0 +1,234 @@
+"""Every bad input to the voice API: a specific error, and nothing changed (base weights, files on disk)."""
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from test_voice_adapt import SR, TEXTS, assert_same_weights, make_clips, speechlike, synth, weights
+from tiny_models import save_tiny_checkpoint
+
+import hf_metatts
+from hf_metatts.voice import MetaTTSVoice
+from hf_metatts.voice_base import clear_base_cache
+from hf_metatts.voice_errors import (
+    ClipDurationError,
+    ClipError,
+    ClippedAudioError,
+    NoClipsError,
+    SilentClipError,
+    TranscriptMismatchError,
+    TranscriptMismatchWarning,
+    VoiceConfigMissingError,
+    VoiceFileError,
+    VoiceMismatchError,
+)
+from hf_metatts.voice_validation import ClipValidation
+
+
+@pytest.fixture(autouse=True)
+def _fresh_bases():
+    clear_base_cache()
+    yield
+    clear_base_cache()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bad_input_base")
+    save_tiny_checkpoint(path)
+    return path
+
+
+@pytest.fixture
+def model(checkpoint):
+    return hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(checkpoint))
+
+
+@pytest.fixture(scope="module")
+def saved_voice(checkpoint, tmp_path_factory):
+    clear_base_cache()
+    base = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(checkpoint))
+    voice = base.adapt(make_clips(2), sampling_rate=SR, steps=1, lr=0.5, progress=False)
+    path = tmp_path_factory.mktemp("saved_voice") / "voice"
+    voice.save_pretrained(path)
+    return path
+
+
+def folder_digest(path) -> str:
+    digest = hashlib.sha256()
+    for root, _, files in sorted(os.walk(path)):
+        for name in sorted(files):
+            digest.update(name.encode())
+            digest.update(open(os.path.join(root, name), "rb").read())
+    return digest.hexdigest()
+
+
+def clipped() -> np.ndarray:
+    return np.clip(speechlike(1.5) * 8.0, -1.0, 1.0)
+
+
+def nan_audio() -> np.ndarray:
+    audio = speechlike(1.5)
+    audio[100:200] = np.nan
+    return audio
+
+
+BAD_CLIPS = {
+    "no clips": ([], NoClipsError, "No support clips"),
+    "too short": ([(speechlike(0.3), TEXTS[0])], ClipDurationError, "lasts 0.30 s"),
+    "too long": ([(speechlike(31.0), TEXTS[0])], ClipDurationError, "lasts 31.00 s"),
+    "silence": ([(np.zeros(SR * 2, np.float32), TEXTS[0])], SilentClipError, "is silent"),
+    "near silence": ([(speechlike(2.0) * 1e-4, TEXTS[0])], SilentClipError, "dBFS"),
+    "clipping": ([(clipped(), TEXTS[0])], ClippedAudioError, "is clipped"),
+    "nan": ([(nan_audio(), TEXTS[0])], ClipError, "NaN"),
+    "undecodable": ([(b"not audio at all", TEXTS[0])], ClipError, "could not decode"),
+    "long transcript": ([(speechlike(1.0), " ".join(["word"] * 60))], TranscriptMismatchError, "only 63 frames"),
+    "wrong transcript": ([(speechlike(6.0), "Hi.")], TranscriptMismatchError, "does not match its audio"),
+    "empty transcript": ([(speechlike(1.5), "  ")], hf_metatts.InvalidTextError, "empty transcript"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CLIPS))
+def test_bad_clips_raise_and_change_nothing(model, case, tmp_path):
+    clips, error, message = BAD_CLIPS[case]
+    clips = make_clips(1) + clips if case not in ("no clips",) else clips
+    before = weights(model)
+    with pytest.raises(error, match=message) as raised:
+        model.adapt(clips, sampling_rate=SR, steps=1, progress=False)
+    assert isinstance(raised.value, ValueError)
+    if isinstance(raised.value, ClipError) and case != "no clips":
+        assert raised.value.clip == "#1"  # the clip is named
+    assert_same_weights(model, before)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_doubtful_transcript_warns_naming_the_clip(model):
+    clips = make_clips(1) + [(speechlike(6.0), "Hi there.")]
+    with pytest.warns(TranscriptMismatchWarning, match="clip #1 may not match"):
+        voice = model.adapt(clips, sampling_rate=SR, steps=1, progress=False,
+                            validation=ClipValidation(alignment_error_score=None))
+    assert voice.config.shots == 2
+
+
+def test_a_file_clip_is_named_by_its_path(model, tmp_path):
+    import soundfile
+
+    path = tmp_path / "quiet.wav"
+    soundfile.write(path, np.zeros(SR, np.float32), SR)
+    with pytest.raises(SilentClipError, match="quiet.wav") as raised:
+        model.adapt([(str(path), TEXTS[0])], progress=False)
+    assert raised.value.clip == str(path)
+
+
+def test_a_voice_on_another_base_names_both_fingerprints(model, saved_voice, tmp_path):
+    voice = MetaTTSVoice.from_pretrained(saved_voice)
+    other = hf_metatts.MetaTTSForTextToSpeech(model.config)
+    other.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        other.mel_head.bias.add_(0.01)
+    before = weights(other)
+    for attempt in (lambda: voice.apply_to(other), lambda: synth(other, voice=voice)):
+        with pytest.raises(VoiceMismatchError) as raised:
+            attempt()
+        assert voice.config.base_fingerprint in str(raised.value)
+        assert str(voice.config.base_fingerprint) != hf_metatts.voice_base.base_fingerprint(other)
+        assert hf_metatts.voice_base.base_fingerprint(other) in str(raised.value)
+    assert_same_weights(other, before)
+    # the same weights in another object are accepted
+    np.testing.assert_array_equal(synth(model, voice=voice).numpy(), synth(voice.apply_to(model)).numpy())
+
+
+def test_a_base_changed_on_disk_is_refused_by_the_voice_folder(saved_voice, checkpoint, tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(checkpoint, base)
+    voice = MetaTTSVoice.from_pretrained(saved_voice)
+    voice.config.base_model = str(base)
+    voice.save_pretrained(tmp_path / "voice")
+    save_tiny_checkpoint(base, frames_per_token=4.0)  # another base at the same place
+    with pytest.raises(VoiceMismatchError, match=str(base)):
+        hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(tmp_path / "voice"))
+
+
+def _damaged_copy(saved_voice, tmp_path, damage):
+    path = tmp_path / "damaged"
+    shutil.copytree(saved_voice, path)
+    damage(path)
+    return path
+
+
+def _truncate(path):
+    data = (path / "voice.safetensors").read_bytes()
+    (path / "voice.safetensors").write_bytes(data[: len(data) // 2])
+
+
+def _flip_a_value(path):
+    data = bytearray((path / "voice.safetensors").read_bytes())
+    data[-3] ^= 0x40
+    (path / "voice.safetensors").write_bytes(bytes(data))
+
+
+def _rename_a_tensor(path):
+    config = json.loads((path / "voice_config.json").read_text())
+    config["adapted_parameter_names"][0] = "voice.not_a_parameter"
+    (path / "voice_config.json").write_text(json.dumps(config))
+
+
+def _garble_config(path):
+    (path / "voice_config.json").write_text("{not json")
+
+
+def _drop_the_weights(path):
+    (path / "voice.safetensors").unlink()
+
+
+DAMAGES = {"truncated": (_truncate, "truncated or corrupted"), "tampered": (_flip_a_value, "checksum"),
+           "renamed": (_rename_a_tensor, "tampered"), "garbled config": (_garble_config, "not valid JSON"),
+           "no weights": (_drop_the_weights, "no voice.safetensors")}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGES))
+def test_damaged_voice_files_are_refused(saved_voice, tmp_path, case):
+    damage, message = DAMAGES[case]
+    path = _damaged_copy(saved_voice, tmp_path, damage)
+    digest = folder_digest(path)
+    for load in (MetaTTSVoice.from_pretrained, lambda p: hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(p))):
+        with pytest.raises(VoiceFileError, match=message) as raised:
+            load(path)
+        assert isinstance(raised.value, OSError)
+    assert folder_digest(path) == digest
+
+
+def test_a_voice_folder_without_its_config(saved_voice, tmp_path):
+    from transformers import pipeline
+
+    path = _damaged_copy(saved_voice, tmp_path, lambda p: (p / "voice_config.json").unlink())
+    digest = folder_digest(path)
+    with pytest.raises(VoiceConfigMissingError, match="voice_config.json"):
+        MetaTTSVoice.from_pretrained(path)
+    with pytest.raises(VoiceConfigMissingError):
+        hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(path))
+    # the pipeline tries each Auto class and reports their errors together
+    with pytest.raises(ValueError, match="VoiceConfigMissingError: .* has no voice_config.json"):
+        pipeline("text-to-speech", model=str(path))
+    assert folder_digest(path) == digest
+
+
+class _Payload:
+    def __reduce__(self):
+        return (open, ("/nonexistent-dir/pickle-was-loaded", "w"))
+
+
+def test_pickles_are_never_read(saved_voice, tmp_path):
+    path = _damaged_copy(saved_voice, tmp_path, _drop_the_weights)
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps(_Payload()).replace(b"/nonexistent-dir/pickle-was-loaded", str(marker).encode())
+    for name in ("voice.bin", "voice.pt", "pytorch_model.bin"):
+        (path / name).write_bytes(payload)
+    with pytest.raises(VoiceFileError, match="no voice.safetensors"):
+        MetaTTSVoice.from_pretrained(path)
+    assert not marker.exists()
