@@ -93,9 +93,10 @@ def synthesize_batch(voice: VoiceSpec, texts: list[str], style: Style = NEUTRAL)
                 continue
             encodable.append(True)
             wav, segs = os.path.join(tmp, f"{i}.wav"), os.path.join(tmp, f"{i}.segs")
+            # unwind-protect: an error on one sentence skips it instead of ending the whole batch
             lines.append(
-                f"(set! utt (Utterance Text {_scheme_string(text)}))(utt.synth utt)"
-                f"(utt.save.wave utt \"{wav}\" 'riff)(utt.save.segs utt \"{segs}\")"
+                f"(unwind-protect (begin (set! utt (Utterance Text {_scheme_string(text)}))(utt.synth utt)"
+                f"(utt.save.wave utt \"{wav}\" 'riff)(utt.save.segs utt \"{segs}\")) nil)"
             )
         script = os.path.join(tmp, "batch.scm")
         with open(script, "w", encoding=voice.text_encoding, errors="strict") as fh:
