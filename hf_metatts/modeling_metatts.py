@@ -225,6 +225,33 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
             voice.setdefault(name, self.get_parameter(name))
         return voice
 
+    @torch.no_grad()
+    def compute_durations(self, input_ids, attention_mask=None, labels=None, labels_attention_mask=None, **unused):
+        """The aligner's hard durations ``(B, N)`` (frames per token) for a batch with ``labels`` ``(B, T, M)``.
+
+        The aligner reads only token embeddings and mels, never the voice, so a few-shot inner loop can
+        compute these once and pass them as ``durations`` to every step.
+        """
+        if attention_mask is None:
+            attention_mask = input_ids.ne(self.config.pad_token_id)
+        text_mask = attention_mask.bool()
+        labels = labels.to(self.embed_tokens.weight.dtype)
+        mel_mask = (torch.ones(labels.shape[:2], dtype=torch.bool, device=labels.device)
+                    if labels_attention_mask is None else labels_attention_mask.bool())
+        hard, _, _ = self._align(input_ids, text_mask, labels, mel_mask)
+        return hard.sum(dim=1).long()
+
+    def _align(self, input_ids, text_mask, labels, mel_mask):
+        """Soft and hard alignment: -> hard ``(B, T, N)``, soft ``(B, T, N)``, logits ``(B, T, N)``."""
+        text_lengths, mel_lengths = text_mask.sum(1), mel_mask.sum(1)
+        log_prior = beta_binomial_log_prior(text_lengths.cpu(), mel_lengths.cpu(), input_ids.shape[1],
+                                            labels.shape[1], self.config.aligner_prior_scale).to(labels.device)
+        logits, soft = self.aligner(self.embed_tokens(input_ids), labels, text_mask, log_prior)
+        soft = soft.masked_fill(~mel_mask.unsqueeze(-1), 0.0)
+        log_soft = soft.clamp(min=1e-12).log().transpose(1, 2)
+        hard = monotonic_alignment_search(log_soft.detach(), text_lengths, mel_lengths).transpose(1, 2)
+        return hard, soft, logits
+
     def attach_vocoder(self, vocoder) -> None:
         """Use a `transformers.SpeechT5HifiGan` as this model's vocoder; it is saved with the checkpoint."""
         from .modeling_vocoder import SpeechT5HifiGanAdapter
@@ -319,15 +346,10 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
             raise ValueError("Each clip needs at least as many mel frames as phoneme tokens: a clip is too short "
                              "for its transcript.")
         speaker = self.voice(batch, speaker_ids, speaker_embeddings)
-        embedded, encoded = self._encode(input_ids, text_mask, speaker)
+        _, encoded = self._encode(input_ids, text_mask, speaker)
         losses = {}
         if durations is None:
-            log_prior = beta_binomial_log_prior(text_lengths.cpu(), mel_lengths.cpu(), input_ids.shape[1],
-                                                labels.shape[1], config.aligner_prior_scale).to(labels.device)
-            logits, soft = self.aligner(embedded, labels, text_mask, log_prior)
-            soft = soft.masked_fill(~mel_mask.unsqueeze(-1), 0.0)
-            log_soft = soft.clamp(min=1e-12).log().transpose(1, 2)
-            hard = monotonic_alignment_search(log_soft.detach(), text_lengths, mel_lengths).transpose(1, 2)
+            hard, soft, logits = self._align(input_ids, text_mask, labels, mel_mask)
             durations = hard.sum(dim=1)
             losses["alignment"] = forward_sum_loss(logits, text_lengths, mel_lengths)
             losses["bin"] = bin_loss(hard, soft)

@@ -9,7 +9,7 @@ from torch import nn
 from .errors import InvalidMetaConfigError
 from .head import MetaLearnerHead, resolve_adapted_names
 from .learner import encode_support
-from .maml import SGDRule, StepCallback, inner_loop, make_loss_fn
+from .maml import SGDRule, StepCallback, inner_loop, make_loss_fn, with_fixed_alignment
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def adapt_parameters(
     if steps is None:
         steps = cfg.inner_steps if cfg is not None else 5
     batches = [support_batch] if isinstance(support_batch, Mapping) else list(support_batch)
+    batches = with_fixed_alignment(model, batches)
     own = dict(model.named_parameters())
     params = {n: own[n].detach().clone() for n in names}
     if method == "zero_shot" and init is None:

@@ -21,6 +21,7 @@ from .maml import (
     make_loss_fn,
     multi_step_loss_weights,
     second_order_context,
+    with_fixed_alignment,
 )
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class MetaLearner(nn.Module):
     ) -> tuple[InnerLoopResult, torch.Tensor | None]:
         """Adapt on one task's support set; return the loop result and the (differentiable) query loss."""
         loss_fn = make_loss_fn(self.model)
+        support = with_fixed_alignment(self.model, support)
         params = self.initial_params(support)
         weights = None
         if msl:

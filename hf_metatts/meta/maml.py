@@ -62,6 +62,24 @@ def make_loss_fn(model: torch.nn.Module, extra: Mapping[str, torch.Tensor] | Non
     return loss_fn
 
 
+def with_fixed_alignment(model: torch.nn.Module, batches: Sequence[Batch]) -> list[Batch]:
+    """Support batches with the aligner's ``durations`` filled in, computed once per batch.
+
+    The aligner reads only token embeddings and mels, never the adapted parameter set, so its durations
+    cannot change during an inner loop, and its losses have no gradient with respect to the adapted set.
+    Passing the durations skips the aligner and the alignment search in every step: the same adapted-set
+    gradients, less work. Models without ``compute_durations`` and batches without ``labels`` pass through.
+    """
+    compute = getattr(model, "compute_durations", None)
+    fixed = []
+    for batch in batches:
+        if compute is None or "labels" not in batch or batch.get("durations") is not None:
+            fixed.append(batch)
+            continue
+        fixed.append({**batch, "durations": compute(**batch)})
+    return fixed
+
+
 def multi_step_loss_weights(steps: int, progress: float, min_weight: float = 0.03) -> list[float]:
     """MAML++ importance of the query loss after each inner step 1..steps.
 
