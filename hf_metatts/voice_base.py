@@ -84,7 +84,9 @@ def load_base(model_class, base_model: str, revision: str | None = None, **hub_k
 
     ``hub_kwargs``: ``token``, ``cache_dir``, ``local_files_only``, ``dtype``.
     """
-    key = (str(base_model), revision, str(hub_kwargs.get("dtype")), model_class)
+    if hub_kwargs.get("dtype") in (None, "auto"):  # the pipeline passes "auto"; both mean the checkpoint's own
+        hub_kwargs.pop("dtype", None)
+    key = (str(base_model), revision, str(hub_kwargs.get("dtype", "auto")), model_class)
     with _BASES_LOCK:
         if key in _BASES:
             return _BASES[key]

@@ -49,6 +49,15 @@ def synth(model, text="Short test.", voice=None, processor=None):
     return model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], voice=voice).waveform[0]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tiny model's tensors are too small for two threads to help; on a busy machine they slow it 20x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_bases():
     clear_base_cache()

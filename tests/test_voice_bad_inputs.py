@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from test_voice_adapt import SR, TEXTS, assert_same_weights, make_clips, speechlike, synth, weights
+from test_voice_adapt import SR, TEXTS, assert_same_weights, make_clips, one_thread, speechlike, synth, weights
 from tiny_models import save_tiny_checkpoint
 
 import hf_metatts
@@ -28,6 +28,8 @@ from hf_metatts.voice_errors import (
     VoiceMismatchError,
 )
 from hf_metatts.voice_validation import ClipValidation
+
+__all__ = ["one_thread"]  # module-wide fixture
 
 
 @pytest.fixture(autouse=True)
