@@ -261,19 +261,19 @@ def _resolve(source: str, filename: str, hub_kwargs: dict) -> str | None:
 
 
 def _is_voice(source: str, kwargs: dict) -> bool:
+    """Whether ``source`` is a voice: its ``config.json`` (the file a model load reads anyway) has the marker."""
     config = kwargs.get("config")
     if config is not None and not isinstance(config, (str, os.PathLike)):
         return bool(getattr(config, VOICE_MARKER, None))
     hub_kwargs = {k: v for k, v in kwargs.items() if k in _HUB_KEYS and v is not None}
-    if os.path.isdir(source):
-        config_path = _resolve(source, "config.json", hub_kwargs)
-        if config_path is not None and VOICE_MARKER in _read_json(config_path):
-            return True
+    if os.path.isdir(source) and os.path.isfile(os.path.join(source, hub_kwargs.get("subfolder") or "",
+                                                             VOICE_CONFIG_NAME)):
+        return True
     try:
-        return _resolve(source, VOICE_CONFIG_NAME, {**hub_kwargs, "_raise_exceptions_for_connection_errors": False}) \
-            is not None
-    except OSError:
+        config_path = _resolve(source, "config.json", hub_kwargs)
+    except OSError:  # the normal load reports it
         return False
+    return config_path is not None and VOICE_MARKER in _read_json(config_path)
 
 
 def load_voiced_model(model_class, pretrained_model_name_or_path, *args, **kwargs):

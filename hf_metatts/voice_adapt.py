@@ -49,12 +49,23 @@ def meta_learner_for(model):
         return load_meta_learner(source)
     from transformers.utils import cached_file
 
-    revision = getattr(model.config, "_commit_hash", None)
+    revision = _hub_revision(source)
     flags = dict(_raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False)
     paths = [cached_file(source, name, revision=revision, **flags) for name in (META_CONFIG_NAME, META_WEIGHTS_NAME)]
     if any(path is None for path in paths):
         return None
     return load_meta_learner(os.path.dirname(paths[0]))
+
+
+def _hub_revision(source: str | None) -> str | None:
+    """The commit of the cached Hub snapshot that ``source``'s config comes from (None for local folders)."""
+    if not source or os.path.isdir(source):
+        return None
+    from transformers.utils.hub import cached_file, extract_commit_hash
+
+    path = cached_file(source, "config.json", _raise_exceptions_for_missing_entries=False,
+                       _raise_exceptions_for_connection_errors=False)
+    return extract_commit_hash(path, None) if path else None
 
 
 def _pitch_available() -> bool:
@@ -173,7 +184,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
     languages = collections.Counter(clip.language or DEFAULT_LANGUAGE for clip in support)
     config = VoiceConfig(
         base_model=source,
-        base_revision=base_revision or getattr(model.config, "_commit_hash", None),
+        base_revision=base_revision or _hub_revision(source),
         base_fingerprint=base_fingerprint(model),
         method=inner, steps=int(steps), shots=len(support), language=languages.most_common(1)[0][0],
         sampling_rate=rate, support_seconds=round(sum(clip.seconds for clip in support), 3),
