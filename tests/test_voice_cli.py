@@ -1,0 +1,92 @@
+"""``hf-metatts adapt`` and ``hf-metatts push`` on the command line."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile
+from test_hub_roundtrip import local_hub
+from test_voice_adapt import SR, TEXTS, make_clips, one_thread
+from tiny_models import save_tiny_checkpoint
+
+from hf_metatts.cli import main
+from hf_metatts.voice import MetaTTSVoice
+from hf_metatts.voice_base import clear_base_cache
+
+__all__ = ["local_hub", "one_thread"]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli_base")
+    save_tiny_checkpoint(path)
+    return path
+
+
+@pytest.fixture
+def clip_folder(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for index, (audio, text) in enumerate(make_clips(2)):
+        soundfile.write(folder / f"utt{index}.wav", audio, SR)
+        (folder / f"utt{index}.txt").write_text(text + "\n", encoding="utf-8")
+    return folder
+
+
+def test_adapt_from_a_folder_then_push(base, clip_folder, tmp_path, capsys, local_hub):
+    out = tmp_path / "voice"
+    code = main(["adapt", "--model", str(base), "--clips", str(clip_folder), "--method", "maml", "--steps", "2",
+                 "--out", str(out), "--no-progress"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["method"], summary["steps"], summary["shots"]) == ("maml", 2, 2)
+    assert summary["voice_bytes"] == os.path.getsize(out / "voice.safetensors")
+    voice = MetaTTSVoice.from_pretrained(out)
+    assert voice.config.base_model == str(base)
+
+    assert main(["push", str(out), "acme/cli-voice"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["repo_id"] == "acme/cli-voice"
+    assert "voice.safetensors" in local_hub.commits[-1][1]
+    clear_base_cache()
+    pushed = MetaTTSVoice.from_pretrained("acme/cli-voice")
+    assert pushed.config.tensors_sha256 == voice.config.tensors_sha256
+
+
+def test_push_a_base_with_results(base, tmp_path, capsys, local_hub):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"dataset_name": "held-out voices", "dataset_type": "local/voices",
+                                    "metric_type": "speaker_similarity", "metric_value": 0.71}]))
+    assert main(["push", str(base), "acme/cli-base", "--results", str(results), "--dataset", "local/voices"]) == 0
+    folder = local_hub.folder("acme/cli-base")
+    card = (folder / "snapshots" / (folder / "refs" / "main").read_text() / "README.md").read_text()
+    assert "speaker_similarity" in card and "0.71" in card and "local/voices" in card
+
+
+def test_adapt_from_a_saved_dataset(base, clip_folder, tmp_path, capsys):
+    from datasets import Dataset
+
+    files = sorted(str(p) for p in clip_folder.glob("*.wav"))
+    Dataset.from_dict({"audio": files, "text": TEXTS[:2]}).save_to_disk(str(tmp_path / "dataset"))
+    code = main(["adapt", "--model", str(base), "--clips", str(tmp_path / "dataset"), "--steps", "1",
+                 "--out", str(tmp_path / "voice"), "--no-progress"])
+    assert code == 0 and MetaTTSVoice.from_pretrained(tmp_path / "voice").config.shots == 2
+
+
+@pytest.mark.parametrize("problem", ["missing transcript", "silent clip", "empty folder"])
+def test_bad_clips_fail_cleanly_and_write_nothing(base, clip_folder, tmp_path, capsys, problem):
+    if problem == "missing transcript":
+        (clip_folder / "utt1.txt").unlink()
+        expected = "utt1.wav has no transcript"
+    elif problem == "silent clip":
+        soundfile.write(clip_folder / "utt1.wav", np.zeros(SR, np.float32), SR)
+        expected = "utt1.wav is silent"
+    else:
+        for path in clip_folder.iterdir():
+            path.unlink()
+        expected = "No support clips"
+    out = tmp_path / "voice"
+    assert main(["adapt", "--model", str(base), "--clips", str(clip_folder), "--out", str(out),
+                 "--no-progress"]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
