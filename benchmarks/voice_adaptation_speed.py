@@ -1,0 +1,96 @@
+"""Wall time of voice adaptation at the base config on CPU, and the size of a voice file.
+
+Measures ``model.adapt`` (clip checks, features, aligner score and the inner loop) for a 5-shot, 5-step
+``maml`` adaptation and for ``zero_shot`` (the support encoder alone), on ``--threads`` CPU threads, and the
+bytes of ``voice.safetensors``. Writes ``benchmarks/results/voice_adaptation_speed.json``.
+
+    python benchmarks/voice_adaptation_speed.py --threads 2 --repeats 5
+"""
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import hf_metatts
+
+logger = logging.getLogger("voice_adaptation_speed")
+SR = 16000
+TEXTS = ["The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
+         "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
+         "Rice is often served in round bowls."]
+
+
+def support_clips(shots: int, seconds: float = 2.5) -> list[tuple[np.ndarray, str]]:
+    """``shots`` harmonic, amplitude-modulated clips of ``seconds`` (the timing does not depend on content)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SR)) / SR
+    clips = []
+    for index in range(shots):
+        pitch = 120.0 + 15.0 * index
+        wave = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in (1, 2, 3)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+        clips.append(((0.2 * wave + 0.01 * rng.standard_normal(len(t))).astype(np.float32), TEXTS[index % 5]))
+    return clips
+
+
+def time_adapt(model, clips, repeats: int, **kwargs) -> tuple[list[float], object]:
+    model.adapt(clips, sampling_rate=SR, progress=False, **kwargs)  # warm-up (espeak, kernels)
+    times, voice = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        voice = model.adapt(clips, sampling_rate=SR, progress=False, **kwargs)
+        times.append(time.perf_counter() - start)
+    return times, voice
+
+
+def summary(times: list[float]) -> dict:
+    return {"median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
+            "max_s": round(max(times), 4), "runs": len(times)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "voice_adaptation_speed.json"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = hf_metatts.MetaTTSConfig(dropout=0.0, attention_dropout=0.0, variance_dropout=0.0)
+    model = hf_metatts.MetaTTSForTextToSpeech(config).eval()
+    clips = support_clips(args.shots)
+    maml_times, voice = time_adapt(model, clips, args.repeats, method="maml", steps=args.steps)
+    zero_times, _ = time_adapt(model, clips, args.repeats, method="zero_shot")
+    with tempfile.TemporaryDirectory() as folder:
+        voice.save_pretrained(folder)
+        size = os.path.getsize(os.path.join(folder, "voice.safetensors"))
+    result = {
+        "benchmark": "voice_adaptation_speed",
+        "config": "base (MetaTTSConfig defaults, dropout off)",
+        "threads": args.threads, "shots": args.shots, "steps": args.steps,
+        "clip_seconds": 2.5, "model_parameters": sum(p.numel() for p in model.parameters()),
+        "maml": summary(maml_times), "zero_shot": summary(zero_times),
+        "voice_floats": voice.num_parameters, "voice_file_bytes": size,
+        "torch": torch.__version__, "python": sys.version.split()[0], "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    logger.info(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
