@@ -158,9 +158,11 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         weights that do not fit the config (missing or unexpected keys), raise `CheckpointError` naming it.
         A voice folder or repo (with the hf_metatts package imported) loads its base with the voice applied."""
         if "hf_metatts" in sys.modules:  # voices are a plugin feature; remote code alone loads checkpoints only
-            from hf_metatts.voice import load_voiced_model
-
-            voiced = load_voiced_model(cls, pretrained_model_name_or_path, *args, **kwargs)
+            try:  # (transformers' remote-code import check skips try blocks, so the plugin stays optional)
+                from hf_metatts.voice import load_voiced_model
+            except ImportError:
+                load_voiced_model = None
+            voiced = load_voiced_model and load_voiced_model(cls, pretrained_model_name_or_path, *args, **kwargs)
             if voiced is not None:
                 return voiced
         if os.path.isdir(str(pretrained_model_name_or_path)):
@@ -507,7 +509,10 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
     def adapt(self, clips, **kwargs):
         """Few-shot voice adaptation: (audio, transcript) pairs or a `datasets.Dataset` -> a `MetaTTSVoice`;
         this model's weights are not changed. See `hf_metatts.voice_adapt.adapt_model` for the arguments."""
-        from hf_metatts.voice import adapt_model  # plugin-only feature
+        try:  # plugin-only feature (a try block, so remote code does not require the package)
+            from hf_metatts.voice import adapt_model
+        except ImportError as error:
+            raise ImportError("model.adapt needs the hf-metatts package: pip install hf-metatts.") from error
         return adapt_model(self, clips, **kwargs)
 
 
