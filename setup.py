@@ -1,10 +1,23 @@
 """Packaging for hf-metatts (import name ``hf_metatts``)."""
 
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+
+
+class BuildWithModelCards(build_py):
+    """Ships the repository's ``model_cards/`` templates inside the installed package."""
+
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / "hf_metatts" / "model_cards"
+        target.mkdir(parents=True, exist_ok=True)
+        for template in (HERE / "model_cards").glob("*.md"):
+            shutil.copy2(template, target / template.name)
 
 CORE_REQUIRES = [
     "torch>=2.4,<3",
@@ -55,6 +68,7 @@ setup(
     install_requires=CORE_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["hf-metatts=hf_metatts.cli:main"]},
+    cmdclass={"build_py": BuildWithModelCards},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Multimedia :: Sound/Audio :: Speech",

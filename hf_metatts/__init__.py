@@ -13,6 +13,8 @@ from .modeling_metatts import MetaTTSForTextToSpeech, MetaTTSOutput, MetaTTSPreT
 from .processing_metatts import MetaTTSProcessor
 from .registration import register_auto_classes
 from .tokenization_metatts import MetaTTSTokenizer, phonemize, supported_languages
+from .voice import MetaTTSVoice
+from .voice_validation import ClipValidation
 
 __version__ = "0.1.0.dev0"
 
@@ -27,6 +29,8 @@ __all__ = [
     "MetaTTSTokenizer",
     "MetaTTSFeatureExtractor",
     "MetaTTSProcessor",
+    "MetaTTSVoice",
+    "ClipValidation",
     "MetaTTSError",
     "InvalidTextError",
     "InvalidAudioError",

@@ -1,9 +1,24 @@
 """Shared fixtures: every test runs offline with its own Hugging Face caches."""
 
 import os
+import tempfile
 
-import pytest
-import torch
+# huggingface_hub and transformers read these once, at import: set them before anything imports them.
+_SESSION_HF_HOME = tempfile.mkdtemp(prefix="hf_metatts_tests_")
+os.environ.update(
+    HF_HOME=_SESSION_HF_HOME,
+    HF_HUB_CACHE=os.path.join(_SESSION_HF_HOME, "hub"),
+    HF_MODULES_CACHE=os.path.join(_SESSION_HF_HOME, "modules"),
+    HF_HUB_OFFLINE="1",
+    HF_DATASETS_OFFLINE="1",
+    TRANSFORMERS_OFFLINE="1",
+    HF_HUB_DISABLE_TELEMETRY="1",
+    GRADIO_ANALYTICS_ENABLED="False",
+)
+
+import huggingface_hub.constants  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +32,9 @@ def _offline_isolated_hub(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HOME", str(home))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     yield
 
 

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import soundfile
 
 from hf_metatts.cli import main
@@ -27,3 +28,40 @@ def test_languages_lists_espeak_codes(capsys):
     assert main(["languages"]) == 0
     codes = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
     assert {"en-us", "de", "cs", "it", "ru"} <= set(codes) and len(codes) > 100
+
+
+
+def test_synthesize_with_a_voice(tmp_path):
+    from test_voice_adapt import SR, make_clips
+    from tiny_models import save_tiny_checkpoint, tiny_model
+
+    import hf_metatts
+    from hf_metatts.voice_base import clear_base_cache
+
+    clear_base_cache()
+    base_dir, voice_dir = tmp_path / "base", tmp_path / "voice"
+    save_tiny_checkpoint(base_dir)
+    base = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(base_dir))
+    base.adapt(make_clips(2, pitch=220.0), sampling_rate=SR, steps=2, lr=0.5, progress=False).save_pretrained(
+        voice_dir)
+    outputs = {name: tmp_path / f"{name}.wav" for name in ("alone", "with_base", "base")}
+    assert main(["synthesize", "--voice", str(voice_dir), "--text", "A voice.", "--out", str(outputs["alone"])]) == 0
+    assert main(["synthesize", "--model", str(base_dir), "--voice", str(voice_dir), "--text", "A voice.",
+                 "--out", str(outputs["with_base"])]) == 0
+    assert main(["synthesize", "--model", str(base_dir), "--text", "A voice.", "--out", str(outputs["base"])]) == 0
+    alone, with_base, plain = (soundfile.read(outputs[name])[0] for name in ("alone", "with_base", "base"))
+    assert len(alone) == len(with_base) and abs(alone - with_base).max() < 1e-3
+    assert len(alone) != len(plain) or abs(alone - plain).max() > 1e-3  # the voice changes the audio
+    other = tmp_path / "other_base"
+    tiny_model().save_pretrained(other)
+    hf_metatts.MetaTTSProcessor.from_pretrained(str(base_dir)).save_pretrained(other)
+    with pytest.raises(ValueError, match="fingerprint"):
+        main(["synthesize", "--model", str(other), "--voice", str(voice_dir), "--text", "Hi.",
+              "--out", str(tmp_path / "x.wav")])
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_synthesize_needs_a_model_or_a_voice(tmp_path, capsys):
+    assert main(["synthesize", "--text", "Hi.", "--out", str(tmp_path / "x.wav")]) == 2
+    assert "give --model or --voice" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()

@@ -1,6 +1,9 @@
 """Two ranks under ``accelerate.debug_launcher`` end meta-training with identical parameters."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,9 +32,18 @@ def _train_rank(out_dir, method, first_order):
 @pytest.mark.slow
 @pytest.mark.parametrize("method,first_order", [("maml", True), ("maml", False), ("meta_lstm", True)])
 def test_two_ranks_end_with_identical_parameters(tmp_path, method, first_order):
-    from accelerate import debug_launcher
-
-    debug_launcher(_train_rank, args=(str(tmp_path), method, first_order), num_processes=2)
+    # debug_launcher forks; a process whose OpenMP pool already ran (earlier tests) can deadlock its forked
+    # children, so the two ranks are forked from a fresh interpreter.
+    script = (
+        "from accelerate import debug_launcher\n"
+        "from test_meta_distributed import _train_rank\n"
+        f"debug_launcher(_train_rank, args=({str(tmp_path)!r}, {method!r}, {first_order!r}), num_processes=2)\n"
+    )
+    tests_dir = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tests_dir, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
     r0, r1 = (load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1))
     assert not set(r0.pop("tasks").tolist()) & set(r1.pop("tasks").tolist())  # ranks saw different tasks
     initial = dict(toy_model(seed=0).named_parameters())
