@@ -1,0 +1,181 @@
+"""The web demo through gradio_client (no browser): adapt, speak, download, bad input, concurrent sessions."""
+
+import os
+import socket
+import threading
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile
+
+pytest.importorskip("gradio", reason="the demo needs gradio (pip install gradio gradio_client)")
+gradio_client = pytest.importorskip("gradio_client", reason="pip install gradio_client")
+
+SR = 16000
+TEXTS = ["Hello there, this is a test.", "A second sentence for the voice.", "Meta learning adapts fast."]
+
+
+def speechlike(seconds: float, pitch: float, seed: int = 0) -> np.ndarray:
+    """An amplitude-modulated harmonic tone with a little noise (float32, peak < 0.6)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    wave = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in (1, 2, 3))
+    envelope = 0.5 + 0.5 * np.abs(np.sin(2 * np.pi * 2.5 * t))
+    return (0.2 * wave * envelope + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def write_clips(folder, pitch: float, count: int = 3) -> tuple[list[str], str]:
+    """``count`` WAV clips at ``pitch`` Hz in ``folder`` -> (paths, transcripts text)."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = os.path.join(folder, f"clip{index + 1}.wav")
+        soundfile.write(path, speechlike(1.6 + 0.2 * index, pitch + 7 * index, seed=index), SR)
+        paths.append(path)
+    return paths, "\n".join(TEXTS[:count])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory):
+    """The demo on a free 127.0.0.1 port, serving a tiny random checkpoint, in this process."""
+    import torch
+    from tiny_models import save_tiny_checkpoint
+
+    from hf_metatts.demo import build_demo
+    from hf_metatts.demo.session import ModelHost
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("demo_model")
+    save_tiny_checkpoint(folder)
+    demo = build_demo(ModelHost.load(str(folder)))
+    demo.queue(default_concurrency_limit=4)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                            ssr_mode=False, run_history=False)
+    yield url
+    demo.close()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def client(demo_url, tmp_path):
+    return gradio_client.Client(demo_url, verbose=False, download_files=str(tmp_path / "downloads"))
+
+
+def upload(paths):
+    return [gradio_client.handle_file(path) for path in paths]
+
+
+def adapt(client, paths, transcripts, method="maml", steps=3):
+    """Adapt a voice in ``client``'s session -> (status, curve, similarity)."""
+    return client.predict(upload(paths), transcripts, method, steps, api_name="/adapt")
+
+
+def check_wav(path, min_seconds=0.2, max_seconds=30.0) -> np.ndarray:
+    """The file is a valid WAV of plausible length; returns its samples."""
+    info = soundfile.info(path)
+    assert info.format == "WAV", info
+    assert min_seconds < info.duration < max_seconds, info.duration
+    data, _ = soundfile.read(path)
+    assert np.isfinite(data).all() and np.abs(data).max() > 0
+    return data
+
+
+def test_adapt_speak_download(client, tmp_path):
+    paths, transcripts = write_clips(tmp_path / "clips", pitch=150)
+    status, curve, similarity = adapt(client, paths, transcripts, steps=3)
+    assert status.startswith("✅") and "3 clip(s)" in status, status
+    steps, losses = zip(*curve["data"])
+    assert steps == (1, 2, 3) and all(np.isfinite(losses)), curve
+    assert "Speaker similarity" in similarity
+    audio, message = client.predict("Meta-learning makes adaptation fast.", api_name="/speak")
+    assert "your voice" in message, message
+    check_wav(audio)
+    archive, message = client.predict(api_name="/download")
+    assert message.startswith("✅"), message
+    with zipfile.ZipFile(archive) as handle:
+        names = {os.path.basename(name) for name in handle.namelist()}
+        handle.extractall(tmp_path / "voice")
+    assert {"voice.safetensors", "voice_config.json", "config.json"} <= names
+    from hf_metatts import MetaTTSVoice
+
+    voice = MetaTTSVoice.from_pretrained(tmp_path / "voice" / "metatts-voice")
+    assert voice.config.shots == 3 and voice.config.steps == 3
+
+
+def test_bad_inputs_show_messages_and_server_keeps_serving(client, tmp_path):
+    paths, transcripts = write_clips(tmp_path / "clips", pitch=170, count=2)
+    unreadable = tmp_path / "broken.wav"
+    unreadable.write_bytes(b"this is not audio at all" * 10)
+    long_clip = tmp_path / "long.wav"
+    soundfile.write(long_clip, speechlike(31.0, 140), SR)
+
+    status, _, _ = client.predict([], "", "maml", 3, api_name="/adapt")
+    assert "No clips yet" in status
+    status, _, _ = adapt(client, [str(unreadable)], "Some words.")
+    assert "broken.wav" in status and "could not decode" in status, status
+    status, _, _ = adapt(client, [str(long_clip)], "Some words spoken for a long time.")
+    assert "long.wav" in status and "30" in status, status
+    status, _, _ = adapt(client, paths, TEXTS[0])
+    assert "Clip 2 (clip2.wav) has no transcript" in status, status
+
+    _, message = client.predict("   ", api_name="/speak")
+    assert "Type some text" in message
+    _, message = client.predict("word " * 200, api_name="/speak")
+    assert "at most 400" in message
+    message = client.predict("me/voice", "", api_name="/push")
+    assert "Adapt a voice first" in message
+
+    status, _, _ = adapt(client, paths, transcripts)  # still serving, and now it works
+    assert status.startswith("✅"), status
+    message = client.predict("me/voice", "", api_name="/push")
+    assert "token" in message and message.startswith("⚠️"), message
+    message = client.predict("me/voice", "hf_not_a_real_token", api_name="/push")
+    assert "offline" in message or "No network" in message, message
+    audio, message = client.predict("Still here.", api_name="/speak")
+    check_wav(audio, min_seconds=0.05)
+
+
+def test_four_concurrent_sessions_get_their_own_voice(demo_url, tmp_path):
+    text = "The same words in four voices."
+    clients = [gradio_client.Client(demo_url, verbose=False, download_files=str(tmp_path / f"d{i}")) for i in range(4)]
+    clip_sets = [write_clips(tmp_path / f"voice{i}", pitch=110 + 45 * i) for i in range(4)]
+
+    status, _, _ = adapt(clients[0], *clip_sets[0], steps=4)
+    assert status.startswith("✅"), status
+    before = soundfile.read(clients[0].predict(text, api_name="/speak")[0])[0]
+
+    results, errors = {}, []
+
+    def run(index):
+        try:
+            status, _, _ = adapt(clients[index], *clip_sets[index], steps=4)
+            assert status.startswith("✅"), status
+            results[index] = soundfile.read(clients[index].predict(text, api_name="/speak")[0])[0]
+        except Exception as error:  # reported below with the thread's index
+            errors.append((index, error))
+
+    workers = [threading.Thread(target=run, args=(index,)) for index in range(1, 4)]
+    workers.append(threading.Thread(target=lambda: results.__setitem__(
+        0, soundfile.read(clients[0].predict(text, api_name="/speak")[0])[0])))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not errors, errors
+    assert sorted(results) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(results[0], before)  # session 0's voice untouched by the others
+    after = soundfile.read(clients[0].predict(text, api_name="/speak")[0])[0]
+    np.testing.assert_array_equal(after, before)
+    for first in range(4):
+        for second in range(first + 1, 4):
+            same_length = len(results[first]) == len(results[second])
+            assert not same_length or not np.array_equal(results[first], results[second]), (first, second)
+
