@@ -179,3 +179,34 @@ def test_four_concurrent_sessions_get_their_own_voice(demo_url, tmp_path):
             same_length = len(results[first]) == len(results[second])
             assert not same_length or not np.array_equal(results[first], results[second]), (first, second)
 
+
+
+def run_demo_command(argv) -> int:
+    import argparse
+
+    from hf_metatts.demo.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["demo", *argv])
+    return args.func(args)
+
+
+def test_demo_command_without_a_model_says_what_to_do(monkeypatch, capsys):
+    import hf_metatts
+
+    monkeypatch.delenv("HF_METATTS_MODEL", raising=False)
+    monkeypatch.delattr(hf_metatts, "DEFAULT_CHECKPOINT", raising=False)
+    assert run_demo_command([]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_default_model_prefers_the_environment_then_the_bundled_checkpoint(monkeypatch):
+    import hf_metatts
+    from hf_metatts.demo import default_model
+
+    monkeypatch.setattr(hf_metatts, "DEFAULT_CHECKPOINT", "bundled/checkpoint", raising=False)
+    monkeypatch.delenv("HF_METATTS_MODEL", raising=False)
+    assert default_model() == "bundled/checkpoint"
+    monkeypatch.setenv("HF_METATTS_MODEL", "my/model")
+    assert default_model() == "my/model"

@@ -122,11 +122,13 @@ class NoModelError(ValueError):
     """No base model was named and the package has no default checkpoint."""
 
 
-def launch(model: str | None = None, corpus: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+def launch(model: str | None = None, corpus: str | None = None, host: str | None = None, port: int | None = None,
            share: bool = False, block: bool = True):
     """Load ``model`` (default: :func:`default_model`) and serve the demo -> ``(demo, url)``.
 
-    ``block=False`` returns once the server is up (for tests and notebooks); close it with ``demo.close()``.
+    ``host`` and ``port`` default to ``$GRADIO_SERVER_NAME`` (else 127.0.0.1) and ``$GRADIO_SERVER_PORT`` (else
+    7860 or the next free port), which is what Hugging Face Spaces sets. ``block=False`` returns once the server
+    is up (for tests and notebooks); close it with ``demo.close()``.
 
     Raises:
         NoModelError: no model given, no ``HF_METATTS_MODEL`` and no ``hf_metatts.DEFAULT_CHECKPOINT``.

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
                         help="base checkpoint folder or Hub id (default: $HF_METATTS_MODEL, else the bundled one)")
     parser.add_argument("--corpus", default=None,
                         help="a corpus saved by build-corpus: its test speakers become samples ($HF_METATTS_CORPUS)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default=None, help="default: $GRADIO_SERVER_NAME, else 127.0.0.1")
     parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT, else 7860 or the next")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.set_defaults(func=_demo)
