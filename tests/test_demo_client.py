@@ -210,3 +210,27 @@ def test_default_model_prefers_the_environment_then_the_bundled_checkpoint(monke
     assert default_model() == "bundled/checkpoint"
     monkeypatch.setenv("HF_METATTS_MODEL", "my/model")
     assert default_model() == "my/model"
+
+
+def test_sample_speakers_come_from_the_corpus_test_split(tmp_path):
+    import datasets
+
+    from hf_metatts.data import encode_audio
+    from hf_metatts.data.schema import COLUMNS, rows_to_dataset
+    from hf_metatts.demo.samples import sample_clips, sample_speakers
+
+    def rows(speaker, count):
+        return [{**{name: "" for name in COLUMNS}, "id": f"{speaker}-{i}", "speaker_id": speaker, "duration": 1.0,
+                 "phone_timings": [], "text": f"Sentence {i}  of {speaker}.",
+                 "audio": encode_audio(speechlike(1.0, 150), 16000)} for i in range(count)]
+
+    corpus = tmp_path / "corpus"
+    datasets.DatasetDict({"train": rows_to_dataset(rows("trainee", 2)),
+                          "test": rows_to_dataset(rows("flite:awb", 3) + rows("flite:slt", 1))}).save_to_disk(corpus)
+    assert sample_speakers(str(corpus)) == ["flite:awb", "flite:slt"]
+    assert sample_speakers(None) == [] and sample_speakers(str(tmp_path / "missing")) == []
+    paths, texts = sample_clips(str(corpus), "flite:awb")
+    assert len(paths) == 3 and texts[0] == "Sentence 0 of flite:awb."
+    assert all(soundfile.info(path).format == "WAV" for path in paths)
+    with pytest.raises(ValueError, match="no test speaker"):
+        sample_clips(str(corpus), "trainee")
