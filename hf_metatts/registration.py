@@ -12,6 +12,7 @@ from transformers import (
 from .configuration_metatts import MetaTTSConfig
 from .feature_extraction_metatts import MetaTTSFeatureExtractor
 from .modeling_metatts import MetaTTSForTextToSpeech
+from .pipeline_integration import register_text_to_speech_pipeline
 from .processing_metatts import MetaTTSProcessor
 from .tokenization_metatts import MetaTTSTokenizer
 
@@ -21,7 +22,8 @@ _REGISTERED = False
 def register_auto_classes() -> None:
     """Make ``AutoConfig``, ``AutoModel(ForTextToWaveform)``, ``AutoTokenizer``, ``AutoFeatureExtractor``
     and ``AutoProcessor`` resolve ``model_type="metatts"``; mark the classes so that ``save_pretrained``
-    writes ``auto_map`` and the remote-code files (``trust_remote_code=True`` then loads without this package).
+    writes ``auto_map`` and the remote-code files (``trust_remote_code=True`` then loads without this package);
+    let the text-to-speech pipeline pass ``forward_params={"language": ...}`` to MetaTTS phonemization.
     """
     global _REGISTERED
     if _REGISTERED:
@@ -37,4 +39,5 @@ def register_auto_classes() -> None:
     MetaTTSTokenizer.register_for_auto_class("AutoTokenizer")
     MetaTTSFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     MetaTTSProcessor.register_for_auto_class("AutoProcessor")
+    register_text_to_speech_pipeline()
     _REGISTERED = True

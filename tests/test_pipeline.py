@@ -54,11 +54,33 @@ def test_forward_params(tts):
         tts(text, forward_params={"no_such_parameter": 1})
 
 
-def test_language_is_a_preprocess_parameter(tts):
-    german = tts("Guten Morgen, wie geht es dir?", preprocess_params={"language": "de"})["audio"]
-    assert len(german) == expected_samples(tts, "Guten Morgen, wie geht es dir?", language="de")
-    with pytest.raises(ValueError, match="preprocess_params"):
-        tts("Guten Morgen.", forward_params={"language": "de"})
+def test_language_as_forward_or_preprocess_parameter(tts):
+    text = "Guten Morgen, wie geht es dir?"
+    german = tts(text, forward_params={"language": "de"})["audio"]
+    assert len(german) == expected_samples(tts, text, language="de")
+    assert expected_samples(tts, text, language="de") != expected_samples(tts, text)  # not read as English
+    np.testing.assert_array_equal(tts(text, preprocess_params={"language": "de"})["audio"], german)
+    with pytest.raises(hf_metatts.UnsupportedLanguageError, match="hf-metatts languages"):
+        tts(text, forward_params={"language": "xx-yy"})
+    assert len(tts(text)["audio"]) == expected_samples(tts, text)  # the default language is unchanged
+
+
+def test_other_text_to_speech_models_are_untouched(tmp_path):
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+    from transformers.pipelines.text_to_audio import TextToAudioPipeline
+
+    vocab = {ch: i for i, ch in enumerate(" abcdefghijklmnopqrstuvwxyz")}
+    (tmp_path / "vocab.json").write_text(__import__("json").dumps(vocab))
+    VitsTokenizer(str(tmp_path / "vocab.json"), add_blank=False, phonemize=False).save_pretrained(tmp_path)
+    VitsModel(VitsConfig(vocab_size=len(vocab) + 8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         ffn_dim=16, flow_size=16, upsample_initial_channel=16, prior_encoder_num_flows=1,
+                         posterior_encoder_num_wavenet_layers=1, duration_predictor_num_flows=1,
+                         duration_predictor_filter_channels=16, spectrogram_bins=33)).save_pretrained(tmp_path)
+    vits = pipeline("text-to-speech", model=str(tmp_path))
+    assert isinstance(vits, TextToAudioPipeline)
+    assert vits("hello world")["audio"].size > 0
+    preprocess, forward, _ = vits._sanitize_parameters(forward_params={"language": "de"})
+    assert forward["forward_params"] == {"language": "de"} and "language" not in preprocess  # as before
 
 
 def test_long_paragraph_is_not_truncated(tts):
