@@ -49,8 +49,8 @@ EXTRAS = {
         "scikit-learn>=1.1",
         "matplotlib>=3.7",
     ],
-    "demo": ["gradio>=5.0,<7"],
-    "tests": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+    "demo": ["gradio>=6.31,<7", "gradio_client>=2.0"],
+    "tests": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "playwright>=1.40"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

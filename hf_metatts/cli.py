@@ -12,6 +12,7 @@ SUBCOMMAND_MODULES = (
     "hf_metatts.meta.cli",
     "hf_metatts.evaluation.cli",
     "hf_metatts.voice_cli",
+    "hf_metatts.demo.cli",
 )
 
 

@@ -17,8 +17,8 @@ done
 PIP="python -m pip install --disable-pip-version-check -q"
 $PIP "torch==2.13.0"
 $PIP "setuptools<81" wheel cython "numpy>=1.24,<3"
-EXTRAS="evaluation"
-[ "$DEV" = 1 ] && EXTRAS="evaluation,tests"
+EXTRAS="evaluation,demo"
+[ "$DEV" = 1 ] && EXTRAS="evaluation,demo,tests"
 $PIP -e ".[${EXTRAS}]"
 # The speaker encoder ships its weights in its wheel; its pinned dependencies would break the stack.
 $PIP --no-deps "resemblyzer>=0.1.4"
@@ -28,5 +28,10 @@ $PIP --no-build-isolation "pysptk>=1.0,<2"
 # Debian voices and human-written sentences for the corpus and the metric tests (about 30 MB).
 if command -v apt-get >/dev/null 2>&1; then
   MINIMAL=1 bash scripts/install_synthesizers.sh
+  # The demo's browser tests drive Debian's chromium with Playwright (never `playwright install`).
+  if [ "$DEV" = 1 ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+  fi
 fi
 python -c "import hf_metatts, torch; print('hf-metatts', hf_metatts.__version__, 'with torch', torch.__version__)"
