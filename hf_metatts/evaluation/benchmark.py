@@ -1,0 +1,341 @@
+"""Adaptation benchmark: held-out tasks x methods x shots x adaptation steps -> speaker similarity, EER, MCD, WER.
+
+For every held-out test task (a value of the task column) the rows are shuffled with a seed: the last
+``heldout`` rows are the held-out sentences, the others the support pool (k-shot support = its first k rows,
+so larger k extends smaller k). For every method (each from its own checkpoint) and k, the adapted parameters
+are captured at every requested step count in ONE adaptation run (steps are cumulative), then the held-out
+sentences are synthesised and compared with the target's real recordings of them.
+
+Upper bounds on the same held-out sentences: ``ground_truth`` (the real recordings themselves; similarity is
+to the task's other real utterances) and ``resynthesis`` (real audio -> the feature extractor's log-mel -> the
+model's vocoder). EER is pooled over tasks per (method, k, step): every held-out utterance claims its task and
+is scored against the centroids of every task's support-pool recordings.
+
+The result is a JSON-able dict; see :func:`run_benchmark`. :func:`render_markdown` turns it into tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from hf_metatts.errors import MetaTTSError
+
+from .audio import MismatchedInputsError
+
+logger = logging.getLogger(__name__)
+
+BENCHMARK_METHODS = ("maml", "metasgd", "meta_lstm", "zero_shot", "finetune")
+BENCHMARK_METRICS = ("similarity", "eer", "mcd", "wer", "wer_delta")
+PER_TASK_METRICS = ("similarity", "mcd", "wer", "wer_delta", "support_loss")
+SCHEMA_VERSION = 1
+
+
+class BenchmarkConfigError(MetaTTSError, ValueError):
+    """The benchmark's settings cannot give a result (no tasks, no method, bad grid)."""
+
+
+@dataclass
+class BenchmarkSettings:
+    """What to run. ``checkpoints`` maps a method to its checkpoint folder (methods absent are skipped)."""
+
+    corpus: str
+    checkpoints: dict[str, str]
+    task_column: str = "speaker_id"
+    split: str = "test"
+    shots: list[int] = field(default_factory=lambda: [1, 5, 10])
+    steps: list[int] = field(default_factory=lambda: [0, 1, 5, 10, 20, 50, 100])
+    max_tasks: int | None = None
+    heldout: int = 1
+    seed: int = 0
+    lrs: dict[str, float] = field(default_factory=dict)
+    eval_metrics: list[str] = field(default_factory=lambda: ["similarity", "mcd", "wer", "eer"])
+
+    def validate(self) -> None:
+        if not self.shots or min(self.shots) < 1:
+            raise BenchmarkConfigError(f"shots={self.shots}: give at least one shot count >= 1.")
+        if not self.steps or min(self.steps) < 0:
+            raise BenchmarkConfigError(f"steps={self.steps}: give at least one step count >= 0.")
+        if self.heldout < 1:
+            raise BenchmarkConfigError(f"heldout={self.heldout}: hold out at least one sentence per task.")
+        unknown = sorted(set(self.checkpoints) - set(BENCHMARK_METHODS))
+        if unknown:
+            raise BenchmarkConfigError(f"Unknown methods {unknown}: choose from {list(BENCHMARK_METHODS)}.")
+        if not self.checkpoints:
+            raise BenchmarkConfigError("No checkpoints given: pass at least one METHOD=DIR.")
+
+
+@dataclass
+class Task:
+    """One held-out task: support pool rows and held-out rows (``audio`` undecoded, ``text``, ``language``)."""
+
+    name: str
+    pool: list[dict]
+    heldout: list[dict]
+
+
+def load_tasks(settings: BenchmarkSettings) -> list[Task]:
+    """The test tasks of the corpus (first ``max_tasks`` in sorted order), split into pool and held-out rows."""
+    from datasets import Audio, load_from_disk
+
+    corpus = load_from_disk(settings.corpus)
+    if settings.split not in corpus:
+        raise BenchmarkConfigError(f"{settings.corpus} has no split {settings.split!r} (has {list(corpus)}).")
+    split = corpus[settings.split]
+    if settings.task_column not in split.column_names:
+        raise BenchmarkConfigError(f"Split {settings.split!r} has no column {settings.task_column!r} "
+                                   f"(columns: {split.column_names}).")
+    split = split.cast_column("audio", Audio(decode=False))
+    groups: dict[str, list[dict]] = {}
+    for row in split:
+        groups.setdefault(str(row[settings.task_column]), []).append(row)
+    names = sorted(groups)[: settings.max_tasks] if settings.max_tasks else sorted(groups)
+    tasks = []
+    for name in names:
+        rows = list(groups[name])
+        random.Random(f"{settings.seed}:{name}").shuffle(rows)
+        if len(rows) <= settings.heldout:
+            logger.warning("Task %s has %d rows: too few for %d held-out sentences and support; skipped.",
+                           name, len(rows), settings.heldout)
+            continue
+        tasks.append(Task(name, rows[: -settings.heldout], rows[-settings.heldout:]))
+    if not tasks:
+        raise BenchmarkConfigError(f"No usable {settings.task_column} task in split {settings.split!r}: each needs "
+                                   f"more than heldout={settings.heldout} rows.")
+    return tasks
+
+
+def load_method(method: str, checkpoint: str | None):
+    """``(model, processor, meta_learner, None)`` or ``(None, None, None, reason)`` when the method cannot run."""
+    import os
+
+    from ..meta import load_meta_learner
+    from ..modeling_metatts import MetaTTSForTextToSpeech
+    from ..processing_metatts import MetaTTSProcessor
+
+    if not checkpoint:
+        return None, None, None, "no checkpoint given"
+    if not os.path.isdir(checkpoint):
+        return None, None, None, f"checkpoint folder {checkpoint} does not exist"
+    model = MetaTTSForTextToSpeech.from_pretrained(checkpoint).eval()
+    processor = MetaTTSProcessor.from_pretrained(checkpoint)
+    head = load_meta_learner(checkpoint) if method != "finetune" else None
+    if method in ("metasgd", "meta_lstm") and (head is None or head.config.method != method):
+        found = "no meta-learner" if head is None else f"a {head.config.method} meta-learner"
+        return None, None, None, f"{method} needs the meta-learner of a {method} run; {checkpoint} has {found}"
+    if method == "zero_shot" and getattr(model, "voice_encoder", None) is None:
+        return None, None, None, f"{checkpoint} has no support encoder (config.use_voice_encoder is false)"
+    return model, processor, head, None
+
+
+# ------------------------------------------------------------------------------------------------------
+class TaskAudio:
+    """Per-task real audio and its measurements, computed once and shared by every method."""
+
+    def __init__(self, task: Task, processor, rate: int, with_wer: bool):
+        from ..data import decode_audio
+        from .asr import asr_word_error_rate
+        from .speaker import embed_utterances
+
+        self.task = task
+        self.texts = [row["text"] for row in task.heldout]
+        self.languages = [row.get("language") for row in task.heldout]
+        self.real = [decode_audio(row["audio"], rate) for row in task.heldout]
+        self.pool_audio = [decode_audio(row["audio"], rate) for row in task.pool]
+        self.real_emb = embed_utterances(self.real, rate)
+        self.pool_emb = embed_utterances(self.pool_audio, rate)
+        self.real_wer = asr_word_error_rate(self.real, self.texts, rate).wer if with_wer else None
+
+
+def _support_batch(rows: list[dict], processor) -> dict:
+    from ..data_collator import MetaTTSDataCollator, prepare_example
+
+    return MetaTTSDataCollator()([prepare_example(row, processor) for row in rows])
+
+
+def measure(waves: list[np.ndarray], audio: TaskAudio, rate: int, metrics: list[str]) -> tuple[dict, np.ndarray]:
+    """Similarity, MCD, WER of synthesised held-out sentences against the real ones -> (values, embeddings)."""
+    from .asr import asr_word_error_rate
+    from .mcd import mel_cepstral_distortion
+    from .speaker import embed_utterances
+
+    emb = embed_utterances(waves, rate)
+    values: dict = {"similarity": float(np.mean(np.sum(emb * audio.real_emb, axis=1)))}
+    if "mcd" in metrics:
+        values["mcd"] = float(np.mean(mel_cepstral_distortion(audio.real, waves, sampling_rate=rate)))
+    if "wer" in metrics:
+        values["wer"] = asr_word_error_rate(waves, audio.texts, rate).wer
+        values["wer_delta"] = values["wer"] - audio.real_wer
+    return values, emb
+
+
+def pooled_eer(trials: dict[str, np.ndarray], audios: dict[str, TaskAudio]) -> tuple[float | None, str | None]:
+    """EER of held-out trials of every task against every task's support-pool centroid -> (eer, reason)."""
+    from .speaker import speaker_verification_eer
+
+    if len(trials) < 2:
+        return None, f"EER needs at least 2 tasks; got {len(trials)}"
+    names = list(trials)
+    trial_emb = np.concatenate([trials[n] for n in names])
+    trial_labels = [n for n in names for _ in range(len(trials[n]))]
+    ref_emb = np.concatenate([audios[n].pool_emb for n in names])
+    ref_labels = [n for n in names for _ in range(len(audios[n].pool_emb))]
+    return speaker_verification_eer(trial_emb, trial_labels, ref_emb, ref_labels).eer, None
+
+
+def _mean(cells: list[dict], key: str) -> float | None:
+    values = [c[key] for c in cells if c.get(key) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def upper_bounds(audios: dict[str, TaskAudio], model, rate: int, metrics: list[str]) -> dict:
+    """``ground_truth`` and ``resynthesis`` (real audio -> our log-mel -> the model's vocoder)."""
+    from ..feature_extraction_metatts import MetaTTSFeatureExtractor
+
+    extractor = MetaTTSFeatureExtractor.from_model_config(model.config)
+    truth, resyn, resyn_emb = {}, {}, {}
+    for name, audio in audios.items():
+        cos = audio.real_emb @ audio.pool_emb.T
+        truth[name] = {"similarity": float(np.mean(cos)), "mcd": 0.0 if "mcd" in metrics else None,
+                       "wer": audio.real_wer, "wer_delta": 0.0 if audio.real_wer is not None else None}
+        waves = []
+        for wave in audio.real:
+            mel = torch.from_numpy(extractor(wave, sampling_rate=rate)["input_features"])
+            with torch.no_grad():
+                waves.append(model.vocoder(mel).reshape(-1).float().numpy())
+        resyn[name], resyn_emb[name] = measure(waves, audio, rate, metrics)
+    result = {}
+    for label, per_task, trials in (("ground_truth", truth, {n: a.real_emb for n, a in audios.items()}),
+                                    ("resynthesis", resyn, resyn_emb)):
+        mean = {key: _mean(list(per_task.values()), key) for key in ("similarity", "mcd", "wer", "wer_delta")}
+        if "eer" in metrics:
+            mean["eer"], reason = pooled_eer(trials, audios)
+            if reason:
+                mean["eer_note"] = reason
+        result[label] = {"per_task": per_task, "mean": mean}
+    return result
+
+
+def run_method(method: str, model, processor, head, tasks: list[Task], audios: dict[str, TaskAudio],
+               settings: BenchmarkSettings) -> dict:
+    """Every k and step for one method: ``{"status": "ok", "results": {k: {step: {...}}}}``."""
+    from ..meta import adapt_parameters
+    from .voice_eval import synthesize_texts
+
+    rate = model.config.sampling_rate
+    steps = sorted(set(settings.steps))
+    lr = settings.lrs.get(method)
+    results: dict[str, dict] = {}
+    for k in sorted(set(settings.shots)):
+        cells: dict[int, dict] = {s: {"per_task": {}, "skipped_tasks": {}} for s in steps}
+        trials: dict[int, dict[str, np.ndarray]] = {s: {} for s in steps}
+        for task in tasks:
+            if k > len(task.pool):
+                for s in steps:
+                    cells[s]["skipped_tasks"][task.name] = f"{len(task.pool)} support rows < k={k}"
+                continue
+            support = _support_batch(task.pool[:k], processor)
+            snapshots: dict[int, tuple[dict, float | None]] = {}
+            started = time.perf_counter()
+            if 0 in steps:
+                snapshots[0] = (adapt_parameters(model, support, method=method, steps=0, meta_learner=head, lr=lr),
+                                None)
+
+            def capture(step, loss, params, _snapshots=snapshots):
+                if step in steps:
+                    _snapshots[step] = ({n: p.detach().clone() for n, p in params.items()}, float(loss))
+
+            if max(steps) > 0:
+                adapt_parameters(model, support, method=method, steps=max(steps), meta_learner=head, lr=lr,
+                                 callback=capture)
+            adapt_seconds = time.perf_counter() - started
+            for s in steps:
+                if s not in snapshots:  # the run stopped early (diverged)
+                    cells[s]["skipped_tasks"][task.name] = "adaptation diverged before this step"
+                    continue
+                params, loss = snapshots[s]
+                waves = synthesize_texts(model, processor.tokenizer, audios[task.name].texts, params,
+                                         audios[task.name].languages)
+                try:
+                    values, emb = measure(waves, audios[task.name], rate, settings.eval_metrics)
+                except MetaTTSError as error:  # e.g. a silent synthesis: record it, keep the benchmark going
+                    cells[s]["skipped_tasks"][task.name] = f"{type(error).__name__}: {error}"
+                    continue
+                values["support_loss"] = loss
+                cells[s]["per_task"][task.name] = values
+                trials[s][task.name] = emb
+            logger.info("%s k=%d task %s: %d steps in %.1f s", method, k, task.name, max(steps), adapt_seconds)
+        by_step = {}
+        for s in steps:
+            per_task = list(cells[s]["per_task"].values())
+            mean = {key: _mean(per_task, key) for key in PER_TASK_METRICS}
+            if "eer" in settings.eval_metrics:
+                mean["eer"], reason = pooled_eer(trials[s], audios)
+                if reason:
+                    mean["eer_note"] = reason
+            by_step[str(s)] = {"mean": mean, **cells[s]}
+        results[str(k)] = by_step
+    return {"status": "ok", "results": results}
+
+
+def run_benchmark(settings: BenchmarkSettings) -> dict:
+    """Run the whole grid; returns the JSON-able result (see the module docstring)."""
+    import hf_metatts
+
+    settings.validate()
+    started = time.perf_counter()
+    tasks = load_tasks(settings)
+    methods: dict[str, dict] = {}
+    audios: dict[str, TaskAudio] | None = None
+    bounds = None
+    for method in BENCHMARK_METHODS:
+        checkpoint = settings.checkpoints.get(method)
+        model, processor, head, reason = load_method(method, checkpoint)
+        if reason:
+            logger.warning("%s skipped: %s", method, reason)
+            methods[method] = {"status": "skipped", "reason": reason, "checkpoint": checkpoint}
+            continue
+        rate = model.config.sampling_rate
+        if audios is None:
+            audios = {t.name: TaskAudio(t, processor, rate, "wer" in settings.eval_metrics) for t in tasks}
+            bounds = upper_bounds(audios, model, rate, settings.eval_metrics)
+            bounds["resynthesis"]["checkpoint"] = checkpoint
+        method_started = time.perf_counter()
+        torch.manual_seed(settings.seed)
+        entry = run_method(method, model, processor, head, tasks, audios, settings)
+        entry.update(checkpoint=checkpoint, seconds=round(time.perf_counter() - method_started, 1),
+                     lr=settings.lrs.get(method))
+        methods[method] = entry
+    if audios is None:
+        raise BenchmarkConfigError("No method could run: " + "; ".join(
+            f"{m}: {e['reason']}" for m, e in methods.items()))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "settings": {**asdict(settings), "shots": sorted(set(settings.shots)), "steps": sorted(set(settings.steps))},
+        "library_version": hf_metatts.__version__,
+        "tasks": [{"name": t.name, "support_pool": len(t.pool), "heldout": len(t.heldout),
+                   "heldout_texts": [r["text"] for r in t.heldout]} for t in tasks],
+        "upper_bounds": bounds,
+        "methods": methods,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def parse_pairs(items: list[str] | None, cast=str) -> dict:
+    """``["maml=DIR", ...]`` -> ``{"maml": "DIR"}``; raises `MismatchedInputsError` on an item without '='."""
+    pairs = {}
+    for item in items or []:
+        if "=" not in item:
+            raise MismatchedInputsError(f"{item!r} is not METHOD=VALUE (e.g. maml=outputs/tiny_maml).")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = cast(value.strip())
+    return pairs
+
+
+__all__ = ["BENCHMARK_METHODS", "BenchmarkConfigError", "BenchmarkSettings", "Task", "load_tasks", "parse_pairs",
+           "run_benchmark", "upper_bounds"]

@@ -1,0 +1,144 @@
+"""``hf-metatts evaluate``: measure a voice on its target's real utterances; and the adaptation benchmark's
+command-line arguments (used by ``benchmarks/adaptation.py``).
+
+    hf-metatts evaluate --voice my-voice --references data/voices --split test --target flite:awb --out eval.json
+
+Nothing is written when the evaluation fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+
+logger = logging.getLogger(__name__)
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file, so a failure leaves no partial file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=2)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _references(args) -> list[dict]:
+    """Rows of the target (up to ``--max-utterances``) plus, for the EER, those of the other tasks."""
+    from datasets import Audio, load_from_disk
+
+    data = load_from_disk(args.references)
+    if hasattr(data, "keys"):
+        if args.split not in data:
+            raise ValueError(f"{args.references} has no split {args.split!r} (has {list(data)}).")
+        data = data[args.split]
+    if args.speaker_column not in data.column_names:
+        raise ValueError(f"The references have no column {args.speaker_column!r} (columns: {data.column_names}).")
+    data = data.cast_column("audio", Audio(decode=False))
+    counts: dict[str, int] = {}
+    rows = []
+    for row in data:
+        label = str(row[args.speaker_column])
+        if counts.get(label, 0) < args.max_utterances:
+            counts[label] = counts.get(label, 0) + 1
+            rows.append({"audio": row["audio"], "text": row["text"], "speaker_id": label,
+                         "language": row.get("language")})
+    return rows
+
+
+def _evaluate(args) -> int:
+    from ..modeling_metatts import MetaTTSForTextToSpeech
+    from ..voice import MetaTTSVoice
+    from .voice_eval import evaluate_voice
+
+    voice = MetaTTSVoice.from_pretrained(args.voice) if args.voice else None
+    model_source = args.model or (voice.config.base_model if voice is not None else None)
+    if not model_source:
+        raise ValueError("Give --model (the base checkpoint) or a --voice that names its base.")
+    model = MetaTTSForTextToSpeech.from_pretrained(model_source).eval()
+    if voice is not None:
+        voice.check_compatible(model)
+    rows = _references(args)
+    metrics = args.metrics or None
+    result = evaluate_voice(model, voice, rows, target=args.target, metrics=metrics)
+    result.update(voice=args.voice, model=model_source, references=args.references, split=args.split)
+    if args.out:
+        write_json_atomic(args.out, result)
+    summary = {key: result.get(key) for key in ("similarity", "mcd", "wer", "reference_wer", "eer", "num_utterances")}
+    print(json.dumps(summary))
+    return 0
+
+
+def add_benchmark_arguments(parser) -> None:
+    """The adaptation benchmark's arguments (see ``benchmarks/adaptation.py``)."""
+    parser.add_argument("--checkpoints", nargs="+", required=True, metavar="METHOD=DIR",
+                        help="a checkpoint per method: maml, metasgd, meta_lstm, zero_shot, finetune")
+    parser.add_argument("--corpus", required=True, help="DatasetDict folder (hf-metatts build-corpus)")
+    parser.add_argument("--task-column", default="speaker_id", help="speaker_id, language or style")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--shots", nargs="+", type=int, default=[1, 5, 10])
+    parser.add_argument("--steps", nargs="+", type=int, default=[0, 1, 5, 10, 20, 50, 100])
+    parser.add_argument("--max-tasks", type=int, default=None)
+    parser.add_argument("--heldout", type=int, default=1, help="held-out sentences per task")
+    parser.add_argument("--lr", nargs="*", default=[], metavar="METHOD=LR", help="learning rate per method")
+    parser.add_argument("--metrics", nargs="+", default=["similarity", "mcd", "wer", "eer"],
+                        choices=["similarity", "mcd", "wer", "eer"], help="similarity is always measured")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", required=True, help="JSON path; .png and .md are written beside it")
+
+
+def run_benchmark_command(args) -> int:
+    """Run the benchmark from parsed arguments and write JSON, PNG and markdown (only when it succeeded)."""
+    import torch
+
+    from .benchmark import BenchmarkSettings, parse_pairs, run_benchmark
+    from .curves import plot_curves, render_markdown
+
+    torch.set_num_threads(args.threads)
+    settings = BenchmarkSettings(
+        corpus=args.corpus, checkpoints=parse_pairs(args.checkpoints), task_column=args.task_column,
+        split=args.split, shots=list(args.shots), steps=list(args.steps), max_tasks=args.max_tasks,
+        heldout=args.heldout, seed=args.seed, lrs=parse_pairs(args.lr, float),
+        eval_metrics=sorted(set(args.metrics) | {"similarity"}))
+    result = run_benchmark(settings)
+    stem = os.path.splitext(args.out)[0]
+    write_json_atomic(args.out, result)
+    plot_curves(result, stem + ".png")
+    with open(stem + ".md", "w", encoding="utf-8") as stream:
+        stream.write(render_markdown(result))
+    print(json.dumps({"out": args.out, "seconds": result["seconds"],
+                      "methods": {m: e["status"] for m, e in result["methods"].items()}}))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``hf-metatts evaluate``."""
+    from ..voice_cli import _guarded
+
+    evaluate = subparsers.add_parser("evaluate", help="measure a voice on its target's real utterances")
+    evaluate.add_argument("--voice", help="voice folder or repo id (omit to measure the base voice)")
+    evaluate.add_argument("--model", help="base checkpoint (default: the one the voice names)")
+    evaluate.add_argument("--references", required=True, help="dataset folder (load_from_disk) of real utterances")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--target", required=True, help="the voice's speaker (value of --speaker-column)")
+    evaluate.add_argument("--speaker-column", default="speaker_id")
+    evaluate.add_argument("--max-utterances", type=int, default=10, help="per speaker")
+    evaluate.add_argument("--metrics", nargs="+", choices=["similarity", "mcd", "wer", "eer"])
+    evaluate.add_argument("--out", help="JSON path for the full result")
+    evaluate.set_defaults(func=_guarded(_evaluate))
+
+
+__all__ = ["add_benchmark_arguments", "register", "run_benchmark_command", "write_json_atomic"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: hf-metatts evaluate")
