@@ -35,6 +35,8 @@ from .audio import (
     load_audio,
     load_audio_batch,
 )
+from .benchmark import BENCHMARK_METHODS, BenchmarkConfigError, BenchmarkSettings, run_benchmark
+from .curves import plot_curves, render_markdown
 from .mcd import MCD_SETTINGS, MCDSettings, mcd_from_cepstra, mel_cepstral_distortion, mel_cepstrum
 from .speaker import (
     SPEAKER_SETTINGS,
@@ -51,6 +53,7 @@ from .speaker import (
     speaker_similarity,
     speaker_verification_eer,
 )
+from .voice_eval import VOICE_METRICS, evaluate_voice, synthesize_texts
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +89,15 @@ def load_metric(name: str, **kwargs):
 
 __all__ = [
     "AUDIO_DEFAULTS",
+    "BENCHMARK_METHODS",
+    "BenchmarkConfigError",
+    "BenchmarkSettings",
+    "VOICE_METRICS",
+    "evaluate_voice",
+    "plot_curves",
+    "render_markdown",
+    "run_benchmark",
+    "synthesize_texts",
     "AudioInputDefaults",
     "EERResult",
     "EmptyAudioError",
