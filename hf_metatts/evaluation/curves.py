@@ -76,7 +76,7 @@ def render_markdown(result: dict) -> str:
     lines = [
         f"### Adaptation to held-out `{settings['task_column']}` tasks",
         "",
-        f"{len(tasks)} test tasks ({', '.join(t['name'] for t in tasks)}), {settings['heldout']} held-out "
+        f"{len(tasks)} test task(s) ({', '.join(t['name'] for t in tasks)}), {settings['heldout']} held-out "
         f"sentence(s) each; corpus `{settings['corpus']}`; {result['seconds']:.0f} s in all. "
         "Means over tasks; EER pooled over tasks.",
         "",
@@ -102,6 +102,9 @@ def render_markdown(result: dict) -> str:
             value = bounds.get(bound, {}).get("mean", {}).get(key)
             lines.append(f"| *{bound}* | - | {_fmt(value)} |" + " |" * (len(steps) - 1))
         lines.append("")
+    eer_note = bounds.get("ground_truth", {}).get("mean", {}).get("eer_note")
+    if eer_note:
+        lines += [f"EER n/a: {eer_note}.", ""]
     ref_wer = bounds.get("ground_truth", {}).get("mean", {}).get("wer")
     if ref_wer is not None:
         lines.append(f"WER of the targets' own recordings: {ref_wer:.3f} (the WER row of `ground_truth`); "
