@@ -3,6 +3,7 @@
 import collections
 import logging
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -113,7 +114,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
                 meta_learner=None, language: str | None = None, sampling_rate: int | None = None,
                 processor=None, validation: ClipValidation | None = None, progress: bool = True,
                 base_model: str | None = None, base_revision: str | None = None, text_column: str = "text",
-                audio_column: str = "audio", language_column: str = "language") -> MetaTTSVoice:
+                audio_column: str = "audio", language_column: str = "language",
+                callback: Callable[[int, int, float], None] | None = None) -> MetaTTSVoice:
     """Adapt the model's adapted parameter set to a few clips of a new voice; the model is not changed.
 
     Args:
@@ -131,6 +133,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         validation: clip-check thresholds (`ClipValidation`).
         progress: show a progress bar over the steps.
         base_model, base_revision: the base's id and revision to record (default: where the model was loaded).
+        callback: ``callback(step, total_steps, support_loss)`` after each step (progress bars, loss curves).
 
     Returns:
         A `MetaTTSVoice`. Raises the `ClipError` family for bad clips, before anything is adapted.
@@ -169,6 +172,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         def on_step(step, loss, _params):
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
+            if callback is not None:
+                callback(step, steps, float(loss))
 
         try:
             params = adapt_parameters(model, batches, method=inner, steps=steps, lr=lr,
