@@ -6,7 +6,8 @@ speaker -> synthesis -> measured report.
 1. builds the offline corpus (``--preset tiny``: a few espeak-ng and flite voices, in seconds);
 2. meta-trains a small MetaTTS with first-order MAML for ``--steps`` episodes (``examples/configs/tiny_maml.json``);
 3. adapts it to a test speaker it never saw (flite ``awb`` when installed) from 5 of that speaker's clips;
-4. synthesises the speaker's held-out sentences before and after adaptation, writes the WAVs;
+4. saves the voice (``voice/``, kilobytes) and synthesises the speaker's held-out sentences before and after
+   adaptation, writes the WAVs;
 5. measures, on those held-out sentences, speaker similarity to the speaker's real recordings (resemblyzer),
    word error rate (pocketsphinx) and the adaptation curve, and writes ``report.json`` and
    ``adaptation_curve.png``.
@@ -27,8 +28,6 @@ import torch
 
 import hf_metatts
 from hf_metatts.data import build_corpus, decode_audio
-from hf_metatts.data_collator import MetaTTSDataCollator, prepare_example
-from hf_metatts.meta import adapt_parameters, load_meta_learner
 from hf_metatts.meta.cli import parse_config, run_meta_training
 
 logger = logging.getLogger("quickstart")
@@ -134,13 +133,13 @@ def main(argv=None) -> dict:
     model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(model_dir).eval()
     processor = hf_metatts.MetaTTSProcessor.from_pretrained(model_dir)
     rate = model.config.sampling_rate
-    support = MetaTTSDataCollator()([prepare_example(row, processor) for row in support_rows])
+    clips = [(decode_audio(row["audio"], rate), row["text"]) for row in support_rows]
     curve = []
     adapt_started = time.perf_counter()
-    voice = adapt_parameters(model, support, method="maml", steps=args.adapt_steps, lr=args.adapt_lr,
-                             meta_learner=load_meta_learner(str(model_dir)),
-                             callback=lambda step, loss, params: curve.append(float(loss)))
+    voice = model.adapt(clips, method="maml", steps=args.adapt_steps, lr=args.adapt_lr, sampling_rate=rate,
+                        progress=False, callback=lambda step, total, loss: curve.append(loss))
     adapt_seconds = time.perf_counter() - adapt_started
+    voice.save_pretrained(out / "voice")  # loads with pipeline("text-to-speech", model=out / "voice")
 
     texts = [row["text"] for row in heldout_rows]
     references = [decode_audio(row["audio"], rate) for row in heldout_rows]
@@ -154,8 +153,9 @@ def main(argv=None) -> dict:
     report = {
         "target_speaker": target,
         "shots": len(support_rows),
-        "adaptation": {"method": "maml", "steps": args.adapt_steps, "lr": args.adapt_lr,
-                       "seconds": round(adapt_seconds, 3), "support_loss_curve": curve},
+        "adaptation": {"method": voice.config.method, "steps": args.adapt_steps, "lr": args.adapt_lr,
+                       "seconds": round(adapt_seconds, 3), "support_loss_curve": curve,
+                       "voice_dir": str(out / "voice")},
         "heldout_sentences": texts,
         "before_adaptation": measure(before, references, texts, rate),
         "after_adaptation": measure(after, references, texts, rate),
