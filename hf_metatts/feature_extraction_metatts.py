@@ -23,6 +23,36 @@ logger = logging.getLogger(__name__)
 SILENCE_LOG_MEL = -10.0
 
 
+def to_mono_float32(array) -> np.ndarray:
+    """A 1-D float32 array: integer PCM is scaled to [-1, 1); 2-D input (frames x channels or channels x
+    frames, the channel axis being the shorter one) is averaged to mono.
+
+    Raises:
+        InvalidAudioError: the input has more than two dimensions.
+    """
+    samples = np.asarray(array)
+    if samples.dtype.kind in "iu":
+        samples = samples.astype(np.float32) / (float(np.iinfo(samples.dtype).max) + 1.0)
+    samples = samples.astype(np.float32, copy=False)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1 if samples.shape[1] <= samples.shape[0] else 0)
+    if samples.ndim != 1:
+        raise InvalidAudioError(f"Audio must be 1-D (mono) or 2-D (multi-channel), got shape {samples.shape}.")
+    return np.ascontiguousarray(samples)
+
+
+def resample(array: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
+    """Resample a mono float32 array with soxr (high quality); a no-op when the rates match or it is empty."""
+    if int(orig_sampling_rate) <= 0:
+        raise InvalidAudioError(f"The sampling rate must be positive, got {orig_sampling_rate}.")
+    if int(orig_sampling_rate) == int(target_sampling_rate) or array.size == 0:
+        return array.astype(np.float32, copy=False)
+    import soxr
+
+    resampled = soxr.resample(array, int(orig_sampling_rate), int(target_sampling_rate), quality="HQ")
+    return resampled.astype(np.float32, copy=False)
+
+
 def load_audio(source, target_sampling_rate: int, sampling_rate: int | None = None) -> np.ndarray:
     """Decode one clip to a mono float32 array at ``target_sampling_rate``.
 
@@ -54,23 +84,14 @@ def load_audio(source, target_sampling_rate: int, sampling_rate: int | None = No
                 f"Could not decode audio {name!s}: {error}. Give a WAV/FLAC/OGG file or a float array."
             ) from error
         source = data
-    array = np.asarray(source, dtype=np.float32)
     if sampling_rate is None:
         raise InvalidAudioError("An audio array needs its sampling_rate: pass sampling_rate=... .")
-    if array.ndim == 2:
-        channel_axis = 0 if array.shape[0] < array.shape[1] else 1
-        array = array.mean(axis=channel_axis)
-    if array.ndim != 1:
-        raise InvalidAudioError(f"Audio must be 1-D (mono) or 2-D (stereo), got shape {array.shape}.")
+    array = to_mono_float32(source)
     if array.size == 0:
         raise InvalidAudioError("Audio is empty: give a clip with at least one sample.")
     if not np.isfinite(array).all():
         raise InvalidAudioError("Audio holds NaN or infinite samples: clean the clip before using it.")
-    if int(sampling_rate) != target_sampling_rate:
-        import soxr
-
-        array = soxr.resample(array, int(sampling_rate), target_sampling_rate).astype(np.float32)
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.ascontiguousarray(resample(array, int(sampling_rate), target_sampling_rate))
 
 
 class MetaTTSFeatureExtractor(SequenceFeatureExtractor):
@@ -212,4 +233,4 @@ class MetaTTSFeatureExtractor(SequenceFeatureExtractor):
         return BatchFeature(data, tensor_type=return_tensors)
 
 
-__all__ = ["MetaTTSFeatureExtractor", "load_audio"]
+__all__ = ["MetaTTSFeatureExtractor", "load_audio", "resample", "to_mono_float32"]

@@ -83,3 +83,12 @@ def test_bad_audio_raises(extractor, audio, message):
         extractor(audio, sampling_rate=16000)
     if isinstance(audio, np.ndarray):
         np.testing.assert_array_equal(audio, original)
+
+
+def test_integer_pcm_is_scaled_like_float_audio(extractor):
+    audio = np.random.RandomState(1).uniform(-0.3, 0.3, 16000).astype(np.float32)  # energy in every mel bin
+    pcm = np.round(audio * 32768).astype(np.int16)
+    as_float = extractor(audio, sampling_rate=16000)["input_features"]
+    as_int = extractor(pcm, sampling_rate=16000)["input_features"]
+    # 16-bit quantisation noise only: unscaled PCM would be log10(32767) = 4.5 higher everywhere
+    assert np.abs(as_int - as_float).max() < 0.1 and np.abs(as_int - as_float).mean() < 0.01

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-import soxr
 
+from ..feature_extraction_metatts import resample as _resample
+from ..feature_extraction_metatts import to_mono_float32
 from .errors import InvalidAudioError
 
 __all__ = ["SAMPLING_RATE", "decode_audio", "encode_audio", "resample", "to_mono_float32"]
@@ -24,29 +25,9 @@ _STORAGE_FORMAT = "FLAC"
 _STORAGE_SUBTYPE = "PCM_16"
 
 
-def to_mono_float32(array: Any) -> np.ndarray:
-    """Return a 1-D float32 array; 2-D input (frames x channels, or channels x frames) is averaged to mono."""
-    arr = np.asarray(array)
-    if arr.dtype.kind in "iu":
-        scale = float(np.iinfo(arr.dtype).max) + 1.0
-        arr = arr.astype(np.float32) / scale
-    arr = arr.astype(np.float32, copy=False)
-    if arr.ndim == 2:
-        # soundfile gives (frames, channels); torch-style arrays are (channels, frames).
-        channel_axis = 1 if arr.shape[1] <= arr.shape[0] else 0
-        arr = arr.mean(axis=channel_axis)
-    if arr.ndim != 1:
-        raise InvalidAudioError(f"audio must be 1-D (mono) or 2-D (multi-channel), got shape {arr.shape}")
-    return np.ascontiguousarray(arr)
-
-
 def resample(array: np.ndarray, orig_sr: int, target_sr: int = SAMPLING_RATE) -> np.ndarray:
     """Resample a mono float32 array with soxr (high quality); a no-op when the rates match."""
-    if int(orig_sr) <= 0:
-        raise InvalidAudioError(f"sampling rate must be positive, got {orig_sr}")
-    if int(orig_sr) == int(target_sr) or array.size == 0:
-        return array.astype(np.float32, copy=False)
-    return soxr.resample(array, int(orig_sr), int(target_sr), quality="HQ").astype(np.float32, copy=False)
+    return _resample(array, orig_sr, target_sr)
 
 
 def _read(source: Any, what: str) -> tuple[np.ndarray, int]:
