@@ -422,8 +422,7 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
             current = current + piece
         if current:
             chunks.append(current)
-        stripped = [[t for t in chunk] for chunk in chunks]
-        return [chunk for chunk in stripped if any(t != boundary for t in chunk)] or [ids]
+        return [chunk for chunk in chunks if any(t != boundary for t in chunk)] or [ids]
 
     @torch.no_grad()
     def _acoustic_inference(self, input_ids, text_mask, speaker, speaking_rate, pitch_shift):
@@ -479,8 +478,9 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
                 waves.append(self.vocoder(mel[row : row + 1, :frames])[0])
                 all_durations.append(durations[row, : len(group[row])])
         pause_frames = int(round(config.sentence_pause_seconds * config.frames_per_second))
-        per_item_mels, per_item_waves, per_item_durations = [[] for _ in range(batch)], [[] for _ in range(batch)], [
-            [] for _ in range(batch)]
+        per_item_mels = [[] for _ in range(batch)]
+        per_item_waves = [[] for _ in range(batch)]
+        per_item_durations = [[] for _ in range(batch)]
         for owner, mel, wave, durations in zip(owners, mels, waves, all_durations):
             if per_item_mels[owner] and pause_frames:
                 per_item_mels[owner].append(mel.new_full((pause_frames, mel.shape[1]), SILENCE_LOG_MEL))
