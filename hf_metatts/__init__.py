@@ -5,6 +5,7 @@ Importing the package registers the MetaTTS classes with the transformers Auto c
 """
 
 import logging
+from pathlib import Path
 
 from .configuration_metatts import MetaTTSConfig
 from .errors import CheckpointError, InvalidAudioError, InvalidTextError, MetaTTSError, UnsupportedLanguageError
@@ -17,6 +18,10 @@ from .voice import MetaTTSVoice
 from .voice_validation import ClipValidation
 
 __version__ = "0.1.0.dev0"
+
+#: The bundled meta-trained base checkpoint (acoustic model + neural vocoder + meta-learner), loadable offline:
+#: ``MetaTTSForTextToSpeech.from_pretrained(DEFAULT_CHECKPOINT)`` or ``pipeline("text-to-speech", model=...)``.
+DEFAULT_CHECKPOINT = str(Path(__file__).resolve().parent / "checkpoints" / "default")
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 register_auto_classes()
@@ -40,4 +45,5 @@ __all__ = [
     "supported_languages",
     "load_audio",
     "__version__",
+    "DEFAULT_CHECKPOINT",
 ]

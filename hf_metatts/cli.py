@@ -10,6 +10,7 @@ import sys
 SUBCOMMAND_MODULES = (
     "hf_metatts.data.cli",
     "hf_metatts.meta.cli",
+    "hf_metatts.training.cli",
     "hf_metatts.evaluation.cli",
     "hf_metatts.voice_cli",
     "hf_metatts.demo.cli",

@@ -48,9 +48,11 @@ def eval_results(results: Sequence[Mapping] | None) -> list[EvalResult] | None:
 def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = None,
                     datasets: Sequence[str] | None = None, base_model: str | None = None,
                     meta_method: str | None = None, num_parameters: int | None = None, license: str = "apache-2.0",
-                    language: Sequence[str] | None = None, tags: Sequence[str] = ()) -> ModelCard:
+                    language: Sequence[str] | None = None, tags: Sequence[str] = (),
+                    training_runs: Sequence[Mapping] | None = None) -> ModelCard:
     """The card of a base checkpoint: metadata (``library_name``, ``pipeline_tag``, tags, datasets, base model,
-    ``model-index`` from ``results``) and a description from ``config`` (a `MetaTTSConfig`)."""
+    ``model-index`` from ``results``), a description from ``config`` (a `MetaTTSConfig`) and, when given, the
+    training runs (``training_summary.json`` of each: method, steps, wall time, hardware)."""
     evals = eval_results(results)
     name = repo_id.split("/")[-1]
     data = ModelCardData(
@@ -64,7 +66,17 @@ def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = No
         vocoder_type=config.vocoder_type, sampling_rate=config.sampling_rate, num_mel_bins=config.num_mel_bins,
         hop_length=config.hop_length, meta_method=meta_method, adapted_floats=_adapted_floats(config, adapted),
         num_parameters=f"{num_parameters:,}" if num_parameters else "see config.json",
-        datasets=list(datasets or []), results=[vars(r) for r in evals] if evals else None)
+        datasets=list(datasets or []), results=[vars(r) for r in evals] if evals else None,
+        training_runs=[_describe_run(run) for run in training_runs or []])
+
+
+def _describe_run(run: Mapping) -> dict:
+    """One row of the card's training table from a ``training_summary.json``."""
+    hardware = run.get("hardware") or {}
+    machine = hardware.get("gpu") or f"{hardware.get('cpu', 'CPU')} ({hardware.get('torch_threads', '?')} threads)"
+    return {"run": run.get("run", "?"), "method": run.get("method", "vocoder"), "steps": run.get("steps"),
+            "minutes": round(float(run.get("wall_seconds", 0.0)) / 60, 1), "hardware": machine,
+            "processes": run.get("processes", 1)}
 
 
 def _adapted_floats(config, patterns) -> str:

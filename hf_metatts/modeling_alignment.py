@@ -42,7 +42,10 @@ class AlignmentEncoder(nn.Module):
         """
         keys = self.key_proj(text.transpose(1, 2))  # (B, A, N)
         queries = self.query_proj(mels.transpose(1, 2))  # (B, A, T)
-        distance = (queries.unsqueeze(-1) - keys.unsqueeze(2)).pow(2).sum(dim=1)  # (B, T, N)
+        # ||q - k||^2 = ||q||^2 + ||k||^2 - 2 q.k: one batched matmul instead of a (B, A, T, N) difference tensor
+        cross = torch.bmm(queries.transpose(1, 2), keys)  # (B, T, N)
+        distance = queries.pow(2).sum(1).unsqueeze(2) + keys.pow(2).sum(1).unsqueeze(1) - 2.0 * cross
+        distance = distance.clamp(min=0.0)  # (B, T, N)
         logits = -self.temperature * distance
         masked = logits.masked_fill(~text_mask.unsqueeze(1), NEG_INF)
         soft = torch.softmax(torch.log_softmax(masked, dim=-1) + log_prior, dim=-1)

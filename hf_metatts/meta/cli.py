@@ -3,6 +3,10 @@
 import argparse
 import json
 import logging
+import os
+import time
+
+import torch
 
 from .arguments import MetaDataArguments, MetaModelArguments, MetaTrainingArguments
 from .errors import InvalidMetaConfigError
@@ -58,6 +62,7 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
     from ..data_collator import MetaTTSDataCollator
     from .trainer import MetaTrainer
 
+    started = time.monotonic()
     processor = _processor(model_args)
     train, validation = load_splits(data_args, processor)
     if data_args.max_train_tasks:
@@ -73,10 +78,39 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
     trainer = MetaTrainer(model, training_args, train_dataset=train, eval_dataset=validation,
                           data_collator=MetaTTSDataCollator(), processing_class=processor)
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    if training_args.method == "pretrain":
+        set_default_voice_to_mean_speaker(model)
     trainer.save_model()
-    if validation is not None:
-        trainer.evaluate()
+    metrics = trainer.evaluate() if validation is not None else {}
+    if trainer.is_world_process_zero():
+        write_training_summary(training_args, result, metrics, started)
     return result
+
+
+def write_training_summary(training_args, result, metrics: dict, started: float) -> None:
+    """``training_summary.json`` in ``output_dir``: method, episodes, wall time, hardware, final losses."""
+    from ..training.vocoder import hardware_description
+
+    history = [entry for entry in result.metrics.items()] if result is not None else []
+    summary = {
+        "method": training_args.method, "steps": int(result.global_step) if result is not None else None,
+        "wall_seconds": round(time.monotonic() - started, 1), "hardware": hardware_description(),
+        "processes": training_args.world_size, "train_metrics": dict(history), "eval_metrics": metrics,
+        "tasks_per_step": training_args.tasks_per_step, "shots": training_args.shots,
+        "query_shots": training_args.query_shots, "inner_steps": training_args.inner_steps,
+        "first_order": training_args.first_order, "learning_rate": training_args.learning_rate,
+    }
+    with open(os.path.join(training_args.output_dir, "training_summary.json"), "w") as handle:
+        json.dump(summary, handle, indent=2, default=float)
+
+
+def set_default_voice_to_mean_speaker(model) -> None:
+    """After multi-speaker pretraining, the voice used without speaker ids (``voice.speaker_vector``, where
+    adaptation starts) becomes the mean row of the speaker table instead of its untrained initial value."""
+    table = getattr(model.voice, "speaker_table", None)
+    if table is not None:
+        with torch.no_grad():
+            model.voice.speaker_vector.copy_(table.weight.mean(dim=0))
 
 
 def _meta_train(args) -> int:

@@ -1,0 +1,125 @@
+"""``hf-metatts bundle``: assemble a shippable base checkpoint from a trained model and a trained vocoder.
+
+The output folder is a complete ``from_pretrained`` / ``pipeline`` checkpoint: ``model.safetensors`` (acoustic
+model + neural vocoder), ``config.json`` with ``auto_map``, the remote-code files, tokenizer and feature
+extractor, the meta-learner (Meta-SGD rates or Meta-LSTM) next to it, the training summaries of every run that
+produced it, and a card from ``model_cards/base_model_card.md`` with the measured results.
+
+    hf-metatts bundle --model outputs/default_metasgd --vocoder outputs/vocoder \
+        --runs outputs/default_pretrain outputs/default_metasgd --results benchmarks/results/adaptation.json \
+        --out hf_metatts/checkpoints/default
+"""
+
+import argparse
+import json
+import logging
+import os
+import shutil
+
+logger = logging.getLogger(__name__)
+
+#: The bundled checkpoint must stay small enough to live in the repository.
+MAX_BUNDLE_BYTES = 25 * 1024 * 1024
+RUNS_FILE = "training_runs.json"
+
+
+class BundleTooLargeError(ValueError):
+    """The assembled checkpoint exceeds the size bound; use a smaller config or vocoder."""
+
+
+def _read_json(path: str):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def folder_bytes(folder: str) -> int:
+    """Total size of the files in ``folder`` (recursively)."""
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, files in os.walk(folder) for name in files)
+
+
+def run_summary(run_dir: str) -> dict:
+    """The ``training_summary.json`` of a training run folder (meta-training or vocoder), with its folder name."""
+    path = os.path.join(run_dir, "training_summary.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir} has no training_summary.json: was the run finished?")
+    summary = _read_json(path)
+    summary.pop("arguments", None)
+    return {"run": os.path.basename(os.path.normpath(run_dir)), **summary}
+
+
+def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: list[str] = (),
+                      results: list[dict] | None = None, repo_id: str = "hf-metatts/metatts-default",
+                      datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES) -> dict:
+    """Write the checkpoint; returns ``{"bytes", "num_parameters", "files"}``.
+
+    Args:
+        model_dir: a meta-training output folder (model + processor + meta-learner).
+        vocoder_dir: a ``hf-metatts train-vocoder`` output folder.
+        runs: training run folders whose ``training_summary.json`` go into the card and ``training_runs.json``.
+        results: ``[{"dataset_name", "dataset_type", "metric_type", "metric_value", ...}]`` for ``model-index``.
+    Raises:
+        BundleTooLargeError: the folder would exceed ``max_bytes`` (nothing is left in ``output_dir``).
+    """
+    from .. import MetaTTSForTextToSpeech, MetaTTSProcessor
+    from ..meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME, read_meta_config
+    from ..model_cards import base_model_card
+    from .vocoder import attach_trained_vocoder
+
+    model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
+    attach_trained_vocoder(model, vocoder_dir)
+    staging = output_dir.rstrip("/") + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    MetaTTSProcessor.from_pretrained(model_dir).save_pretrained(staging)
+    meta_method = None
+    if os.path.isfile(os.path.join(model_dir, META_CONFIG_NAME)):
+        for name in (META_CONFIG_NAME, META_WEIGHTS_NAME):
+            if os.path.isfile(os.path.join(model_dir, name)):
+                shutil.copy2(os.path.join(model_dir, name), staging)
+        meta_method = read_meta_config(model_dir).method
+    summaries = [run_summary(run) for run in runs]
+    with open(os.path.join(staging, RUNS_FILE), "w") as handle:
+        json.dump(summaries, handle, indent=2)
+    num_parameters = sum(p.numel() for p in model.parameters())
+    card = base_model_card(model.config, repo_id, results=results, datasets=datasets, meta_method=meta_method,
+                           num_parameters=num_parameters, training_runs=summaries)
+    card.save(os.path.join(staging, "README.md"))
+    size = folder_bytes(staging)
+    if size > max_bytes:
+        shutil.rmtree(staging)
+        raise BundleTooLargeError(f"The checkpoint would take {size / 2**20:.1f} MiB, over the "
+                                  f"{max_bytes / 2**20:.0f} MiB bound: train a smaller config or vocoder.")
+    shutil.rmtree(output_dir, ignore_errors=True)
+    os.replace(staging, output_dir)
+    files = sorted(os.listdir(output_dir))
+    logger.info("bundled %s (%.1f MiB, %d parameters): %s", output_dir, size / 2**20, num_parameters, files)
+    return {"bytes": size, "num_parameters": num_parameters, "files": files}
+
+
+def _run(args) -> int:
+    results = None
+    if args.results:
+        results = _read_json(args.results)
+        results = results.get("model_index", results) if isinstance(results, dict) else results
+    bundle_checkpoint(args.model, args.vocoder, args.out, runs=args.runs or [], results=results,
+                      repo_id=args.repo_id, datasets=args.datasets)
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add ``bundle`` to an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "bundle", help="assemble a base checkpoint from a trained model and vocoder",
+        description="Attach a trained vocoder to a trained model and write a complete checkpoint with its "
+        "processor, meta-learner, training summaries and card (at most 25 MiB).",
+    )
+    parser.add_argument("--model", required=True, help="meta-training output folder")
+    parser.add_argument("--vocoder", required=True, help="train-vocoder output folder")
+    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    parser.add_argument("--runs", nargs="*", help="training run folders to describe in the card")
+    parser.add_argument("--results", default=None,
+                        help="JSON list of model-index results (or a dict with a 'model_index' list)")
+    parser.add_argument("--repo-id", default="hf-metatts/metatts-default", help="name used in the card")
+    parser.add_argument("--datasets", nargs="*", default=None, help="dataset names for the card metadata")
+    parser.set_defaults(func=_run)
+    return parser

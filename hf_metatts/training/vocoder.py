@@ -1,0 +1,301 @@
+"""Train the iSTFT-head neural vocoder (`hf_metatts.modeling_vocoder.ISTFTVocoder`) on a corpus's audio.
+
+The vocoder learns log-mel -> waveform from random segments of real clips, with a log-mel L1 loss and a
+multi-resolution STFT loss (no discriminator: it trains in minutes on a CPU; see BENCHMARKS.md for the
+measured quality against Griffin-Lim). The output folder holds ``vocoder.safetensors`` + ``config.json``
+(a `MetaTTSConfig` with ``vocoder_type="istft"``), ``training_log.jsonl`` and ``training_summary.json``
+(steps, wall time, hardware, final losses). `attach_trained_vocoder` puts it into a model.
+
+    hf-metatts train-vocoder --dataset data/voices --out outputs/vocoder --max-steps 6000
+"""
+
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..configuration_metatts import MetaTTSConfig
+from ..feature_extraction_metatts import MetaTTSFeatureExtractor
+from ..modeling_vocoder import ISTFTVocoder
+from .stft_losses import batched_log_mel, multi_resolution_stft_loss
+
+logger = logging.getLogger(__name__)
+
+VOCODER_WEIGHTS_NAME = "vocoder.safetensors"
+CHECKPOINT_NAME = "vocoder_checkpoint.pt"
+SUMMARY_NAME = "training_summary.json"
+LOG_NAME = "training_log.jsonl"
+#: The largest STFT of the loss (2048 points) reflect-pads 1,024 samples: a segment must be longer (5 * 256).
+MIN_SEGMENT_FRAMES = 5
+
+
+class VocoderTrainingError(ValueError):
+    """A vocoder training setting or input cannot work; the message says what to change."""
+
+
+@dataclass
+class VocoderTrainingArguments:
+    """Every constant of a vocoder training run."""
+
+    dataset_path: str = "data/voices"
+    output_dir: str = "outputs/vocoder"
+    train_split: str = "train"
+    validation_split: str = "validation"
+    max_utterances: int = 2000  # clips of the train split held in memory (spread over all its speakers)
+    validation_utterances: int = 16
+    segment_frames: int = 32  # mel frames per training segment (32 * hop = 8,192 samples = 0.51 s)
+    batch_size: int = 16
+    max_steps: int = 6000
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-5
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    mel_loss_weight: float = 1.0
+    stft_loss_weight: float = 1.0
+    hidden_size: int = 192
+    intermediate_size: int = 576
+    layers: int = 6
+    logging_steps: int = 50
+    eval_steps: int = 500
+    save_steps: int = 500
+    seed: int = 0
+    threads: int | None = None
+    max_wall_seconds: float | None = None  # stop early (and save) when this much time has passed
+
+    def validate(self) -> None:
+        for name in ("max_utterances", "segment_frames", "batch_size", "max_steps", "hidden_size",
+                     "intermediate_size", "layers", "logging_steps", "eval_steps", "save_steps"):
+            if getattr(self, name) < 1:
+                raise VocoderTrainingError(f"{name}={getattr(self, name)} must be at least 1.")
+        if self.segment_frames < MIN_SEGMENT_FRAMES:
+            raise VocoderTrainingError(
+                f"segment_frames={self.segment_frames} is too short for the 2048-point STFT loss: use at least "
+                f"{MIN_SEGMENT_FRAMES} frames (the default is 32)."
+            )
+        if not 0 < self.learning_rate < 1:
+            raise VocoderTrainingError(f"learning_rate={self.learning_rate} must lie in (0, 1).")
+
+
+def vocoder_config(args: VocoderTrainingArguments, base: MetaTTSConfig | None = None) -> MetaTTSConfig:
+    """The audio constants of ``base`` (default: MetaTTSConfig()) with the vocoder sizes of ``args``."""
+    values = (base or MetaTTSConfig()).to_dict()
+    values.update(vocoder_type="istft", vocoder_hidden_size=args.hidden_size,
+                  vocoder_intermediate_size=args.intermediate_size, vocoder_layers=args.layers)
+    for key in ("model_type", "transformers_version", "architectures"):
+        values.pop(key, None)
+    return MetaTTSConfig(**values)
+
+
+def load_clips(dataset_path: str, split: str, limit: int, seed: int, sampling_rate: int) -> list[np.ndarray]:
+    """Up to ``limit`` decoded clips ``(samples,)`` float32 from a saved corpus split, spread evenly over rows."""
+    from datasets import Audio, load_from_disk
+
+    from ..data.audio import decode_audio
+
+    if not os.path.isdir(dataset_path):
+        raise VocoderTrainingError(f"No corpus at {dataset_path}: build one with `hf-metatts build-corpus`.")
+    corpus = load_from_disk(dataset_path)
+    if split not in corpus:
+        raise VocoderTrainingError(f"{dataset_path} has no split {split!r} (splits: {list(corpus)}).")
+    rows = corpus[split]
+    if "audio" not in rows.column_names:
+        raise VocoderTrainingError(f"Split {split!r} of {dataset_path} has no 'audio' column.")
+    rows = rows.cast_column("audio", Audio(decode=False))
+    order = np.random.default_rng(seed).permutation(len(rows))[:limit]
+    return [decode_audio(rows[int(i)]["audio"], sampling_rate).astype(np.float32) for i in sorted(order)]
+
+
+class SegmentSampler:
+    """Random fixed-length waveform segments ``(B, segment_frames * hop)`` from in-memory clips."""
+
+    def __init__(self, clips: list[np.ndarray], segment_samples: int, seed: int):
+        self.clips = [c for c in clips if len(c) >= segment_samples]
+        if not self.clips:
+            raise VocoderTrainingError(f"No clip is at least {segment_samples} samples long: lower segment_frames.")
+        self.segment_samples = segment_samples
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        batch = np.empty((batch_size, self.segment_samples), dtype=np.float32)
+        for row, index in enumerate(self.rng.integers(len(self.clips), size=batch_size)):
+            clip = self.clips[index]
+            start = int(self.rng.integers(len(clip) - self.segment_samples + 1))
+            batch[row] = clip[start: start + self.segment_samples]
+        return torch.from_numpy(batch)
+
+
+class VocoderLoss(torch.nn.Module):
+    """Waveform ``(B, S)`` -> its log-mel ``(B, S // hop, M)`` (the vocoder input), and the training loss."""
+
+    def __init__(self, config: MetaTTSConfig, args: VocoderTrainingArguments):
+        super().__init__()
+        self.config, self.args = config, args
+        self.register_buffer("filters", MetaTTSFeatureExtractor.from_model_config(config).mel_filters())
+
+    def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        mel = batched_log_mel(waveform, self.filters, c.n_fft, c.hop_length, c.win_length, c.mel_floor)
+        return mel[:, : waveform.shape[1] // c.hop_length]
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        mel = (self.log_mel(prediction) - self.log_mel(target)).abs().mean()
+        stft = multi_resolution_stft_loss(prediction, target)
+        loss = self.args.mel_loss_weight * mel + self.args.stft_loss_weight * stft
+        return {"loss": loss, "mel_l1": mel.detach(), "stft": stft.detach()}
+
+
+def _learning_rate(args: VocoderTrainingArguments, step: int) -> float:
+    if step < args.warmup_steps:
+        return args.learning_rate * (step + 1) / args.warmup_steps
+    progress = (step - args.warmup_steps) / max(1, args.max_steps - args.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return args.min_learning_rate + (args.learning_rate - args.min_learning_rate) * cosine
+
+
+@torch.no_grad()
+def validation_losses(vocoder: ISTFTVocoder, criterion: VocoderLoss, clips: list[np.ndarray]) -> dict[str, float]:
+    """Mean losses of whole-clip resynthesis (real audio -> log-mel -> vocoder) over ``clips``."""
+    vocoder.eval()
+    hop = criterion.config.hop_length
+    totals = {"mel_l1": 0.0, "stft": 0.0}
+    for clip in clips:
+        length = (len(clip) // hop) * hop
+        target = torch.from_numpy(clip[:length]).unsqueeze(0)
+        losses = criterion(vocoder(criterion.log_mel(target)), target)
+        for key in totals:
+            totals[key] += float(losses[key])
+    vocoder.train()
+    return {key: value / max(1, len(clips)) for key, value in totals.items()}
+
+
+def save_vocoder(vocoder: ISTFTVocoder, config: MetaTTSConfig, output_dir: str) -> None:
+    """``vocoder.safetensors`` + ``config.json`` (a `MetaTTSConfig` with the vocoder's sizes)."""
+    os.makedirs(output_dir, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in vocoder.state_dict().items()},
+              os.path.join(output_dir, VOCODER_WEIGHTS_NAME), metadata={"format": "pt"})
+    config.to_json_file(os.path.join(output_dir, "config.json"))
+
+
+def load_trained_vocoder(folder: str) -> ISTFTVocoder:
+    """The vocoder saved by `train_vocoder` in ``folder``."""
+    weights = os.path.join(folder, VOCODER_WEIGHTS_NAME)
+    if not os.path.isfile(weights):
+        raise VocoderTrainingError(
+            f"{folder} holds no {VOCODER_WEIGHTS_NAME}: train one with `hf-metatts train-vocoder`."
+        )
+    config = MetaTTSConfig.from_json_file(os.path.join(folder, "config.json"))
+    vocoder = ISTFTVocoder(config)
+    vocoder.load_state_dict(load_file(weights), strict=True)
+    return vocoder.eval()
+
+
+def attach_trained_vocoder(model, folder: str) -> None:
+    """Make ``model`` (a `MetaTTSForTextToSpeech`) own the vocoder in ``folder``; saved with the checkpoint."""
+    vocoder = load_trained_vocoder(folder)
+    source = vocoder.config
+    for name in ("sampling_rate", "num_mel_bins", "hop_length", "n_fft", "win_length", "fmin", "fmax"):
+        if getattr(source, name) != getattr(model.config, name):
+            raise VocoderTrainingError(
+                f"The vocoder in {folder} was trained with {name}={getattr(source, name)}, the model uses "
+                f"{getattr(model.config, name)}: train a vocoder with the model's audio settings."
+            )
+    model.config.vocoder_type = "istft"
+    model.config.vocoder_hidden_size = source.vocoder_hidden_size
+    model.config.vocoder_intermediate_size = source.vocoder_intermediate_size
+    model.config.vocoder_layers = source.vocoder_layers
+    model.vocoder = ISTFTVocoder(model.config).to(model.device)
+    model.vocoder.load_state_dict(vocoder.state_dict())
+    model.vocoder.eval()
+
+
+def hardware_description() -> dict:
+    """What the run ran on: CPU model, core count, torch threads, GPU if any."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+            "torch": torch.__version__}
+
+
+def train_vocoder(args: VocoderTrainingArguments) -> dict:
+    """Train (or resume) a vocoder; returns the summary that is also written to ``training_summary.json``."""
+    args.validate()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    config = vocoder_config(args)
+    train_clips = load_clips(args.dataset_path, args.train_split, args.max_utterances, args.seed, config.sampling_rate)
+    valid_clips = load_clips(args.dataset_path, args.validation_split, args.validation_utterances, args.seed,
+                             config.sampling_rate)
+    logger.info("vocoder training on %d clips (%.2f h), validation on %d", len(train_clips),
+                sum(map(len, train_clips)) / config.sampling_rate / 3600, len(valid_clips))
+    sampler = SegmentSampler(train_clips, args.segment_frames * config.hop_length, args.seed)
+    vocoder, criterion = ISTFTVocoder(config), VocoderLoss(config, args)
+    optimizer = torch.optim.AdamW(vocoder.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
+                                  weight_decay=args.weight_decay)
+    os.makedirs(args.output_dir, exist_ok=True)
+    checkpoint_path = os.path.join(args.output_dir, CHECKPOINT_NAME)
+    step, elapsed_before = 0, 0.0
+    if os.path.isfile(checkpoint_path):
+        state = torch.load(checkpoint_path, weights_only=True)
+        vocoder.load_state_dict(state["vocoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.rng = np.random.default_rng(args.seed + int(state["step"]))
+        step, elapsed_before = int(state["step"]), float(state["elapsed"])
+        logger.info("resumed vocoder training at step %d", step)
+    started = time.monotonic()
+    log = open(os.path.join(args.output_dir, LOG_NAME), "a")
+    valid = {}
+    try:
+        while step < args.max_steps:
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(args, step)
+            target = sampler.sample(args.batch_size)
+            losses = criterion(vocoder(criterion.log_mel(target)), target)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(vocoder.parameters(), args.max_grad_norm)
+            optimizer.step()
+            step += 1
+            elapsed = elapsed_before + time.monotonic() - started
+            out_of_time = args.max_wall_seconds is not None and elapsed >= args.max_wall_seconds
+            if step % args.logging_steps == 0:
+                record = {"step": step, "elapsed_s": round(elapsed, 1), "lr": optimizer.param_groups[0]["lr"],
+                          **{k: round(float(v.detach()), 5) for k, v in losses.items()}}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                logger.info("vocoder %s", record)
+            if step % args.eval_steps == 0 or step == args.max_steps or out_of_time:
+                valid = validation_losses(vocoder, criterion, valid_clips)
+                log.write(json.dumps({"step": step, "validation": valid}) + "\n")
+                logger.info("vocoder step %d validation %s", step, valid)
+            if step % args.save_steps == 0 or step == args.max_steps or out_of_time:
+                torch.save({"vocoder": vocoder.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                            "elapsed": elapsed}, checkpoint_path)
+                save_vocoder(vocoder, config, args.output_dir)
+            if out_of_time:
+                logger.info("stopping at step %d: max_wall_seconds=%s reached", step, args.max_wall_seconds)
+                break
+    finally:
+        log.close()
+    if not valid:  # no step ran (resumed at or past max_steps): report the saved vocoder, not an empty dict
+        valid = validation_losses(vocoder, criterion, valid_clips)
+    summary = {"steps": step, "wall_seconds": round(elapsed_before + time.monotonic() - started, 1),
+               "hardware": hardware_description(), "validation": valid,
+               "parameters": sum(p.numel() for p in vocoder.parameters()), "arguments": asdict(args)}
+    with open(os.path.join(args.output_dir, SUMMARY_NAME), "w") as handle:
+        json.dump(summary, handle, indent=2)
+    return summary
