@@ -34,12 +34,22 @@ SENTENCES = [
 FRAMES_PER_SYMBOL = 4.0
 
 
-def metatts_runner(vocoder_type: str):
-    config = hf_metatts.MetaTTSConfig(vocoder_type=vocoder_type)
-    model = hf_metatts.MetaTTSForTextToSpeech(config).eval()
-    with torch.no_grad():
-        model.duration_predictor.head.weight.zero_()
-        model.duration_predictor.head.bias.fill_(math.log1p(FRAMES_PER_SYMBOL))
+def metatts_runner(vocoder_type: str, checkpoint: str | None = None):
+    """Random default config (durations fixed at FRAMES_PER_SYMBOL), or a trained ``checkpoint`` as it is
+    (its own durations; ``vocoder_type`` "griffin_lim" swaps its vocoder for Griffin-Lim)."""
+    if checkpoint:
+        model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(checkpoint).eval()
+        if vocoder_type != model.config.vocoder_type:
+            from hf_metatts.modeling_vocoder import GriffinLimVocoder
+
+            model.vocoder = GriffinLimVocoder(model.config)
+        config = model.config
+    else:
+        config = hf_metatts.MetaTTSConfig(vocoder_type=vocoder_type)
+        model = hf_metatts.MetaTTSForTextToSpeech(config).eval()
+        with torch.no_grad():
+            model.duration_predictor.head.weight.zero_()
+            model.duration_predictor.head.bias.fill_(math.log1p(FRAMES_PER_SYMBOL))
     tokenizer = hf_metatts.MetaTTSTokenizer()
     inputs = [tokenizer(s, return_tensors="pt") for s in SENTENCES]
 
@@ -113,6 +123,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole side-by-side comparison")
+    parser.add_argument("--model", default=None,
+                        help="time this trained checkpoint (e.g. the bundled one) instead of random default configs")
     parser.add_argument("--out", default="benchmarks/results/synthesis_speed.json")
     parser.add_argument("--plot", default="benchmarks/results/synthesis_speed.png")
     args = parser.parse_args(argv)
@@ -120,8 +132,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     candidates = {
-        "metatts (istft vocoder)": lambda: metatts_runner("istft"),
-        "metatts (griffin-lim)": lambda: metatts_runner("griffin_lim"),
+        "metatts (istft vocoder)": lambda: metatts_runner("istft", args.model),
+        "metatts (griffin-lim)": lambda: metatts_runner("griffin_lim", args.model),
         "vits (mms-tts)": vits_runner,
         "speecht5 + hifigan": speecht5_runner,
     }
@@ -136,6 +148,7 @@ def main(argv=None):
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": args.threads,
                     "torch": torch.__version__},
         "command": "python benchmarks/synthesis_speed.py " + " ".join(argv or []),
+        "checkpoint": args.model or "random default configs",
         "runs": args.runs,
         "rounds": args.rounds,
         "results": results,

@@ -63,13 +63,19 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--model", default=None, help="adapt this trained checkpoint (default: random base config)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "voice_adaptation_speed.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = hf_metatts.MetaTTSConfig(dropout=0.0, attention_dropout=0.0, variance_dropout=0.0)
-    model = hf_metatts.MetaTTSForTextToSpeech(config).eval()
+    if args.model:
+        model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(args.model).eval()
+        described = f"checkpoint {args.model}"
+    else:
+        config = hf_metatts.MetaTTSConfig(dropout=0.0, attention_dropout=0.0, variance_dropout=0.0)
+        model = hf_metatts.MetaTTSForTextToSpeech(config).eval()
+        described = "base (MetaTTSConfig defaults, dropout off)"
     clips = support_clips(args.shots)
     maml_times, voice = time_adapt(model, clips, args.repeats, method="maml", steps=args.steps)
     zero_times, _ = time_adapt(model, clips, args.repeats, method="zero_shot")
@@ -78,7 +84,7 @@ def main(argv=None) -> int:
         size = os.path.getsize(os.path.join(folder, "voice.safetensors"))
     result = {
         "benchmark": "voice_adaptation_speed",
-        "config": "base (MetaTTSConfig defaults, dropout off)",
+        "config": described,
         "threads": args.threads, "shots": args.shots, "steps": args.steps,
         "clip_seconds": 2.5, "model_parameters": sum(p.numel() for p in model.parameters()),
         "maml": summary(maml_times), "zero_shot": summary(zero_times),

@@ -1,12 +1,16 @@
 """benchmarks/adaptation.py end to end on the tiny corpus with a tiny model: shape and completeness of the JSON,
-one adaptation run per (task, method, k), skipped methods, and bad settings that write nothing."""
+one adaptation run per (task, method, k), skipped methods, bad settings that write nothing, speaker
+identification, the language filter and the WER ratios."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from tiny_models import save_tiny_checkpoint
 
@@ -16,8 +20,11 @@ from hf_metatts.evaluation.benchmark import (  # noqa: E402
     BENCHMARK_METHODS,
     BenchmarkConfigError,
     BenchmarkSettings,
+    load_tasks,
+    pooled_identification,
     run_benchmark,
 )
+from hf_metatts.evaluation.cli import add_benchmark_arguments  # noqa: E402
 from hf_metatts.evaluation.curves import render_markdown  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "adaptation.py"
@@ -62,7 +69,8 @@ def test_end_to_end_json_is_complete(corpus, checkpoint, tmp_path, monkeypatch):
     out = tmp_path / "results" / "adaptation_speaker.json"
     code = _script().main(["--corpus", str(corpus), "--checkpoints", f"maml={checkpoint}", f"finetune={checkpoint}",
                            f"metasgd={checkpoint}", "--shots", *map(str, SHOTS), "--steps", *map(str, STEPS),
-                           "--max-tasks", "2", "--metrics", "similarity", "mcd", "eer", "--out", str(out)])
+                           "--max-tasks", "2", "--metrics", "similarity", "mcd", "eer", "identification",
+                           "--out", str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     assert out.with_suffix(".png").stat().st_size > 1000
@@ -87,11 +95,12 @@ def test_end_to_end_json_is_complete(corpus, checkpoint, tmp_path, monkeypatch):
                 assert -1 <= cell["mean"]["similarity"] <= 1
                 assert cell["mean"]["mcd"] > 0
                 assert 0 <= cell["mean"]["eer"] <= 1
+                assert 0 <= cell["mean"]["identification"] <= 1 and cell["mean"]["identification_candidates"] == 2
                 losses = [values["support_loss"] for values in cell["per_task"].values()]
                 assert all((loss is None) == (step == 0) for loss in losses)
     for bound in ("ground_truth", "resynthesis"):
         mean = result["upper_bounds"][bound]["mean"]
-        assert 0 <= mean["eer"] <= 1 and -1 <= mean["similarity"] <= 1
+        assert 0 <= mean["eer"] <= 1 and -1 <= mean["similarity"] <= 1 and 0 <= mean["identification"] <= 1
         assert set(result["upper_bounds"][bound]["per_task"]) == set(tasks)
     assert result["upper_bounds"]["ground_truth"]["mean"]["similarity"] > 0.5
     # steps are cumulative: per (task, method, k) one run to the last step, plus the step-0 start
@@ -101,10 +110,12 @@ def test_end_to_end_json_is_complete(corpus, checkpoint, tmp_path, monkeypatch):
 
 def test_a_single_task_reports_eer_as_not_available(corpus, checkpoint):
     settings = BenchmarkSettings(corpus=str(corpus), checkpoints={"finetune": str(checkpoint)}, shots=[1],
-                                 steps=[0], max_tasks=1, eval_metrics=["similarity", "eer"])
+                                 steps=[0], max_tasks=1, eval_metrics=["similarity", "eer", "identification"])
     result = run_benchmark(settings)
     mean = result["methods"]["finetune"]["results"]["1"]["0"]["mean"]
     assert mean["eer"] is None and "at least 2 tasks" in mean["eer_note"]
+    assert mean["identification"] is None and mean["identification_candidates"] == 1
+    assert "at least 2 candidate" in mean["identification_note"]
     assert "n/a" in render_markdown(result)
 
 
@@ -123,6 +134,7 @@ def test_shots_beyond_the_support_pool_are_reported_per_task(corpus, checkpoint)
     (["--checkpoints", "maml=CKPT", "--split", "nope"], "no split"),
     (["--checkpoints", "maml=CKPT", "--task-column", "nope"], "no column"),
     (["--checkpoints", "maml=CKPT", "--heldout", "50"], "No usable"),
+    (["--checkpoints", "maml=CKPT", "--languages", "xx"], "has rows in languages"),
 ])
 def test_bad_settings_raise_and_write_nothing(corpus, checkpoint, tmp_path, argv, message):
     argv = [item.replace("CKPT", str(checkpoint)) for item in argv]
@@ -137,3 +149,76 @@ def test_settings_validate_grids():
         BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, shots=[0]).validate()
     with pytest.raises(BenchmarkConfigError, match="steps"):
         BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, steps=[-1]).validate()
+
+
+def test_identification_and_wer_ratios_with_a_stub_recogniser(corpus, checkpoint, monkeypatch):
+    """Identification among the 2 tasks' enrolments; WER ratios with recording WERs 0 and 0.5 and synthesis 0.25."""
+    import hf_metatts.evaluation.asr
+
+    calls = []
+
+    def stub_wer(waves, texts, rate):  # the first calls are the tasks' real recordings, in task order
+        calls.append(len(waves))
+        return SimpleNamespace(wer=[0.0, 0.5][len(calls) - 1] if len(calls) <= 2 else 0.25)
+
+    monkeypatch.setattr(hf_metatts.evaluation.asr, "asr_word_error_rate", stub_wer)
+    settings = BenchmarkSettings(corpus=str(corpus), checkpoints={"finetune": str(checkpoint)}, shots=[1],
+                                 steps=[0], max_tasks=2, eval_metrics=["similarity", "identification", "wer"])
+    result = run_benchmark(settings)
+    first, second = [task["name"] for task in result["tasks"]]
+    cell = result["methods"]["finetune"]["results"]["1"]["0"]
+    mean = cell["mean"]
+    assert 0 <= mean["identification"] <= 1 and mean["identification_candidates"] == 2
+    assert "identification_note" not in mean and "eer" not in mean
+    assert cell["per_task"][first]["wer_ratio"] is None  # its recordings' WER is 0
+    assert cell["per_task"][second]["wer_ratio"] == pytest.approx(0.5)
+    assert mean["wer_ratio"] == pytest.approx(0.5) and mean["wer_ratio_undefined"] == 1
+    assert mean["wer_ratio_tasks"] == 2 and mean["wer_real_pooled"] == pytest.approx(0.25)
+    assert mean["wer_ratio_pooled"] == pytest.approx(1.0)  # mean 0.25 over mean (0 + 0.5) / 2
+
+    truth = result["upper_bounds"]["ground_truth"]
+    assert truth["mean"]["identification"] == 1.0 and truth["mean"]["identification_candidates"] == 2
+    assert truth["per_task"][first]["wer_ratio"] is None and truth["per_task"][second]["wer_ratio"] == 1.0
+    assert truth["mean"]["wer_ratio_pooled"] == pytest.approx(1.0)
+    resynthesis = result["upper_bounds"]["resynthesis"]["mean"]
+    assert 0 <= resynthesis["identification"] <= 1 and resynthesis["wer_ratio_pooled"] == pytest.approx(1.0)
+    assert "| finetune | 1 |" in render_markdown(result) and "closest of 2 enrolled" in render_markdown(result)
+
+
+def test_pooled_identification_counts_every_task_as_a_candidate():
+    axes = np.eye(3, dtype=np.float32)
+    audios = {name: SimpleNamespace(pool_emb=np.stack([axes[i], axes[i] + 0.1 * axes[(i + 1) % 3]]))
+              for i, name in enumerate("abc")}
+    # a's trial is nearest a; b's is nearest c (a miss); c has no trial but is still a candidate
+    trials = {"a": axes[[0]], "b": np.array([[0.0, 0.2, 1.0]], dtype=np.float32)}
+    assert pooled_identification(trials, audios) == (0.5, 3, None)
+    accuracy, candidates, reason = pooled_identification({"a": axes[[0]]}, {"a": audios["a"]})
+    assert (accuracy, candidates) == (None, 1) and "at least 2" in reason
+    assert pooled_identification({}, audios)[2] == "no synthesised utterance to identify"
+
+
+def test_languages_keep_only_the_matching_rows(corpus):
+    def tasks(split, languages, max_tasks=None):
+        return load_tasks(BenchmarkSettings(corpus=str(corpus), checkpoints={"maml": "x"}, split=split,
+                                            languages=languages, max_tasks=max_tasks))
+
+    czech = tasks("train", ["cs"])
+    assert [t.name for t in czech] == ["espeak:cs+f1", "espeak:cs+m1", "espeak:cs+m3"]
+    assert all(row["language"] == "cs" for t in czech for row in t.pool + t.heldout)
+    english = tasks("train", ["EN"], max_tasks=20)  # prefixes match whole codes (en-us), case aside
+    assert len(english) == 10 and not {t.name for t in english} & {t.name for t in czech}
+    assert len(tasks("train", None, max_tasks=20)) == 13
+    with pytest.raises(BenchmarkConfigError, match=r"has rows in languages \['de'\].*'en-us'"):
+        tasks("test", ["de"])
+    with pytest.raises(BenchmarkConfigError, match="language-code prefixes"):
+        BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, languages=[]).validate()
+
+
+def test_cli_defaults_measure_identification_and_take_languages():
+    parser = argparse.ArgumentParser()
+    add_benchmark_arguments(parser)
+    args = parser.parse_args(["--checkpoints", "maml=x", "--corpus", "c", "--out", "o.json", "--languages", "en"])
+    assert "identification" in args.metrics and args.languages == ["en"]
+    assert parser.parse_args(["--checkpoints", "maml=x", "--corpus", "c", "--out", "o.json"]).languages is None
+    with pytest.raises(BenchmarkConfigError, match="Unknown metrics"):
+        BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, eval_metrics=["similarity", "pesq"]).validate()

@@ -1,15 +1,25 @@
-"""Adaptation benchmark: held-out tasks x methods x shots x adaptation steps -> speaker similarity, EER, MCD, WER.
+"""Adaptation benchmark: held-out tasks x methods x shots x adaptation steps -> speaker similarity, EER,
+speaker identification accuracy, MCD, WER.
 
 For every held-out test task (a value of the task column) the rows are shuffled with a seed: the last
 ``heldout`` rows are the held-out sentences, the others the support pool (k-shot support = its first k rows,
-so larger k extends smaller k). For every method (each from its own checkpoint) and k, the adapted parameters
+so larger k extends smaller k). ``languages`` (language-code prefixes, e.g. ``["en"]``) keeps only the rows
+whose ``language`` starts with one of them, before the tasks are formed (so the English recogniser's WER means
+something). For every method (each from its own checkpoint) and k, the adapted parameters
 are captured at every requested step count in ONE adaptation run (steps are cumulative), then the held-out
 sentences are synthesised and compared with the target's real recordings of them.
 
 Upper bounds on the same held-out sentences: ``ground_truth`` (the real recordings themselves; similarity is
 to the task's other real utterances) and ``resynthesis`` (real audio -> the feature extractor's log-mel -> the
 model's vocoder). EER is pooled over tasks per (method, k, step): every held-out utterance claims its task and
-is scored against the centroids of every task's support-pool recordings.
+is scored against the centroids of every task's support-pool recordings. Identification accuracy is pooled the
+same way: the fraction of held-out utterances whose closest support-pool centroid, among those of all the
+benchmark's tasks (``identification_candidates`` of them), is their own task's.
+
+WER is also given relative to the target's own recordings of the same sentences: ``wer_delta`` (difference) and
+``wer_ratio`` (quotient; None where the recordings' WER is 0, counted in ``wer_ratio_undefined``) per task, and
+in the means ``wer_ratio_pooled``: mean synthesis WER / mean recording WER (``wer_real_pooled``) over the tasks
+measured.
 
 The result is a JSON-able dict; see :func:`run_benchmark`. :func:`render_markdown` turns it into tables.
 """
@@ -31,8 +41,10 @@ from .audio import MismatchedInputsError
 logger = logging.getLogger(__name__)
 
 BENCHMARK_METHODS = ("maml", "metasgd", "meta_lstm", "zero_shot", "finetune")
-BENCHMARK_METRICS = ("similarity", "eer", "mcd", "wer", "wer_delta")
-PER_TASK_METRICS = ("similarity", "mcd", "wer", "wer_delta", "support_loss")
+BENCHMARK_METRICS = ("similarity", "eer", "identification", "mcd", "wer", "wer_delta", "wer_ratio")
+#: the metrics that can be asked for in ``eval_metrics`` (similarity is always measured)
+EVAL_METRICS = ("similarity", "mcd", "wer", "eer", "identification")
+PER_TASK_METRICS = ("similarity", "mcd", "wer", "wer_delta", "wer_ratio", "support_loss")
 SCHEMA_VERSION = 1
 
 
@@ -54,7 +66,8 @@ class BenchmarkSettings:
     heldout: int = 1
     seed: int = 0
     lrs: dict[str, float] = field(default_factory=dict)
-    eval_metrics: list[str] = field(default_factory=lambda: ["similarity", "mcd", "wer", "eer"])
+    eval_metrics: list[str] = field(default_factory=lambda: ["similarity", "mcd", "wer", "eer", "identification"])
+    languages: list[str] | None = None
 
     def validate(self) -> None:
         if not self.shots or min(self.shots) < 1:
@@ -68,6 +81,13 @@ class BenchmarkSettings:
             raise BenchmarkConfigError(f"Unknown methods {unknown}: choose from {list(BENCHMARK_METHODS)}.")
         if not self.checkpoints:
             raise BenchmarkConfigError("No checkpoints given: pass at least one METHOD=DIR.")
+        if self.languages is not None and (not self.languages or not all(
+                isinstance(code, str) and code.strip() for code in self.languages)):
+            raise BenchmarkConfigError(f"languages={self.languages}: give language-code prefixes such as ['en'], "
+                                       "or None for every language.")
+        unknown = sorted(set(self.eval_metrics) - set(EVAL_METRICS))
+        if unknown:
+            raise BenchmarkConfigError(f"Unknown metrics {unknown}: choose from {list(EVAL_METRICS)}.")
 
 
 @dataclass
@@ -79,8 +99,17 @@ class Task:
     heldout: list[dict]
 
 
+def language_matches(language, prefixes: list[str] | None) -> bool:
+    """Whether a row's language code starts with one of ``prefixes`` (case-insensitive); None keeps every row."""
+    if prefixes is None:
+        return True
+    code = str(language or "").strip().lower()
+    return any(code.startswith(prefix.strip().lower()) for prefix in prefixes)
+
+
 def load_tasks(settings: BenchmarkSettings) -> list[Task]:
-    """The test tasks of the corpus (first ``max_tasks`` in sorted order), split into pool and held-out rows."""
+    """The test tasks of the corpus (rows of ``languages`` only; first ``max_tasks`` in sorted order), split into
+    pool and held-out rows."""
     from datasets import Audio, load_from_disk
 
     corpus = load_from_disk(settings.corpus)
@@ -90,10 +119,23 @@ def load_tasks(settings: BenchmarkSettings) -> list[Task]:
     if settings.task_column not in split.column_names:
         raise BenchmarkConfigError(f"Split {settings.split!r} has no column {settings.task_column!r} "
                                    f"(columns: {split.column_names}).")
+    if settings.languages is not None and "language" not in split.column_names:
+        raise BenchmarkConfigError(f"languages={settings.languages} needs a 'language' column; split "
+                                   f"{settings.split!r} has {split.column_names}.")
     split = split.cast_column("audio", Audio(decode=False))
     groups: dict[str, list[dict]] = {}
+    other_languages: set[str] = set()
     for row in split:
+        if not language_matches(row.get("language"), settings.languages):
+            other_languages.add(str(row.get("language")))
+            continue
         groups.setdefault(str(row[settings.task_column]), []).append(row)
+    if not groups:
+        raise BenchmarkConfigError(f"No {settings.task_column} task of split {settings.split!r} has rows in "
+                                   f"languages {settings.languages} (the split's languages: "
+                                   f"{sorted(other_languages)}).")
+    if other_languages:
+        logger.info("languages=%s: rows in %s left out", settings.languages, sorted(other_languages))
     names = sorted(groups)[: settings.max_tasks] if settings.max_tasks else sorted(groups)
     tasks = []
     for name in names:
@@ -171,7 +213,28 @@ def measure(waves: list[np.ndarray], audio: TaskAudio, rate: int, metrics: list[
     if "wer" in metrics:
         values["wer"] = asr_word_error_rate(waves, audio.texts, rate).wer
         values["wer_delta"] = values["wer"] - audio.real_wer
+        values["wer_ratio"] = wer_ratio(values["wer"], audio.real_wer)
     return values, emb
+
+
+def wer_ratio(wer: float | None, real_wer: float | None) -> float | None:
+    """WER of synthesis / WER of the real recordings of the same sentences; None when either is missing or the
+    recordings' WER is 0."""
+    if wer is None or not real_wer:
+        return None
+    return float(wer / real_wer)
+
+
+def pooled_wer(per_task: dict[str, dict], audios: dict[str, TaskAudio]) -> dict:
+    """Over the tasks with both a synthesis WER and a recording WER: ``wer_real_pooled`` (mean recording WER),
+    ``wer_ratio_pooled`` (mean synthesis WER / that; None when it is 0 or no task has both),
+    ``wer_ratio_tasks`` (how many tasks) and ``wer_ratio_undefined`` (tasks whose own ratio is None because
+    their recordings' WER is 0)."""
+    names = [n for n, v in per_task.items() if v.get("wer") is not None and audios[n].real_wer is not None]
+    synth = float(np.mean([per_task[n]["wer"] for n in names])) if names else None
+    real = float(np.mean([audios[n].real_wer for n in names])) if names else None
+    return {"wer_ratio_pooled": wer_ratio(synth, real), "wer_real_pooled": real, "wer_ratio_tasks": len(names),
+            "wer_ratio_undefined": sum(1 for n in names if audios[n].real_wer == 0)}
 
 
 def pooled_eer(trials: dict[str, np.ndarray], audios: dict[str, TaskAudio]) -> tuple[float | None, str | None]:
@@ -188,6 +251,41 @@ def pooled_eer(trials: dict[str, np.ndarray], audios: dict[str, TaskAudio]) -> t
     return speaker_verification_eer(trial_emb, trial_labels, ref_emb, ref_labels).eer, None
 
 
+def pooled_identification(trials: dict[str, np.ndarray], audios: dict[str, TaskAudio]
+                          ) -> tuple[float | None, int, str | None]:
+    """Speaker identification of held-out trials among every task's support-pool centroid (all tasks of the
+    benchmark are candidates, also those without trials) -> (accuracy, number of candidates, reason)."""
+    from .speaker import speaker_identification_accuracy
+
+    candidates = list(audios)
+    if len(candidates) < 2:
+        return None, len(candidates), f"identification needs at least 2 candidate tasks; got {len(candidates)}"
+    names = [n for n in trials if len(trials[n])]
+    if not names:
+        return None, len(candidates), "no synthesised utterance to identify"
+    trial_emb = np.concatenate([trials[n] for n in names])
+    trial_labels = [n for n in names for _ in range(len(trials[n]))]
+    ref_emb = np.concatenate([audios[n].pool_emb for n in candidates])
+    ref_labels = [n for n in candidates for _ in range(len(audios[n].pool_emb))]
+    return speaker_identification_accuracy(trial_emb, trial_labels, ref_emb, ref_labels), len(candidates), None
+
+
+def pooled_means(mean: dict, per_task: dict[str, dict], trials: dict[str, np.ndarray],
+                 audios: dict[str, TaskAudio], metrics: list[str]) -> dict:
+    """Add the measures pooled over tasks to ``mean``: EER, identification, pooled WER ratio (as asked)."""
+    if "eer" in metrics:
+        mean["eer"], reason = pooled_eer(trials, audios)
+        if reason:
+            mean["eer_note"] = reason
+    if "identification" in metrics:
+        mean["identification"], mean["identification_candidates"], reason = pooled_identification(trials, audios)
+        if reason:
+            mean["identification_note"] = reason
+    if "wer" in metrics:
+        mean.update(pooled_wer(per_task, audios))
+    return mean
+
+
 def _mean(cells: list[dict], key: str) -> float | None:
     values = [c[key] for c in cells if c.get(key) is not None]
     return float(np.mean(values)) if values else None
@@ -202,7 +300,8 @@ def upper_bounds(audios: dict[str, TaskAudio], model, rate: int, metrics: list[s
     for name, audio in audios.items():
         cos = audio.real_emb @ audio.pool_emb.T
         truth[name] = {"similarity": float(np.mean(cos)), "mcd": 0.0 if "mcd" in metrics else None,
-                       "wer": audio.real_wer, "wer_delta": 0.0 if audio.real_wer is not None else None}
+                       "wer": audio.real_wer, "wer_delta": 0.0 if audio.real_wer is not None else None,
+                       "wer_ratio": wer_ratio(audio.real_wer, audio.real_wer)}
         waves = []
         for wave in audio.real:
             mel = torch.from_numpy(extractor(wave, sampling_rate=rate)["input_features"])
@@ -212,12 +311,9 @@ def upper_bounds(audios: dict[str, TaskAudio], model, rate: int, metrics: list[s
     result = {}
     for label, per_task, trials in (("ground_truth", truth, {n: a.real_emb for n, a in audios.items()}),
                                     ("resynthesis", resyn, resyn_emb)):
-        mean = {key: _mean(list(per_task.values()), key) for key in ("similarity", "mcd", "wer", "wer_delta")}
-        if "eer" in metrics:
-            mean["eer"], reason = pooled_eer(trials, audios)
-            if reason:
-                mean["eer_note"] = reason
-        result[label] = {"per_task": per_task, "mean": mean}
+        mean = {key: _mean(list(per_task.values()), key)
+                for key in ("similarity", "mcd", "wer", "wer_delta", "wer_ratio")}
+        result[label] = {"per_task": per_task, "mean": pooled_means(mean, per_task, trials, audios, metrics)}
     return result
 
 
@@ -274,10 +370,7 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
         for s in steps:
             per_task = list(cells[s]["per_task"].values())
             mean = {key: _mean(per_task, key) for key in PER_TASK_METRICS}
-            if "eer" in settings.eval_metrics:
-                mean["eer"], reason = pooled_eer(trials[s], audios)
-                if reason:
-                    mean["eer_note"] = reason
+            pooled_means(mean, cells[s]["per_task"], trials[s], audios, settings.eval_metrics)
             by_step[str(s)] = {"mean": mean, **cells[s]}
         results[str(k)] = by_step
     return {"status": "ok", "results": results}
@@ -337,5 +430,6 @@ def parse_pairs(items: list[str] | None, cast=str) -> dict:
     return pairs
 
 
-__all__ = ["BENCHMARK_METHODS", "BenchmarkConfigError", "BenchmarkSettings", "Task", "load_tasks", "parse_pairs",
-           "run_benchmark", "upper_bounds"]
+__all__ = ["BENCHMARK_METHODS", "BENCHMARK_METRICS", "EVAL_METRICS", "BenchmarkConfigError", "BenchmarkSettings",
+           "Task", "language_matches", "load_tasks", "parse_pairs", "pooled_identification", "pooled_wer",
+           "run_benchmark", "upper_bounds", "wer_ratio"]

@@ -14,6 +14,8 @@ import os
 import sys
 import tempfile
 
+from .benchmark import EVAL_METRICS
+
 logger = logging.getLogger(__name__)
 
 
@@ -91,8 +93,10 @@ def add_benchmark_arguments(parser) -> None:
     parser.add_argument("--max-tasks", type=int, default=None)
     parser.add_argument("--heldout", type=int, default=1, help="held-out sentences per task")
     parser.add_argument("--lr", nargs="*", default=[], metavar="METHOD=LR", help="learning rate per method")
-    parser.add_argument("--metrics", nargs="+", default=["similarity", "mcd", "wer", "eer"],
-                        choices=["similarity", "mcd", "wer", "eer"], help="similarity is always measured")
+    parser.add_argument("--metrics", nargs="+", default=list(EVAL_METRICS),
+                        choices=list(EVAL_METRICS), help="similarity is always measured")
+    parser.add_argument("--languages", nargs="+", default=None, metavar="PREFIX",
+                        help="keep only rows whose language code starts with one of these (e.g. en); default: all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", required=True, help="JSON path; .png and .md are written beside it")
@@ -110,7 +114,7 @@ def run_benchmark_command(args) -> int:
         corpus=args.corpus, checkpoints=parse_pairs(args.checkpoints), task_column=args.task_column,
         split=args.split, shots=list(args.shots), steps=list(args.steps), max_tasks=args.max_tasks,
         heldout=args.heldout, seed=args.seed, lrs=parse_pairs(args.lr, float),
-        eval_metrics=sorted(set(args.metrics) | {"similarity"}))
+        eval_metrics=sorted(set(args.metrics) | {"similarity"}), languages=args.languages)
     result = run_benchmark(settings)
     stem = os.path.splitext(args.out)[0]
     write_json_atomic(args.out, result)

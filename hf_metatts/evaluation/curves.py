@@ -11,6 +11,7 @@ logger = logging.getLogger(__name__)
 METRIC_LABELS = (
     ("similarity", "speaker similarity (cosine, higher is better)", "higher"),
     ("eer", "speaker-verification EER (lower is better)", "lower"),
+    ("identification", "speaker-identification accuracy (higher is better)", "higher"),
     ("mcd", "MCD dB (lower is better)", "lower"),
     ("wer", "ASR WER (lower is better)", "lower"),
 )
@@ -18,6 +19,11 @@ METRIC_LABELS = (
 
 def _fmt(value, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _cell(cells: dict, step) -> dict:
+    """The means of one step; empty for a step this method was not run to (merged results of several runs)."""
+    return (cells.get(str(step)) or {}).get("mean", {})
 
 
 def _ok_methods(result: dict) -> list[str]:
@@ -40,8 +46,8 @@ def plot_curves(result: dict, path: str, dpi: int = 80) -> None:
         for col, k in enumerate(shots):
             ax = axes[row][col]
             for method in _ok_methods(result):
-                cells = result["methods"][method]["results"][str(k)]
-                ys = [cells[str(s)]["mean"].get(key) for s in steps]
+                cells = result["methods"][method]["results"].get(str(k), {})
+                ys = [_cell(cells, s).get(key) for s in steps]
                 points = [(x, y) for x, y in zip(xs, ys) if y is not None]
                 if points:
                     ax.plot(*zip(*points), marker="o", markersize=3, label=method)
@@ -78,7 +84,7 @@ def render_markdown(result: dict) -> str:
         "",
         f"{len(tasks)} test task(s) ({', '.join(t['name'] for t in tasks)}), {settings['heldout']} held-out "
         f"sentence(s) each; corpus `{settings['corpus']}`; {result['seconds']:.0f} s in all. "
-        "Means over tasks; EER pooled over tasks.",
+        "Means over tasks; EER and identification pooled over tasks.",
         "",
     ]
     skipped = [(m, e["reason"]) for m, e in result["methods"].items() if e.get("status") != "ok"]
@@ -95,20 +101,27 @@ def render_markdown(result: dict) -> str:
                   "|---|---|" + "---|" * len(steps)]
         for method in _ok_methods(result):
             for k in settings["shots"]:
-                cells = result["methods"][method]["results"][str(k)]
-                values = [_fmt(cells[str(s)]["mean"].get(key)) for s in steps]
+                cells = result["methods"][method]["results"].get(str(k), {})
+                values = [_fmt(_cell(cells, s).get(key)) if str(s) in cells else "-" for s in steps]
                 lines.append(f"| {method} | {k} | " + " | ".join(values) + " |")
         for bound in ("ground_truth", "resynthesis"):
             value = bounds.get(bound, {}).get("mean", {}).get(key)
             lines.append(f"| *{bound}* | - | {_fmt(value)} |" + " |" * (len(steps) - 1))
         lines.append("")
-    eer_note = bounds.get("ground_truth", {}).get("mean", {}).get("eer_note")
+    truth = bounds.get("ground_truth", {}).get("mean", {})
+    eer_note = truth.get("eer_note")
     if eer_note:
         lines += [f"EER n/a: {eer_note}.", ""]
+    if truth.get("identification_note"):
+        lines += [f"Identification n/a: {truth['identification_note']}.", ""]
+    elif truth.get("identification_candidates"):
+        lines += [f"Identification: the closest of {truth['identification_candidates']} enrolled tasks "
+                  f"(chance {1 / truth['identification_candidates']:.3f}).", ""]
     ref_wer = bounds.get("ground_truth", {}).get("mean", {}).get("wer")
     if ref_wer is not None:
         lines.append(f"WER of the targets' own recordings: {ref_wer:.3f} (the WER row of `ground_truth`); "
-                     "`wer_delta` in the JSON is each cell minus it.")
+                     "`wer_delta` in the JSON is each cell minus it, `wer_ratio_pooled` each cell's mean WER over "
+                     "the mean WER of the same tasks' recordings.")
         lines.append("")
     return "\n".join(lines)
 

@@ -1,0 +1,474 @@
+"""Bar report of the default checkpoint: the adaptation benchmark once per method (each with its own steps
+grid, in parallel worker processes), merged into one result, then the bars checked against it.
+
+    python benchmarks/default_checkpoint.py --out benchmarks/results/default_checkpoint.json \
+        --speed-json benchmarks/results/synthesis_speed.json benchmarks/results/voice_adaptation_speed.json
+
+Defaults: corpus ``data/voices``, split ``test``, English rows only (``--languages en``, so the English
+recogniser's WER means something), 5 shots, 3 held-out sentences per speaker, and
+
+    --checkpoints finetune=outputs/default_pretrain metasgd=outputs/default_metasgd \
+                  meta_lstm=outputs/default_meta_lstm maml=outputs/default_metasgd
+    --steps finetune=0,5,100 metasgd=0,5 meta_lstm=0,5 maml=0,5
+
+``maml`` from the Meta-SGD checkpoint adapts with plain SGD (its ``inner_lr``, or ``--lr maml=LR``). A
+``--steps`` item replaces that method's default grid only. Each method runs in its own process ("spawn",
+one torch thread each, ``--workers`` at a time); the merged JSON has the schema of
+:func:`hf_metatts.evaluation.benchmark.run_benchmark` (``methods`` merged, ``upper_bounds`` from the first
+method in ``--checkpoints`` order that ran, ``method_settings`` the settings of each run) plus ``bars``,
+``model_index`` (for ``hf-metatts bundle --results``), ``machine`` and ``command``. The bars:
+
+- ``intelligible``: Meta-SGD after 5 steps, pooled WER <= 1.5 x the pooled WER of the same speakers' recordings;
+- ``adaptation_maml``: similarity of Meta-SGD (MAML with learned learning rates) after 5 steps >= fine-tuning
+  after 100 steps (plain MAML after 5 steps reported beside it);
+- ``adaptation_meta_lstm``: similarity of Meta-LSTM after 5 steps > fine-tuning after 100 steps;
+- ``identification``: speaker identification accuracy of Meta-SGD after 5 steps >= 0.90;
+- ``no_naturalness_loss``: WER of Meta-SGD after 5 steps <= its WER before adapting (0 steps);
+- ``rtf`` and ``adaptation_seconds``: from the JSON of ``benchmarks/synthesis_speed.py`` (RTF <= 0.05) and of
+  ``benchmarks/voice_adaptation_speed.py`` (5-shot 5-step adaptation <= 2 s), when given with ``--speed-json``.
+
+A bar whose numbers are missing (a method not run, a step not in its grid, a metric not measured) is
+"not measured", with the reason. The markdown (``.md`` beside the JSON) holds the bar table and the full
+tables; the PNG curves go beside it too. Nothing is written when no method could run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+logger = logging.getLogger("default_checkpoint")
+
+DEFAULT_CHECKPOINTS = {"finetune": "outputs/default_pretrain", "metasgd": "outputs/default_metasgd",
+                       "meta_lstm": "outputs/default_meta_lstm", "maml": "outputs/default_metasgd"}
+DEFAULT_STEPS = {"finetune": [0, 5, 100], "metasgd": [0, 5], "meta_lstm": [0, 5], "maml": [0, 5]}
+METRICS = ["similarity", "mcd", "wer", "eer", "identification"]
+
+BAR_SHOTS = 5
+META_STEPS = 5
+FINETUNE_STEPS = 100
+BEST_META = "metasgd"
+WER_RATIO_BAR = 1.5
+IDENTIFICATION_BAR = 0.90
+RTF_BAR = 0.05
+ADAPTATION_SECONDS_BAR = 2.0
+PASS, FAIL, NOT_MEASURED = "pass", "fail", "not measured"
+
+
+# ------------------------------------------------------------------------------------------------------
+# bars: pure functions of the merged result
+def cell_value(result: dict, method: str, shots: int, step: int, key: str):
+    """``(value, None)`` of one mean of the merged result, or ``(None, reason)`` when it was not measured."""
+    entry = (result.get("methods") or {}).get(method)
+    if entry is None:
+        return None, f"{method} was not run"
+    if entry.get("status") != "ok":
+        return None, f"{method} {entry.get('status', 'not run')}: {entry.get('reason', 'no reason given')}"
+    by_step = (entry.get("results") or {}).get(str(shots))
+    if by_step is None:
+        return None, f"{method} was not run with k={shots} shots"
+    cell = by_step.get(str(step))
+    if cell is None:
+        return None, f"{method} was not run to {step} steps (its steps: {sorted(int(s) for s in by_step)})"
+    value = (cell.get("mean") or {}).get(key)
+    if value is None:
+        note = (cell.get("mean") or {}).get(f"{key}_note")
+        skipped = cell.get("skipped_tasks") or {}
+        why = note or (f"every task skipped ({next(iter(skipped.values()))})" if skipped and not cell.get("per_task")
+                       else f"{key} not measured")
+        return None, f"{method} at {step} steps: {why}"
+    return value, None
+
+
+def _bar(requirement: str, threshold: str, measured: dict, status: str, reason: str | None = None) -> dict:
+    return {"requirement": requirement, "threshold": threshold, "measured": measured, "status": status,
+            "reason": reason}
+
+
+def _not_measured(requirement: str, threshold: str, measured: dict, reasons: list[str | None]) -> dict:
+    return _bar(requirement, threshold, measured, NOT_MEASURED, "; ".join(dict.fromkeys(r for r in reasons if r)))
+
+
+def _round(value, digits: int = 4):
+    return None if value is None else round(float(value), digits)
+
+
+def bar_intelligible(result: dict, shots: int) -> dict:
+    requirement = (f"{BEST_META} after {META_STEPS} steps ({shots}-shot): pooled WER of the adapted speech <= "
+                   f"{WER_RATIO_BAR} x pooled WER of the same speakers' own recordings")
+    threshold = f"wer <= {WER_RATIO_BAR} x recordings' wer"
+    wer, why = cell_value(result, BEST_META, shots, META_STEPS, "wer")
+    real, why_real = cell_value(result, BEST_META, shots, META_STEPS, "wer_real_pooled")
+    ratio, _ = cell_value(result, BEST_META, shots, META_STEPS, "wer_ratio_pooled")
+    tasks, _ = cell_value(result, BEST_META, shots, META_STEPS, "wer_ratio_tasks")
+    measured = {"wer": _round(wer), "recordings_wer": _round(real), "ratio": _round(ratio), "tasks": tasks}
+    if wer is None or real is None:
+        return _not_measured(requirement, threshold, measured, [why, why_real if why is None else None])
+    return _bar(requirement, threshold, measured, PASS if wer <= WER_RATIO_BAR * real else FAIL)
+
+
+def bar_similarity_over_finetune(result: dict, shots: int, method: str, strict: bool,
+                                 also: tuple[str, ...] = ()) -> dict:
+    sign = ">" if strict else ">="
+    requirement = (f"speaker similarity of {method} after {META_STEPS} steps {sign} finetune after "
+                   f"{FINETUNE_STEPS} steps ({shots}-shot)")
+    threshold = f"{method}@{META_STEPS} {sign} finetune@{FINETUNE_STEPS}"
+    ours, why = cell_value(result, method, shots, META_STEPS, "similarity")
+    base, why_base = cell_value(result, "finetune", shots, FINETUNE_STEPS, "similarity")
+    measured = {f"{method}_{META_STEPS}_steps": _round(ours), f"finetune_{FINETUNE_STEPS}_steps": _round(base)}
+    for other in also:
+        value, why_other = cell_value(result, other, shots, META_STEPS, "similarity")
+        measured[f"{other}_{META_STEPS}_steps"] = _round(value)
+        if why_other:
+            measured[f"{other}_note"] = why_other
+    if ours is None or base is None:
+        return _not_measured(requirement, threshold, measured, [why, why_base])
+    passed = ours > base if strict else ours >= base
+    return _bar(requirement, threshold, measured, PASS if passed else FAIL)
+
+
+def bar_identification(result: dict, shots: int) -> dict:
+    requirement = (f"speaker identification accuracy of {BEST_META} after {META_STEPS} steps ({shots}-shot) >= "
+                   f"{IDENTIFICATION_BAR:.2f}")
+    threshold = f"accuracy >= {IDENTIFICATION_BAR:.2f}"
+    accuracy, why = cell_value(result, BEST_META, shots, META_STEPS, "identification")
+    candidates, _ = cell_value(result, BEST_META, shots, META_STEPS, "identification_candidates")
+    measured = {"accuracy": _round(accuracy), "candidates": candidates,
+                "chance": _round(1 / candidates) if candidates else None}
+    if accuracy is None:
+        return _not_measured(requirement, threshold, measured, [why])
+    return _bar(requirement, threshold, measured, PASS if accuracy >= IDENTIFICATION_BAR else FAIL)
+
+
+def bar_no_naturalness_loss(result: dict, shots: int) -> dict:
+    requirement = f"WER of {BEST_META} after {META_STEPS} steps <= its WER before adapting ({shots}-shot)"
+    threshold = f"wer@{META_STEPS} <= wer@0"
+    after, why = cell_value(result, BEST_META, shots, META_STEPS, "wer")
+    before, why_before = cell_value(result, BEST_META, shots, 0, "wer")
+    measured = {f"wer_{META_STEPS}_steps": _round(after), "wer_0_steps": _round(before)}
+    if after is None or before is None:
+        return _not_measured(requirement, threshold, measured, [why, why_before])
+    return _bar(requirement, threshold, measured, PASS if after <= before else FAIL)
+
+
+def classify_speed_json(data: dict) -> str | None:
+    """``"rtf"`` for synthesis_speed.py's output, ``"adaptation_seconds"`` for voice_adaptation_speed.py's."""
+    if isinstance(data, dict) and "metatts_istft_rtf" in data:
+        return "rtf"
+    if isinstance(data, dict) and (data.get("benchmark") == "voice_adaptation_speed"
+                                   or isinstance(data.get("maml"), dict) and "median_s" in data["maml"]):
+        return "adaptation_seconds"
+    return None
+
+
+def bar_rtf(speed: dict | None) -> dict:
+    requirement = f"real-time factor of synthesis (iSTFT vocoder, CPU) <= {RTF_BAR}"
+    threshold = f"rtf <= {RTF_BAR}"
+    if not speed or "data" not in speed:
+        reason = (speed or {}).get("reason") or "not measured here: give --speed-json with the JSON of " \
+                                               "benchmarks/synthesis_speed.py"
+        return _bar(requirement, threshold, {}, NOT_MEASURED, reason)
+    data = speed["data"]
+    rtf = data.get("metatts_istft_rtf")
+    measured = {"rtf": _round(rtf, 5), "threads": (data.get("machine") or {}).get("threads"),
+                "model": data.get("checkpoint"), "source": speed["path"]}
+    if rtf is None:
+        return _bar(requirement, threshold, measured, NOT_MEASURED, f"{speed['path']} has no metatts_istft_rtf")
+    return _bar(requirement, threshold, measured, PASS if rtf <= RTF_BAR else FAIL)
+
+
+def bar_adaptation_seconds(speed: dict | None) -> dict:
+    requirement = f"wall time of a {BAR_SHOTS}-shot {META_STEPS}-step adaptation (CPU) <= {ADAPTATION_SECONDS_BAR:g} s"
+    threshold = f"seconds <= {ADAPTATION_SECONDS_BAR}"
+    if not speed or "data" not in speed:
+        reason = (speed or {}).get("reason") or "not measured here: give --speed-json with the JSON of " \
+                                               "benchmarks/voice_adaptation_speed.py"
+        return _bar(requirement, threshold, {}, NOT_MEASURED, reason)
+    data = speed["data"]
+    seconds = (data.get("maml") or {}).get("median_s")
+    measured = {"seconds": _round(seconds), "shots": data.get("shots"), "steps": data.get("steps"),
+                "threads": data.get("threads"), "model": data.get("config"), "source": speed["path"]}
+    if seconds is None:
+        return _bar(requirement, threshold, measured, NOT_MEASURED, f"{speed['path']} has no maml.median_s")
+    if (data.get("shots"), data.get("steps")) != (BAR_SHOTS, META_STEPS):
+        return _bar(requirement, threshold, measured, NOT_MEASURED,
+                    f"{speed['path']} timed a {data.get('shots')}-shot {data.get('steps')}-step adaptation, "
+                    f"the bar is {BAR_SHOTS}-shot {META_STEPS}-step")
+    return _bar(requirement, threshold, measured, PASS if seconds <= ADAPTATION_SECONDS_BAR else FAIL)
+
+
+def evaluate_bars(result: dict, shots: int = BAR_SHOTS, speed: dict | None = None) -> dict:
+    """Every bar from a merged result: ``{name: {requirement, threshold, measured, status, reason}}``.
+
+    ``speed`` maps ``"rtf"`` / ``"adaptation_seconds"`` to ``{"path", "data"}`` (a speed script's JSON) or to
+    ``{"reason"}`` (why it could not be read); a bar without an entry is "not measured here".
+    """
+    speed = speed or {}
+    return {
+        "intelligible": bar_intelligible(result, shots),
+        "adaptation_maml": bar_similarity_over_finetune(result, shots, BEST_META, strict=False, also=("maml",)),
+        "adaptation_meta_lstm": bar_similarity_over_finetune(result, shots, "meta_lstm", strict=True),
+        "identification": bar_identification(result, shots),
+        "no_naturalness_loss": bar_no_naturalness_loss(result, shots),
+        "rtf": bar_rtf(speed.get("rtf")),
+        "adaptation_seconds": bar_adaptation_seconds(speed.get("adaptation_seconds")),
+    }
+
+
+def _measured_text(measured: dict) -> str:
+    parts = []
+    for key, value in measured.items():
+        if key == "source" or value is None and not key.endswith("_note"):
+            continue
+        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+    return ", ".join(parts) or "-"
+
+
+def render_bars(bars: dict) -> str:
+    """The bars as a markdown table."""
+    lines = ["| bar | requirement | measured | threshold | result |", "|---|---|---|---|---|"]
+    for name, bar in bars.items():
+        reason = bar["reason"] or ""
+        verdict = {PASS: "**pass**", FAIL: "**FAIL**"}.get(
+            bar["status"], reason if reason.startswith(NOT_MEASURED) else f"{NOT_MEASURED}: {reason}")
+        cells = [name, bar["requirement"], _measured_text(bar["measured"]), f"`{bar['threshold']}`", verdict]
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def model_index(result: dict, shots: int, dataset_id: str) -> list[dict]:
+    """``model-index`` entries (``hf-metatts bundle --results``) of the best meta method after 5 steps."""
+    settings = result.get("settings") or {}
+    speakers = len(result.get("tasks") or [])
+    name = (f"held-out speakers of {os.path.basename(str(settings.get('corpus', 'the corpus')).rstrip('/'))} "
+            f"({settings.get('split', 'test')} split, {speakers} speakers, {shots}-shot)")
+    entries = []
+    for key, metric_type, label in (("similarity", "speaker_similarity", "speaker similarity"),
+                                    ("eer", "eer", "speaker-verification EER"),
+                                    ("identification", "accuracy", "speaker identification accuracy"),
+                                    ("mcd", "mcd", "MCD (dB)"), ("wer", "wer", "ASR WER")):
+        value, _ = cell_value(result, BEST_META, shots, META_STEPS, key)
+        if value is not None:
+            entries.append({"dataset_name": name, "dataset_type": dataset_id,
+                            "dataset_split": settings.get("split", "test"), "metric_type": metric_type,
+                            "metric_name": f"{label} after {META_STEPS} {BEST_META} steps",
+                            "metric_value": round(float(value), 4)})
+    return entries
+
+
+# ------------------------------------------------------------------------------------------------------
+# runs
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_one(job: dict) -> dict:
+    """One method's benchmark in a worker: ``{"method", "status": "ok", "result"}`` or ``{..., "reason"}``."""
+    from hf_metatts.evaluation.benchmark import BenchmarkConfigError, BenchmarkSettings, load_method, run_benchmark
+
+    method = job["method"]
+    checkpoint = job["settings"]["checkpoints"][method]
+    started = time.perf_counter()
+    logger.info("%s: start (steps %s, checkpoint %s)", method, job["settings"]["steps"], checkpoint)
+    try:
+        result = run_benchmark(BenchmarkSettings(**job["settings"]))
+    except BenchmarkConfigError as error:
+        reason = str(error)
+        if reason.startswith("No method could run"):  # the run's only method: say why it alone could not
+            reason = load_method(method, checkpoint)[3] or reason
+        logger.warning("%s skipped: %s", method, reason)
+        return {"method": method, "status": "skipped", "reason": reason}
+    except Exception as error:  # one method failing leaves the others' bars
+        logger.exception("%s failed", method)
+        return {"method": method, "status": "failed", "reason": f"{type(error).__name__}: {error}"}
+    logger.info("%s: done in %.0f s", method, time.perf_counter() - started)
+    return {"method": method, "status": "ok", "result": result}
+
+
+def merge(runs: list[dict], checkpoints: dict[str, str], steps: dict[str, list[int]]) -> dict:
+    """One result from per-method runs (``runs`` in ``--checkpoints`` order); None when none ran."""
+    ok = [run for run in runs if run["status"] == "ok"
+          and run["result"]["methods"][run["method"]].get("status") == "ok"]
+    if not ok:
+        return None
+    first = ok[0]["result"]
+    methods, method_settings = {}, {}
+    for run in runs:
+        method = run["method"]
+        if run["status"] != "ok":
+            methods[method] = {"status": run["status"], "reason": run["reason"], "checkpoint": checkpoints[method]}
+            continue
+        methods[method] = run["result"]["methods"][method]
+        method_settings[method] = run["result"]["settings"]
+        if run["result"]["tasks"] != first["tasks"]:
+            logger.warning("%s ran on other tasks than %s: its numbers are not comparable", method, ok[0]["method"])
+    all_steps = sorted({s for method in checkpoints for s in steps[method]})
+    settings = {**first["settings"], "checkpoints": dict(checkpoints), "steps": all_steps,
+                "steps_per_method": {m: sorted(set(steps[m])) for m in checkpoints},
+                "lrs": {m: s["lrs"][m] for m, s in method_settings.items() if m in s["lrs"]}}
+    return {
+        "schema_version": first["schema_version"],
+        "settings": settings,
+        "method_settings": method_settings,
+        "library_version": first["library_version"],
+        "tasks": first["tasks"],
+        "upper_bounds": first["upper_bounds"],
+        "upper_bounds_from": ok[0]["method"],
+        "methods": methods,
+    }
+
+
+def _parse_steps(items: list[str]) -> dict[str, list[int]]:
+    from hf_metatts.evaluation.benchmark import parse_pairs
+
+    parsed = {}
+    for method, value in parse_pairs(items).items():
+        try:
+            parsed[method] = sorted({int(s) for s in value.split(",") if s.strip()})
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"--steps {method}={value}: give comma-separated integers") from error
+    return parsed
+
+
+def _read_speed(paths: list[str]) -> dict:
+    speed = {}
+    for path in paths or []:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            logger.warning("--speed-json %s could not be read: %s", path, error)
+            for kind in ("rtf", "adaptation_seconds"):
+                speed.setdefault(kind, {"reason": f"could not read {path}: {error}"})
+            continue
+        kind = classify_speed_json(data)
+        if kind is None:
+            logger.warning("--speed-json %s is neither synthesis_speed.py's nor voice_adaptation_speed.py's JSON",
+                           path)
+            continue
+        speed[kind] = {"path": path, "data": data}
+    return speed
+
+
+def machine() -> dict:
+    import torch
+
+    return {"platform": platform.platform(), "processor": platform.processor(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "python": sys.version.split()[0], "torch": torch.__version__}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="data/voices", help="DatasetDict folder (hf-metatts build-corpus)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--task-column", default="speaker_id")
+    parser.add_argument("--languages", nargs="*", default=["en"], metavar="PREFIX",
+                        help="language-code prefixes of the rows kept (default: en); none given: every language")
+    parser.add_argument("--shots", type=int, default=BAR_SHOTS, help="support utterances per speaker")
+    parser.add_argument("--heldout", type=int, default=3, help="held-out sentences per speaker")
+    parser.add_argument("--checkpoints", nargs="+", metavar="METHOD=DIR",
+                        default=[f"{m}={d}" for m, d in DEFAULT_CHECKPOINTS.items()],
+                        help="the methods to run and their checkpoints (default: %(default)s)")
+    parser.add_argument("--steps", nargs="+", metavar="METHOD=S1,S2",
+                        default=[f"{m}={','.join(map(str, s))}" for m, s in DEFAULT_STEPS.items()],
+                        help="steps grid per method; an item replaces that method's default (%(default)s)")
+    parser.add_argument("--lr", nargs="*", default=[], metavar="METHOD=LR", help="learning rate per method")
+    parser.add_argument("--max-tasks", type=int, default=None, help="first N speakers (sorted) only")
+    parser.add_argument("--metrics", nargs="+", default=METRICS, choices=METRICS, help="similarity is always on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="methods run at a time, one process each")
+    parser.add_argument("--speed-json", nargs="+", default=[], metavar="PATH",
+                        help="JSON of benchmarks/synthesis_speed.py and/or benchmarks/voice_adaptation_speed.py")
+    parser.add_argument("--dataset-id", default="hf-metatts/voices-default",
+                        help="dataset name in the model_index entries")
+    parser.add_argument("--out", default="benchmarks/results/default_checkpoint.json",
+                        help="JSON path; .md and .png are written beside it")
+    return parser
+
+
+def main(argv=None) -> int:
+    from hf_metatts.evaluation.benchmark import BENCHMARK_METHODS, parse_pairs
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s")
+    checkpoints = parse_pairs(args.checkpoints)
+    try:
+        steps = {**DEFAULT_STEPS, **_parse_steps(args.steps)}
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    unknown = sorted(set(checkpoints) - set(BENCHMARK_METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}: choose from {list(BENCHMARK_METHODS)}")
+    without_steps = sorted(set(checkpoints) - set(steps))
+    if without_steps:
+        parser.error(f"give --steps for {without_steps} (e.g. {without_steps[0]}=0,5)")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    lrs = parse_pairs(args.lr, float)
+    common = {"corpus": args.corpus, "task_column": args.task_column, "split": args.split, "shots": [args.shots],
+              "max_tasks": args.max_tasks, "heldout": args.heldout, "seed": args.seed,
+              "eval_metrics": sorted(set(args.metrics) | {"similarity"}), "languages": args.languages or None}
+    jobs = [{"method": m, "settings": {**common, "checkpoints": {m: checkpoints[m]}, "steps": steps[m],
+                                       "lrs": {m: lrs[m]} if m in lrs else {}}} for m in checkpoints]
+    # the longest grids first, so that the workers finish together
+    order = sorted(range(len(jobs)), key=lambda i: -max(jobs[i]["settings"]["steps"]))
+    started = time.perf_counter()
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned workers
+    os.environ["MKL_NUM_THREADS"] = "1"
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(processes=min(args.workers, len(jobs)), initializer=_init_worker)
+    try:
+        finished = pool.map(run_one, [jobs[i] for i in order], chunksize=1)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    by_method = {run["method"]: run for run in finished}
+    result = merge([by_method[m] for m in checkpoints], checkpoints, steps)
+    if result is None:
+        logger.error("No method could run: %s", "; ".join(
+            f"{run['method']}: {run.get('reason') or run['result']['methods'][run['method']].get('reason')}"
+            for run in finished))
+        return 1
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["workers"] = args.workers
+    result["machine"] = machine()
+    result["command"] = "python benchmarks/default_checkpoint.py " + shlex.join(
+        sys.argv[1:] if argv is None else list(argv))
+    result["bars"] = evaluate_bars(result, args.shots, _read_speed(args.speed_json))
+    result["model_index"] = model_index(result, args.shots, args.dataset_id)
+
+    from hf_metatts.evaluation.cli import write_json_atomic
+    from hf_metatts.evaluation.curves import plot_curves, render_markdown
+
+    table = render_bars(result["bars"])
+    stem = os.path.splitext(args.out)[0]
+    write_json_atomic(args.out, result)
+    plot_curves(result, stem + ".png")
+    with open(stem + ".md", "w", encoding="utf-8") as stream:
+        stream.write(f"## Bars of the default checkpoint\n\n{table}\n\n{render_markdown(result)}\n")
+    logger.info("bars:\n%s", table)
+    logger.info("wrote %s, %s.md, %s.png in %.0f s", args.out, stem, stem, result["seconds"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

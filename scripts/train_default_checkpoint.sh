@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Rebuild the bundled checkpoint (hf_metatts/checkpoints/default) from nothing, on CPU or GPU:
+#   corpus -> prepared features -> multi-speaker pretraining (the baseline) -> Meta-SGD and Meta-LSTM
+#   meta-training from it -> neural vocoder -> benchmark (bars) -> bundle.
+# Each step is one command and can be run alone; logs go to logs/, runs to outputs/.
+#   bash scripts/train_default_checkpoint.sh            # ~2 h on 2 CPU cores (two jobs at a time)
+# THREADS sets torch threads per job (default 1: two single-threaded jobs side by side use 2 cores best).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p logs
+export OMP_NUM_THREADS="${THREADS:-1}"
+
+[ -f data/voices/dataset_dict.json ] || \
+  hf-metatts build-corpus --preset default --out data/voices --workers 2 > logs/build_corpus.log 2>&1
+[ -f data/voices-prepared/dataset_dict.json ] || \
+  hf-metatts --log-level INFO prepare-corpus --corpus data/voices --out data/voices-prepared \
+    --splits train validation --num-proc 2 > logs/prepare_corpus.log 2>&1
+
+# the baseline and the vocoder, side by side
+hf-metatts --log-level INFO meta-train --config examples/configs/default_pretrain.json \
+  > logs/default_pretrain.log 2>&1 &
+pretrain=$!
+hf-metatts --log-level INFO train-vocoder --dataset data/voices --out outputs/vocoder --max-steps 6000 \
+  --threads "$OMP_NUM_THREADS" > logs/train_vocoder.log 2>&1 &
+vocoder=$!
+wait "$pretrain"
+
+# both meta-learners start from the pretrained model
+hf-metatts --log-level INFO meta-train --config examples/configs/default_metasgd.json \
+  > logs/default_metasgd.log 2>&1 &
+metasgd=$!
+hf-metatts --log-level INFO meta-train --config examples/configs/default_meta_lstm.json \
+  > logs/default_meta_lstm.log 2>&1 &
+meta_lstm=$!
+wait "$metasgd" "$meta_lstm" "$vocoder"
+
+python benchmarks/default_checkpoint.py --out benchmarks/results/default_checkpoint.json \
+  > logs/benchmark_default.log 2>&1
+hf-metatts --log-level INFO bundle --model outputs/default_metasgd --vocoder outputs/vocoder \
+  --runs outputs/default_pretrain outputs/default_metasgd outputs/default_meta_lstm outputs/vocoder \
+  --results benchmarks/results/default_checkpoint.json --datasets hf-metatts/voices-default \
+  --out hf_metatts/checkpoints/default

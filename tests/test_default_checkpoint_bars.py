@@ -1,0 +1,142 @@
+"""benchmarks/default_checkpoint.py without models: the bars of a made-up merged result (pass, fail and not
+measured), the speed JSONs, the model-index entries and the merging of per-method runs."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "default_checkpoint.py"
+
+
+@pytest.fixture(scope="module")
+def bars():
+    spec = importlib.util.spec_from_file_location("default_checkpoint_bars", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cell(**mean) -> dict:
+    return {"mean": mean, "per_task": {"a": {}, "b": {}}, "skipped_tasks": {}}
+
+
+def ok(cells: dict[int, dict], k: int = 5) -> dict:
+    return {"status": "ok", "results": {str(k): {str(step): c for step, c in cells.items()}}}
+
+
+RESULT = {
+    "settings": {"corpus": "data/voices", "split": "test", "shots": [5]},
+    "tasks": [{"name": "a"}, {"name": "b"}],
+    "methods": {
+        "metasgd": ok({0: cell(similarity=0.6, wer=0.30),
+                       5: cell(similarity=0.8, wer=0.25, wer_real_pooled=0.2, wer_ratio_pooled=1.25, wer_ratio_tasks=2,
+                               identification=0.95, identification_candidates=20)}),
+        "finetune": ok({0: cell(similarity=0.6), 5: cell(similarity=0.65), 100: cell(similarity=0.75)}),
+        "meta_lstm": ok({0: cell(similarity=0.5), 5: cell(similarity=0.7)}),
+        "maml": {"status": "skipped", "reason": "checkpoint folder outputs/x does not exist",
+                 "checkpoint": "outputs/x"},
+    },
+}
+
+
+def test_bars_pass_fail_and_not_measured(bars):
+    result = bars.evaluate_bars(RESULT)
+    assert list(result) == ["intelligible", "adaptation_maml", "adaptation_meta_lstm", "identification",
+                            "no_naturalness_loss", "rtf", "adaptation_seconds"]
+    status = {name: bar["status"] for name, bar in result.items()}
+    assert status == {"intelligible": "pass", "adaptation_maml": "pass", "adaptation_meta_lstm": "fail",
+                      "identification": "pass", "no_naturalness_loss": "pass", "rtf": "not measured",
+                      "adaptation_seconds": "not measured"}
+    assert result["intelligible"]["measured"] == {"wer": 0.25, "recordings_wer": 0.2, "ratio": 1.25, "tasks": 2}
+    maml = result["adaptation_maml"]["measured"]
+    assert maml["metasgd_5_steps"] == 0.8 and maml["finetune_100_steps"] == 0.75 and maml["maml_5_steps"] is None
+    assert "does not exist" in maml["maml_note"]
+    assert result["identification"]["measured"] == {"accuracy": 0.95, "candidates": 20, "chance": 0.05}
+    assert "not measured here" in result["rtf"]["reason"]
+    table = bars.render_bars(result)
+    assert table.count("\n") == 8 and "**FAIL**" in table and "| not measured here: give --speed-json" in table
+    assert "| intelligible |" in table and "wer 0.25, recordings_wer 0.2, ratio 1.25, tasks 2" in table
+
+
+def test_bars_fail_on_worse_numbers(bars):
+    result = copy.deepcopy(RESULT)
+    five = result["methods"]["metasgd"]["results"]["5"]["5"]["mean"]
+    five.update(wer=0.4, wer_ratio_pooled=2.0, identification=0.5, similarity=0.7)
+    status = {name: bar["status"] for name, bar in bars.evaluate_bars(result).items()}
+    assert status["intelligible"] == status["identification"] == status["no_naturalness_loss"] == "fail"
+    assert status["adaptation_maml"] == "fail"
+
+
+def test_missing_methods_steps_shots_and_metrics_are_not_measured(bars):
+    result = copy.deepcopy(RESULT)
+    del result["methods"]["finetune"]["results"]["5"]["100"]
+    del result["methods"]["meta_lstm"]
+    five = result["methods"]["metasgd"]["results"]["5"]["5"]["mean"]
+    for key in ("wer", "wer_real_pooled", "wer_ratio_pooled", "wer_ratio_tasks"):
+        del five[key]
+    five.update(identification=None, identification_note="identification needs at least 2 candidate tasks; got 1")
+    out = bars.evaluate_bars(result)
+    assert all(bar["status"] == "not measured" for bar in out.values())
+    assert out["adaptation_maml"]["reason"] == "finetune was not run to 100 steps (its steps: [0, 5])"
+    assert out["adaptation_meta_lstm"]["reason"].startswith("meta_lstm was not run")
+    assert out["intelligible"]["reason"] == "metasgd at 5 steps: wer not measured"
+    assert "at least 2 candidate" in out["identification"]["reason"]
+    assert "metasgd at 5 steps: wer not measured" in out["no_naturalness_loss"]["reason"]
+    assert "not run with k=10" in bars.evaluate_bars(RESULT, shots=10)["intelligible"]["reason"]
+    failed = copy.deepcopy(RESULT)
+    failed["methods"]["metasgd"] = {"status": "failed", "reason": "RuntimeError: out of memory"}
+    assert "metasgd failed: RuntimeError" in bars.evaluate_bars(failed)["identification"]["reason"]
+
+
+def test_speed_jsons(bars, tmp_path):
+    synthesis = tmp_path / "synthesis_speed.json"
+    synthesis.write_text(json.dumps({"machine": {"threads": 2}, "metatts_istft_rtf": 0.08}))
+    adaptation = tmp_path / "voice_adaptation_speed.json"
+    adaptation.write_text(json.dumps({"benchmark": "voice_adaptation_speed", "shots": 5, "steps": 5, "threads": 2,
+                                      "maml": {"median_s": 1.2}}))
+    unrelated = tmp_path / "other.json"
+    unrelated.write_text("{}")
+    speed = bars._read_speed([str(synthesis), str(adaptation), str(unrelated)])
+    out = bars.evaluate_bars(RESULT, speed=speed)
+    assert out["rtf"]["status"] == "fail" and out["rtf"]["measured"]["rtf"] == 0.08
+    assert out["adaptation_seconds"]["status"] == "pass" and out["adaptation_seconds"]["measured"]["seconds"] == 1.2
+    adaptation.write_text(json.dumps({"benchmark": "voice_adaptation_speed", "shots": 3, "steps": 5,
+                                      "maml": {"median_s": 0.5}}))
+    out = bars.evaluate_bars(RESULT, speed=bars._read_speed([str(adaptation), str(tmp_path / "missing.json")]))
+    assert out["adaptation_seconds"]["status"] == "not measured" and "3-shot" in out["adaptation_seconds"]["reason"]
+    assert out["rtf"]["status"] == "not measured" and "could not read" in out["rtf"]["reason"]
+
+
+def test_model_index_entries_are_valid_eval_results(bars):
+    from hf_metatts.model_cards import eval_results
+
+    entries = bars.model_index(RESULT, 5, "hf-metatts/voices-default")
+    assert [e["metric_type"] for e in entries] == ["speaker_similarity", "accuracy", "wer"]
+    assert len(eval_results(entries)) == 3 and entries[0]["dataset_name"].startswith("held-out speakers of voices")
+
+
+def test_merge_keeps_each_method_and_the_first_upper_bounds(bars):
+    def run(method, steps, bound):
+        settings = {"corpus": "c", "shots": [5], "steps": steps, "lrs": {"maml": 0.05} if method == "maml" else {},
+                    "checkpoints": {method: f"ckpt/{method}"}}
+        return {"method": method, "status": "ok", "result": {
+            "schema_version": 1, "settings": settings, "library_version": "0", "tasks": [{"name": "a"}],
+            "upper_bounds": {"ground_truth": bound}, "methods": {method: ok({s: cell(similarity=0.5) for s in steps})}}}
+
+    checkpoints = {"finetune": "ckpt/finetune", "metasgd": "ckpt/metasgd", "maml": "ckpt/maml"}
+    steps = {"finetune": [0, 100], "metasgd": [0, 5], "maml": [0, 5]}
+    skipped = {"method": "metasgd", "status": "skipped", "reason": "no meta-learner"}
+    merged = bars.merge([run("finetune", [0, 100], "first"), skipped, run("maml", [0, 5], "second")],
+                        checkpoints, steps)
+    assert merged["upper_bounds"] == {"ground_truth": "first"} and merged["upper_bounds_from"] == "finetune"
+    assert merged["settings"]["steps"] == [0, 5, 100] and merged["settings"]["lrs"] == {"maml": 0.05}
+    assert merged["methods"]["metasgd"] == {"status": "skipped", "reason": "no meta-learner",
+                                            "checkpoint": "ckpt/metasgd"}
+    assert set(merged["methods"]["maml"]["results"]["5"]) == {"0", "5"}
+    assert set(merged["method_settings"]) == {"finetune", "maml"}
+    assert bars.merge([skipped], {"metasgd": "ckpt/metasgd"}, steps) is None
