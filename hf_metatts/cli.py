@@ -18,12 +18,11 @@ SUBCOMMAND_MODULES = (
 
 
 def _synthesize(args) -> int:
+    from . import DEFAULT_CHECKPOINT
     from .synthesis import synthesize_to_file
 
-    if args.model is None and args.voice is None:
-        print("error: give --model or --voice", file=sys.stderr)
-        return 2
-    summary = synthesize_to_file(args.model, args.text, args.out, language=args.language,
+    model = args.model if args.model is not None or args.voice is not None else DEFAULT_CHECKPOINT
+    summary = synthesize_to_file(model, args.text, args.out, language=args.language,
                                  speaking_rate=args.speaking_rate, pitch_shift=args.pitch_shift,
                                  speaker_id=args.speaker_id, voice=args.voice)
     print(json.dumps(summary))
@@ -44,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
 
     synth = subparsers.add_parser("synthesize", help="text -> WAV file with a MetaTTS model")
-    synth.add_argument("--model", default=None, help="checkpoint folder or Hub id")
+    synth.add_argument("--model", default=None,
+                       help="checkpoint folder or Hub id (default: the bundled one, unless --voice names its base)")
     synth.add_argument("--voice", default=None, help="voice folder or Hub id (alone: loads the voice's base)")
     synth.add_argument("--text", required=True)
     synth.add_argument("--language", default=None, help="espeak-ng code (see `hf-metatts languages`)")

@@ -51,7 +51,9 @@ def _adapt(args) -> int:
     from .voice_validation import ClipValidation
 
     clips = load_clip_source(args.clips, args.split)
-    model = AutoModelForTextToWaveform.from_pretrained(args.model)
+    from . import DEFAULT_CHECKPOINT
+
+    model = AutoModelForTextToWaveform.from_pretrained(args.model or DEFAULT_CHECKPOINT)
     validation = ClipValidation()
     if args.alignment_error_score is not None:
         from dataclasses import replace
@@ -101,7 +103,7 @@ def _guarded(func):
 def register(subparsers) -> None:
     """Add the ``adapt`` and ``push`` sub-commands."""
     adapt = subparsers.add_parser("adapt", help="adapt a voice from a few clips -> voice folder")
-    adapt.add_argument("--model", required=True, help="base checkpoint folder or Hub id")
+    adapt.add_argument("--model", default=None, help="base checkpoint folder or Hub id (default: the bundled one)")
     adapt.add_argument("--clips", required=True,
                        help="folder of audio files with same-named .txt transcripts, a saved dataset or a dataset id")
     adapt.add_argument("--out", required=True, help="voice folder to write")

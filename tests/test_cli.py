@@ -61,7 +61,9 @@ def test_synthesize_with_a_voice(tmp_path):
     assert not (tmp_path / "x.wav").exists()
 
 
-def test_synthesize_needs_a_model_or_a_voice(tmp_path, capsys):
-    assert main(["synthesize", "--text", "Hi.", "--out", str(tmp_path / "x.wav")]) == 2
-    assert "give --model or --voice" in capsys.readouterr().err
-    assert not (tmp_path / "x.wav").exists()
+def test_synthesize_without_a_model_uses_the_bundled_checkpoint(tmp_path, capsys):
+    assert main(["synthesize", "--text", "Hi there.", "--out", str(tmp_path / "x.wav")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["seconds"] > 0.2 and summary["out"] == str(tmp_path / "x.wav")
+    audio, rate = soundfile.read(tmp_path / "x.wav")
+    assert rate == 16000 and len(audio) > rate // 5

@@ -1,0 +1,105 @@
+"""`hf-metatts bundle` and the bundled checkpoint (`hf_metatts.DEFAULT_CHECKPOINT`)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import save_tiny_checkpoint
+
+import hf_metatts
+from hf_metatts.meta.head import MetaLearnerConfig, MetaLearnerHead
+from hf_metatts.modeling_vocoder import ISTFTVocoder
+from hf_metatts.training.bundle import BundleTooLargeError, bundle_checkpoint, folder_bytes
+from hf_metatts.training.vocoder import VocoderTrainingArguments, save_vocoder, vocoder_config
+
+
+@pytest.fixture
+def trained_parts(tmp_path):
+    """A tiny meta-trained model folder (with a Meta-SGD meta-learner and a run summary) and a vocoder folder."""
+    model_dir, vocoder_dir = tmp_path / "model", tmp_path / "vocoder"
+    model = save_tiny_checkpoint(model_dir)
+    names = model.adapted_parameter_names()
+    shapes = {name: model.get_parameter(name).shape for name in names}
+    head = MetaLearnerHead(MetaLearnerConfig(method="metasgd", inner_lr=0.25, adapted_parameter_names=names), shapes)
+    head.save_pretrained(str(model_dir))
+    (model_dir / "training_summary.json").write_text(json.dumps(
+        {"method": "metasgd", "steps": 7, "wall_seconds": 90.0, "processes": 1,
+         "hardware": {"cpu": "Test CPU", "torch_threads": 1, "gpu": None}}))
+    args = VocoderTrainingArguments(hidden_size=8, intermediate_size=16, layers=1)
+    torch.manual_seed(0)
+    vocoder = ISTFTVocoder(vocoder_config(args))
+    save_vocoder(vocoder, vocoder.config, str(vocoder_dir))
+    (vocoder_dir / "training_summary.json").write_text(json.dumps(
+        {"steps": 3, "wall_seconds": 30.0, "hardware": {"cpu": "Test CPU", "torch_threads": 1}}))
+    return model_dir, vocoder_dir, vocoder
+
+
+def test_bundle_writes_a_complete_checkpoint_with_its_vocoder_meta_learner_and_card(trained_parts, tmp_path):
+    model_dir, vocoder_dir, vocoder = trained_parts
+    out = tmp_path / "bundle"
+    results = [{"dataset_name": "held-out speakers", "dataset_type": "voices", "metric_type": "wer",
+                "metric_value": 0.5}]
+    info = bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), runs=[str(model_dir), str(vocoder_dir)],
+                             results=results, datasets=["hf-metatts/voices-default"])
+    for name in ("model.safetensors", "config.json", "meta_learner.safetensors", "meta_learner_config.json",
+                 "tokenizer_config.json", "modeling_metatts.py", "training_runs.json", "README.md"):
+        assert (out / name).is_file(), name
+    assert info["bytes"] == folder_bytes(str(out)) and not (tmp_path / "bundle.partial").exists()
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(out)).eval()
+    assert model.config.vocoder_type == "istft" and model.config.vocoder_hidden_size == 8
+    mel = torch.randn(1, 12, 80)
+    with torch.no_grad():
+        assert torch.equal(model.vocoder(mel), vocoder.eval()(mel))
+    runs = json.loads((out / "training_runs.json").read_text())
+    assert [run["run"] for run in runs] == ["model", "vocoder"] and runs[0]["steps"] == 7
+    card = (out / "README.md").read_text()
+    assert "| model | metasgd | 7 | 1.5 | Test CPU (1 threads) | 1 |" in card
+    assert "metasgd" in card and "0.5" in card and "hf-metatts/voices-default" in card
+    from hf_metatts.meta import load_meta_learner
+
+    head = load_meta_learner(str(out))
+    assert head.config.method == "metasgd"
+    assert all(torch.allclose(rate, torch.full_like(rate, 0.25)) for rate in head.learning_rates().values())
+
+
+def test_a_bundle_over_the_size_bound_is_refused_and_leaves_the_old_one(trained_parts, tmp_path):
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous bundle")
+    with pytest.raises(BundleTooLargeError, match="MiB bound"):
+        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), max_bytes=1024)
+    assert (out / "keep.txt").read_text() == "previous bundle"
+    assert not (tmp_path / "bundle.partial").exists()
+
+
+def test_a_run_without_a_summary_is_refused_before_anything_is_written(trained_parts, tmp_path):
+    model_dir, vocoder_dir, _ = trained_parts
+    with pytest.raises(FileNotFoundError, match="training_summary.json"):
+        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(tmp_path / "bundle"), runs=[str(tmp_path)])
+    assert not (tmp_path / "bundle").exists()
+
+
+# ------------------------------------------------------------------------------------------------------
+# the checkpoint that ships in the package
+def test_the_bundled_checkpoint_is_small_and_complete():
+    folder = hf_metatts.DEFAULT_CHECKPOINT
+    assert os.path.isdir(folder), "hf_metatts/checkpoints/default is missing: run scripts/train_default_checkpoint.sh"
+    assert folder_bytes(folder) <= 25 * 1024 * 1024
+    config = json.loads(open(os.path.join(folder, "config.json")).read())
+    assert config["vocoder_type"] == "istft" and "auto_map" in config
+    runs = json.loads(open(os.path.join(folder, "training_runs.json")).read())
+    assert {run.get("method") for run in runs} >= {"pretrain", "metasgd", "meta_lstm"}
+    assert all(run["wall_seconds"] > 0 and run["hardware"]["cpu"] for run in runs)
+
+
+def test_the_bundled_checkpoint_speaks_offline_through_the_pipeline():
+    from transformers import pipeline
+
+    tts = pipeline("text-to-speech", model=hf_metatts.DEFAULT_CHECKPOINT)
+    out = tts("Meta learning makes adaptation fast.")
+    audio = np.asarray(out["audio"]).reshape(-1)
+    assert out["sampling_rate"] == 16000
+    assert 0.8 < len(audio) / 16000 < 8.0 and np.isfinite(audio).all() and np.abs(audio).max() > 0.05
