@@ -42,6 +42,19 @@ def support_clips(shots: int, seconds: float = 2.5) -> list[tuple[np.ndarray, st
     return clips
 
 
+def corpus_clips(corpus: str, shots: int, speaker: str) -> list[tuple[np.ndarray, str]]:
+    """``shots`` real clips with their transcripts of ``speaker`` from the test split of a saved corpus."""
+    from datasets import Audio, load_from_disk
+
+    from hf_metatts.data import decode_audio
+
+    test = load_from_disk(corpus)["test"].cast_column("audio", Audio(decode=False))
+    rows = [row for row in test if row["speaker_id"] == speaker][:shots]
+    if len(rows) < shots:
+        raise SystemExit(f"error: {corpus} has {len(rows)} test clips of {speaker}, fewer than {shots}")
+    return [(decode_audio(row["audio"], SR), row["text"]) for row in rows]
+
+
 def time_adapt(model, clips, repeats: int, **kwargs) -> tuple[list[float], object]:
     model.adapt(clips, sampling_rate=SR, progress=False, **kwargs)  # warm-up (espeak, kernels)
     times, voice = [], None
@@ -63,6 +76,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--corpus", default=None, help="adapt to real test clips of this saved corpus")
+    parser.add_argument("--speaker", default="flite:awb", help="with --corpus: the test speaker")
     parser.add_argument("--model", default=None, help="adapt this trained checkpoint (default: random base config)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "voice_adaptation_speed.json"))
     args = parser.parse_args(argv)
@@ -76,7 +91,8 @@ def main(argv=None) -> int:
         config = hf_metatts.MetaTTSConfig(dropout=0.0, attention_dropout=0.0, variance_dropout=0.0)
         model = hf_metatts.MetaTTSForTextToSpeech(config).eval()
         described = "base (MetaTTSConfig defaults, dropout off)"
-    clips = support_clips(args.shots)
+    clips = corpus_clips(args.corpus, args.shots, args.speaker) if args.corpus else support_clips(args.shots)
+    clip_seconds = round(float(np.mean([len(audio) / SR for audio, _ in clips])), 2)
     maml_times, voice = time_adapt(model, clips, args.repeats, method="maml", steps=args.steps)
     zero_times, _ = time_adapt(model, clips, args.repeats, method="zero_shot")
     with tempfile.TemporaryDirectory() as folder:
@@ -86,7 +102,8 @@ def main(argv=None) -> int:
         "benchmark": "voice_adaptation_speed",
         "config": described,
         "threads": args.threads, "shots": args.shots, "steps": args.steps,
-        "clip_seconds": 2.5, "model_parameters": sum(p.numel() for p in model.parameters()),
+        "clip_seconds": clip_seconds, "clips": f"{args.speaker} test clips of {args.corpus}" if args.corpus
+        else "synthetic harmonic clips", "model_parameters": sum(p.numel() for p in model.parameters()),
         "maml": summary(maml_times), "zero_shot": summary(zero_times),
         "voice_floats": voice.num_parameters, "voice_file_bytes": size,
         "torch": torch.__version__, "python": sys.version.split()[0], "machine": platform.machine(),

@@ -1,0 +1,135 @@
+"""Unsupervised text-to-speech alignment (RAD-TTS, Badlani et al. 2022): a soft aligner between phoneme
+embeddings and mel frames, a beta-binomial prior, monotonic alignment search (Glow-TTS) for hard
+durations, the forward-sum (CTC) loss and the binarisation loss.
+
+Shapes: B batch, N phoneme tokens, T mel frames, M mel bins.
+This file travels with saved checkpoints (remote code): it imports only torch.
+"""
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NEG_INF = -1e9
+
+
+class AlignmentEncoder(nn.Module):
+    """Soft alignment between tokens and frames from the L2 distance of learned keys and queries."""
+
+    def __init__(self, text_dim: int, num_mel_bins: int, hidden_size: int, temperature: float):
+        super().__init__()
+        self.temperature = temperature
+        self.key_proj = nn.Sequential(
+            nn.Conv1d(text_dim, 2 * text_dim, 3, padding=1), nn.ReLU(), nn.Conv1d(2 * text_dim, hidden_size, 1)
+        )
+        self.query_proj = nn.Sequential(
+            nn.Conv1d(num_mel_bins, 2 * num_mel_bins, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(2 * num_mel_bins, num_mel_bins, 1),
+            nn.ReLU(),
+            nn.Conv1d(num_mel_bins, hidden_size, 1),
+        )
+
+    def forward(self, text: torch.Tensor, mels: torch.Tensor, text_mask: torch.Tensor, log_prior: torch.Tensor):
+        """Args: text ``(B, N, D)``, mels ``(B, T, M)``, text_mask ``(B, N)`` bool, log_prior ``(B, T, N)``.
+
+        Returns:
+            logits ``(B, T, N)``: raw alignment scores (for the forward-sum loss);
+            soft ``(B, T, N)``: attention over tokens per frame, prior applied (rows sum to 1).
+        """
+        keys = self.key_proj(text.transpose(1, 2))  # (B, A, N)
+        queries = self.query_proj(mels.transpose(1, 2))  # (B, A, T)
+        # ||q - k||^2 = ||q||^2 + ||k||^2 - 2 q.k: one batched matmul instead of a (B, A, T, N) difference tensor
+        cross = torch.bmm(queries.transpose(1, 2), keys)  # (B, T, N)
+        distance = queries.pow(2).sum(1).unsqueeze(2) + keys.pow(2).sum(1).unsqueeze(1) - 2.0 * cross
+        distance = distance.clamp(min=0.0)  # (B, T, N)
+        logits = -self.temperature * distance
+        masked = logits.masked_fill(~text_mask.unsqueeze(1), NEG_INF)
+        soft = torch.softmax(torch.log_softmax(masked, dim=-1) + log_prior, dim=-1)
+        soft = soft.masked_fill(~text_mask.unsqueeze(1), 0.0)
+        return logits, soft
+
+
+@lru_cache(maxsize=4096)
+def _beta_binomial_log_prior(num_tokens: int, num_frames: int, scale: float) -> torch.Tensor:
+    """log P(token | frame) ``(T, N)``: a beta-binomial prior that favours the diagonal."""
+    tokens = torch.arange(num_tokens, dtype=torch.float64)
+    frames = torch.arange(1, num_frames + 1, dtype=torch.float64).unsqueeze(1)
+    alpha = scale * frames
+    beta = scale * (num_frames + 1 - frames)
+    n = num_tokens - 1
+
+    def log_beta(a, b):
+        return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+
+    log_choose = math.lgamma(n + 1) - torch.lgamma(tokens + 1) - torch.lgamma(n - tokens + 1)
+    log_pmf = log_choose + log_beta(tokens + alpha, n - tokens + beta) - log_beta(alpha, beta)
+    return log_pmf.float()
+
+
+def beta_binomial_log_prior(text_lengths, mel_lengths, max_tokens: int, max_frames: int, scale: float):
+    """Batched log prior ``(B, T, N)``; zero outside each item's (frames, tokens) box."""
+    prior = torch.zeros(len(text_lengths), max_frames, max_tokens)
+    if scale <= 0:
+        return prior
+    for index, (tokens, frames) in enumerate(zip(text_lengths.tolist(), mel_lengths.tolist())):
+        prior[index, :frames, :tokens] = _beta_binomial_log_prior(int(tokens), int(frames), float(scale))
+    return prior
+
+
+@torch.no_grad()
+def monotonic_alignment_search(log_probs: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor):
+    """The most likely monotonic alignment (each frame to one token, tokens in order, none skipped).
+
+    Args:
+        log_probs: ``(B, N, T)`` log-likelihood of token n at frame t.
+        text_lengths: ``(B,)`` tokens per item; mel_lengths: ``(B,)`` frames per item (>= tokens).
+
+    Returns:
+        ``(B, N, T)`` 0/1 path.
+    """
+    batch, num_tokens, num_frames = log_probs.shape
+    device = log_probs.device
+    token_index = torch.arange(num_tokens, device=device).unsqueeze(0)
+    log_probs = log_probs.masked_fill(token_index.unsqueeze(-1) >= text_lengths.view(-1, 1, 1), NEG_INF)
+    value = torch.full((batch, num_tokens), NEG_INF, device=device, dtype=log_probs.dtype)
+    value[:, 0] = log_probs[:, 0, 0]
+    came_from_previous = torch.zeros(batch, num_tokens, num_frames, dtype=torch.bool, device=device)
+    for frame in range(1, num_frames):
+        previous = F.pad(value[:, :-1], (1, 0), value=NEG_INF)
+        step = previous > value
+        came_from_previous[:, :, frame] = step
+        value = torch.maximum(value, previous) + log_probs[:, :, frame]
+        value = value.masked_fill(token_index > frame, NEG_INF)
+    path = torch.zeros(batch, num_tokens, num_frames, dtype=log_probs.dtype, device=device)
+    current = (text_lengths - 1).clamp(min=0)
+    rows = torch.arange(batch, device=device)
+    for frame in range(num_frames - 1, -1, -1):
+        active = frame < mel_lengths
+        path[rows[active], current[active], frame] = 1.0
+        move = came_from_previous[rows, current, frame] & active & (current > 0)
+        current = current - move.long()
+    return path
+
+
+def forward_sum_loss(logits: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor, blank_logit=-1.0):
+    """RAD-TTS forward-sum loss: CTC over tokens 1..N with a blank, marginalising all monotonic alignments.
+
+    logits ``(B, T, N)`` raw scores -> scalar (mean over the batch of per-token negative log-likelihood).
+    """
+    batch, num_frames, num_tokens = logits.shape
+    token_index = torch.arange(num_tokens, device=logits.device)
+    padded = logits.masked_fill(token_index.view(1, 1, -1) >= text_lengths.view(-1, 1, 1), NEG_INF)
+    padded = F.pad(padded, (1, 0), value=blank_logit)
+    log_probs = torch.log_softmax(padded, dim=-1).transpose(0, 1)  # (T, B, N+1)
+    targets = (token_index + 1).unsqueeze(0).expand(batch, -1)
+    return F.ctc_loss(log_probs, targets, mel_lengths, text_lengths, blank=0, reduction="mean", zero_infinity=True)
+
+
+def bin_loss(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """Pushes the soft alignment towards the hard one: ``-mean log soft`` on the hard path. Both ``(B, T, N)``."""
+    chosen = soft.clamp(min=1e-12).log() * hard
+    return -chosen.sum() / hard.sum().clamp(min=1.0)
