@@ -1,4 +1,5 @@
-"""The README's main job, end to end at a few episodes: corpus, meta-training, adaptation, report."""
+"""The README's main job end to end: the bundled checkpoint adapted to a held-out speaker; and the same job
+on a tiny model meta-trained for a few episodes (the training pipeline)."""
 
 import json
 import shutil
@@ -11,22 +12,41 @@ import soundfile
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (scripts/setup.sh installs it)")
-def test_quickstart_writes_audio_voice_and_a_measured_report(tmp_path, monkeypatch):
+def _run_quickstart(tmp_path, monkeypatch, argv):
     monkeypatch.chdir(EXAMPLES.parent)
     monkeypatch.syspath_prepend(str(EXAMPLES))
     sys.modules.pop("quickstart", None)
     import quickstart
 
-    report = quickstart.main(["--out", str(tmp_path), "--steps", "2", "--adapt-steps", "3"])
+    report = quickstart.main(["--out", str(tmp_path), *argv])
     assert report == json.loads((tmp_path / "report.json").read_text())
     assert report["target_speaker"] == "flite:awb"  # a held-out natural voice
-    assert report["shots"] == 5 and len(report["adaptation"]["support_loss_curve"]) == 3
     for key in ("before_adaptation", "after_adaptation"):
         assert -1.0 <= report[key]["speaker_similarity"] <= 1.0 and report[key]["wer"] >= 0.0
     assert report["target_recordings"]["wer"] < 0.6  # the real voice is recognisable
     audio, rate = soundfile.read(tmp_path / "heldout_0_adapted.wav")
-    assert rate == 16000 and len(audio) > 0
+    assert rate == 16000 and len(audio) > rate // 2
     assert (tmp_path / "adaptation_curve.png").stat().st_size > 1000
     assert (tmp_path / "voice" / "voice.safetensors").stat().st_size < 64 * 1024
+    return report
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (scripts/setup.sh installs it)")
+def test_quickstart_adapts_the_bundled_checkpoint(tmp_path, monkeypatch):
+    import hf_metatts
+
+    report = _run_quickstart(tmp_path, monkeypatch, [])
+    assert report["model_dir"] == hf_metatts.DEFAULT_CHECKPOINT and "meta_training" not in report
+    assert report["shots"] == 5 and len(report["adaptation"]["support_loss_curve"]) == 5
+    curve = report["adaptation"]["support_loss_curve"]
+    assert curve[-1] < curve[0]  # the meta-learned rates lower the support loss
+    assert report["after_adaptation"]["speaker_similarity"] > report["before_adaptation"]["speaker_similarity"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (scripts/setup.sh installs it)")
+def test_quickstart_trains_a_tiny_model_when_asked(tmp_path, monkeypatch):
+    report = _run_quickstart(tmp_path, monkeypatch, ["--train-tiny", "2", "--adapt-steps", "3"])
+    assert report["meta_training"]["episodes"] == 2
+    assert report["shots"] == 5 and len(report["adaptation"]["support_loss_curve"]) == 3
