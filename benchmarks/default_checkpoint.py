@@ -366,10 +366,10 @@ def _read_speed(paths: list[str]) -> dict:
 
 
 def machine() -> dict:
-    import torch
+    from hf_metatts.training.hardware import hardware_description
 
-    return {"platform": platform.platform(), "processor": platform.processor(), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "python": sys.version.split()[0], "torch": torch.__version__}
+    return {**hardware_description(), "platform": platform.platform(), "processor": platform.processor(),
+            "machine": platform.machine(), "python": sys.version.split()[0]}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,13 +89,13 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
 
 def write_training_summary(training_args, result, metrics: dict, started: float) -> None:
     """``training_summary.json`` in ``output_dir``: method, episodes, wall time, hardware, final losses."""
-    from ..training.vocoder import hardware_description
+    from ..training.hardware import hardware_description
 
-    history = [entry for entry in result.metrics.items()] if result is not None else []
     summary = {
         "method": training_args.method, "steps": int(result.global_step) if result is not None else None,
         "wall_seconds": round(time.monotonic() - started, 1), "hardware": hardware_description(),
-        "processes": training_args.world_size, "train_metrics": dict(history), "eval_metrics": metrics,
+        "processes": training_args.world_size,
+        "train_metrics": dict(result.metrics) if result is not None else {}, "eval_metrics": metrics,
         "tasks_per_step": training_args.tasks_per_step, "shots": training_args.shots,
         "query_shots": training_args.query_shots, "inner_steps": training_args.inner_steps,
         "first_order": training_args.first_order, "learning_rate": training_args.learning_rate,

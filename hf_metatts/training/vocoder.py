@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 
@@ -24,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from ..configuration_metatts import MetaTTSConfig
 from ..feature_extraction_metatts import MetaTTSFeatureExtractor
 from ..modeling_vocoder import ISTFTVocoder
+from .hardware import hardware_description
 from .stft_losses import batched_log_mel, multi_resolution_stft_loss
 
 logger = logging.getLogger(__name__)
@@ -214,20 +214,6 @@ def attach_trained_vocoder(model, folder: str) -> None:
     model.vocoder = ISTFTVocoder(model.config).to(model.device)
     model.vocoder.load_state_dict(vocoder.state_dict())
     model.vocoder.eval()
-
-
-def hardware_description() -> dict:
-    """What the run ran on: CPU model, core count, torch threads, GPU if any."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
-            "torch": torch.__version__}
 
 
 def train_vocoder(args: VocoderTrainingArguments) -> dict:
