@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .data.durations import token_durations
 from .feature_extraction_metatts import SILENCE_LOG_MEL
 
 logger = logging.getLogger(__name__)
@@ -15,8 +16,11 @@ MODEL_COLUMNS = ("input_ids", "labels", "pitch")
 
 
 def prepare_example(row: dict, processor, text_column="text", audio_column="audio", language_column="language",
-                    phonemes_column="phonemes", default_language="en-us") -> dict:
-    """One dataset row -> ``input_ids`` ``(N,)``, ``labels`` ``(T, M)`` log-mel and ``pitch`` ``(T,)`` log-F0.
+                    phonemes_column="phonemes", phone_timings_column="phone_timings",
+                    default_language="en-us") -> dict:
+    """One dataset row -> ``input_ids`` ``(N,)``, ``labels`` ``(T, M)`` log-mel and ``pitch`` ``(T,)`` log-F0,
+    plus ``durations`` ``(N,)`` frames per token when the row has phone timings (empty when they cannot be
+    matched to the tokens: the model's aligner then finds that clip's durations).
 
     Uses the row's precomputed IPA ``phonemes`` when present (no second phonemization), else phonemizes
     ``text`` in the row's ``language``.
@@ -27,16 +31,35 @@ def prepare_example(row: dict, processor, text_column="text", audio_column="audi
     else:
         encoded = processor.tokenizer(row[text_column], language=row.get(language_column) or default_language)
     features = processor.feature_extractor(row[audio_column], return_pitch=True)
-    return {
+    prepared = {
         "input_ids": encoded["input_ids"],
         "labels": features["input_features"][0],
         "pitch": features["pitch"][0],
     }
+    if phone_timings_column in row:
+        prepared["durations"] = timing_durations(prepared["input_ids"], row[phone_timings_column],
+                                                 len(prepared["labels"]), processor,
+                                                 row.get(language_column) or default_language)
+    return prepared
 
 
-def prepare_dataset(dataset, processor, num_proc: int | None = None, **column_names):
-    """``dataset.map`` of `prepare_example`: adds ``input_ids``, ``labels`` and ``pitch``, keeps other columns
-    (``speaker_id``, ``language``, ``style``...) and drops the audio. ``column_names`` go to `prepare_example`."""
+def timing_durations(input_ids, phone_timings, num_frames: int, processor, language: str) -> list[int]:
+    """Frames per token ``(N,)`` from a clip's phone timings, or ``[]`` when they are missing or do not match."""
+    if not phone_timings:
+        return []
+    extractor = processor.feature_extractor
+    tokens = processor.tokenizer.convert_ids_to_tokens(list(input_ids))
+    durations = token_durations(tokens, phone_timings, num_frames, extractor.sampling_rate / extractor.hop_length,
+                                language)
+    return durations or []
+
+
+def prepare_dataset(dataset, processor, num_proc: int | None = None, load_from_cache_file: bool | None = None,
+                    **column_names):
+    """``dataset.map`` of `prepare_example`: adds ``input_ids``, ``labels``, ``pitch`` (and ``durations`` where the
+    rows have phone timings), keeps other columns (``speaker_id``, ``language``, ``style``...) and drops the audio.
+    ``column_names`` go to `prepare_example`; ``load_from_cache_file=False`` recomputes instead of reusing a
+    cached result (the cache key does not change when this package's code does)."""
     audio_column = column_names.get("audio_column", "audio")
     if audio_column in dataset.column_names:
         from datasets import Audio
@@ -47,6 +70,7 @@ def prepare_dataset(dataset, processor, num_proc: int | None = None, **column_na
         fn_kwargs={"processor": processor, **column_names},
         remove_columns=[audio_column],
         num_proc=num_proc,
+        load_from_cache_file=load_from_cache_file,
         desc="Tokenizing text and extracting mels",
     )
 
@@ -56,8 +80,9 @@ class MetaTTSDataCollator:
     """Pads prepared rows into a batch of tensors for `MetaTTSForTextToSpeech`.
 
     Returns ``input_ids`` / ``attention_mask`` ``(B, N)``, ``labels`` ``(B, T, M)``, ``labels_attention_mask``
-    ``(B, T)``, ``pitch`` ``(B, T)`` when the rows have it, and ``speaker_ids`` ``(B,)`` when the rows have
-    ``speaker_ids`` (the multi-speaker baseline).
+    ``(B, T)``, ``pitch`` ``(B, T)`` when the rows have it, ``speaker_ids`` ``(B,)`` when the rows have
+    ``speaker_ids`` (the multi-speaker baseline), and ``durations`` ``(B, N)`` when some rows have token durations
+    from phone timings (rows without them are -1: the model's aligner fills those in).
     """
 
     pad_token_id: int = 0
@@ -81,6 +106,12 @@ class MetaTTSDataCollator:
         if all(row.get("pitch") is not None for row in rows):
             pitches = [torch.as_tensor(np.asarray(row["pitch"], dtype=np.float32)) for row in rows]
             batch["pitch"] = torch.nn.utils.rnn.pad_sequence(pitches, batch_first=True)
+        if any(row.get("durations") for row in rows):
+            batch["durations"] = torch.nn.utils.rnn.pad_sequence(
+                [torch.as_tensor(row["durations"], dtype=torch.long) if row.get("durations")
+                 else torch.full((len(i),), -1, dtype=torch.long) for row, i in zip(rows, ids)],
+                batch_first=True,
+            )
         if all("speaker_ids" in row for row in rows):
             batch["speaker_ids"] = torch.as_tensor([int(row["speaker_ids"]) for row in rows], dtype=torch.long)
         return batch
