@@ -128,6 +128,23 @@ def test_zero_shot_start_meta_trains_the_support_encoder(tmp_path):
         trainer(tmp_path, model=toy_model(), zero_shot_start=True)
 
 
+def test_meta_learner_parameters_get_their_own_learning_rate(tmp_path):
+    t = trainer(tmp_path, method="metasgd", max_steps=3, save_strategy="no", learning_rate=0.01,
+                meta_learner_learning_rate=0.2, model=toy_model())
+    rates_before = params(t.model.head)
+    t.train()
+    head_ids = {id(p) for p in t.model.head.parameters()}
+    groups = t.optimizer.param_groups
+    head_groups = [g for g in groups if g["params"] and all(id(p) in head_ids for p in g["params"])]
+    assert head_groups and sum(len(g["params"]) for g in head_groups) == len(head_ids)
+    assert all(g["initial_lr"] == 0.2 for g in head_groups)
+    assert all(g["initial_lr"] == 0.01 for g in groups if g["params"] and g not in head_groups)
+    moved = max((p.detach() - rates_before[n]).abs().max().item() for n, p in t.model.head.named_parameters())
+    assert moved > 0.1  # at learning_rate 0.01 alone they move about 0.015 in these 3 steps
+    with pytest.raises(InvalidMetaConfigError, match="meta_learner_learning_rate"):
+        targs(tmp_path, meta_learner_learning_rate=0.0)
+
+
 def test_bad_input_is_refused_before_training(tmp_path):
     small = toy_dataset(num_speakers=3, per_speaker=4)
     with pytest.raises(TaskSplitTooSmallError, match="spk0"):

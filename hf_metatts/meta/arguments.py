@@ -60,6 +60,11 @@ class MetaTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "Steps of the validation adaptation curve (default: inner_steps)."}
     )
     eval_num_tasks: int = field(default=8, metadata={"help": "Validation tasks of the adaptation curve."})
+    meta_learner_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Outer learning rate of the meta-learner's own parameters (Meta-SGD rates, Meta-LSTM "
+                  "cell); default: learning_rate, the TTS model's."},
+    )
     finetune_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the fine-tuning baseline."})
     episode_seed: int | None = field(default=None, metadata={"help": "Seed of episode sampling (default: seed)."})
     max_utterances_per_batch: int = field(
@@ -99,6 +104,10 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
         raise InvalidMetaConfigError(f"inner_steps={args.inner_steps}: meta-learning needs at least 1 inner step.")
     if args.inner_lr <= 0:
         raise InvalidMetaConfigError(f"inner_lr={args.inner_lr} must be positive.")
+    if args.meta_learner_learning_rate is not None and args.meta_learner_learning_rate <= 0:
+        raise InvalidMetaConfigError(
+            f"meta_learner_learning_rate={args.meta_learner_learning_rate} must be positive (or unset: learning_rate)."
+        )
     if args.max_steps is None or args.max_steps <= 0:
         raise InvalidMetaConfigError(
             "max_steps must be set to a positive number of episodes: meta-training draws episodes, it has no epochs."

@@ -110,6 +110,26 @@ class MetaTrainer(Trainer):
         return DataLoader(episodes, batch_size=1, shuffle=False, collate_fn=first_item,
                           num_workers=self.args.dataloader_num_workers)
 
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """The Trainer's optimiser; with ``meta_learner_learning_rate`` set, the meta-learner's own parameters
+        (``head.*``: Meta-SGD rates, the Meta-LSTM cell) move to groups of their own at that rate."""
+        optimizer = super().create_optimizer(model)
+        rate = self.args.meta_learner_learning_rate
+        if rate is None or getattr(optimizer, "_meta_learner_groups", False):
+            return optimizer
+        learner = self.model if model is None else model
+        head_ids = {id(p) for name, p in learner.named_parameters() if name.startswith("head.")}
+        head_groups = []
+        for group in optimizer.param_groups:
+            head = [p for p in group["params"] if id(p) in head_ids]
+            if head:
+                group["params"] = [p for p in group["params"] if id(p) not in head_ids]
+                head_groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": head, "lr": rate})
+        for group in head_groups:
+            optimizer.add_param_group(group)
+        optimizer._meta_learner_groups = True
+        return optimizer
+
     # -------------------------------------------------------------------------------------- loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Run the episode inside the wrapped module's forward and collect its statistics."""
