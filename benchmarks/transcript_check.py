@@ -1,0 +1,129 @@
+"""How well the transcript check of `model.adapt` separates matched from mismatched clips, for one checkpoint.
+
+`model.adapt` scores each support clip with the aligner's forward-sum loss per token (`alignment_scores`) and
+warns above ``ClipValidation.alignment_warn_score`` / refuses above ``alignment_error_score``. This script
+scores held-out English clips twice: with their own transcript (matched) and with the transcript of another
+clip of the same speaker (mismatched), and reports both distributions, how many clips each threshold flags,
+and the area under the ROC curve of the score as a mismatch detector.
+
+    python benchmarks/transcript_check.py --model hf_metatts/checkpoints/default \
+        --out benchmarks/results/transcript_check.json
+"""
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import hf_metatts  # noqa: E402
+from benchmarks.vocoder import BenchmarkInputError, select_clips  # noqa: E402
+from hf_metatts.training.hardware import hardware_description  # noqa: E402
+from hf_metatts.voice_adapt import prepare_support, processor_for  # noqa: E402
+from hf_metatts.voice_errors import TranscriptMismatchError  # noqa: E402
+from hf_metatts.voice_validation import ClipValidation, alignment_scores, load_clips  # noqa: E402
+
+logger = logging.getLogger("transcript_check")
+
+
+def roc_auc(negatives: list[float], positives: list[float]) -> float:
+    """P(score of a random positive > score of a random negative), ties counted half."""
+    neg, pos = np.asarray(negatives), np.asarray(positives)
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def score_clips(model, rows: list[dict], transcripts: list[str]) -> list[float]:
+    """Aligner score of each row's audio read with ``transcripts[i]``; ``inf`` where the transcript has more
+    phonemes than the clip has frames (`model.adapt` refuses those before scoring)."""
+    validation = ClipValidation(alignment_warn_score=None, alignment_error_score=None)
+    clips = load_clips([(row["audio"], text) for row, text in zip(rows, transcripts)], model.config.sampling_rate,
+                       validation, language="en-us")
+    processor, scores = processor_for(model), []
+    for clip in clips:
+        try:
+            examples = prepare_support([clip], processor, validation, torch.device("cpu"))
+        except TranscriptMismatchError:
+            scores.append(float("inf"))
+            continue
+        with torch.no_grad():
+            scores.extend(alignment_scores(model, examples))
+    return scores
+
+
+def summary(scores: list[float]) -> dict:
+    finite = [s for s in scores if np.isfinite(s)]
+    return {"median": float(np.median(scores)), "p5": float(np.percentile(scores, 5)),
+            "p95": float(np.percentile(scores, 95)), "max_scored": float(np.max(finite)) if finite else None,
+            "min": float(np.min(scores)), "refused_by_length": len(scores) - len(finite)}
+
+
+def run(args, argv: list[str]) -> dict:
+    torch.set_num_threads(args.threads)
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(args.model).eval()
+    rows = select_clips(args.corpus, args.split, args.max_speakers, args.clips_per_speaker, args.seed)
+    by_speaker: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_speaker.setdefault(row["speaker_id"], []).append(index)
+    swapped = [row["text"] for row in rows]
+    for indices in by_speaker.values():  # each clip read with the next clip's text of the same speaker
+        for position, index in enumerate(indices):
+            swapped[index] = rows[indices[(position + 1) % len(indices)]]["text"]
+    matched = score_clips(model, rows, [row["text"] for row in rows])
+    mismatched = score_clips(model, rows, swapped)
+    defaults = ClipValidation()
+    thresholds = {"alignment_warn_score": defaults.alignment_warn_score,
+                  "alignment_error_score": defaults.alignment_error_score}
+    flagged = {
+        name: {"matched_flagged": float(np.mean([s > value for s in matched])),
+               "mismatched_flagged": float(np.mean([s > value for s in mismatched]))}
+        for name, value in thresholds.items()
+    }
+    return {
+        "command": "python benchmarks/transcript_check.py " + shlex.join(argv),
+        "hardware": hardware_description(),
+        "model": args.model, "clips": len(rows), "speakers": len(by_speaker),
+        "matched": summary(matched), "mismatched": summary(mismatched),
+        "auc": roc_auc(matched, mismatched), "thresholds": thresholds, "flagged": flagged,
+        "scores": {name: [s if np.isfinite(s) else None for s in values]
+                   for name, values in (("matched", matched), ("mismatched", mismatched))},
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=hf_metatts.DEFAULT_CHECKPOINT)
+    parser.add_argument("--corpus", default="data/voices")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--max-speakers", type=int, default=9, help="English speakers, first in sorted order")
+    parser.add_argument("--clips-per-speaker", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/results/transcript_check.json")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    if args.clips_per_speaker < 2:
+        parser.error("--clips-per-speaker must be at least 2 (a mismatched transcript comes from another clip)")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        result = run(args, argv)
+    except BenchmarkInputError as error:
+        parser.error(str(error))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    logger.info("matched %s | mismatched %s | AUC %.3f | flagged %s", result["matched"], result["mismatched"],
+                result["auc"], result["flagged"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""benchmarks/transcript_check.py: the mismatch detector's numbers (ROC AUC, summaries) and clip scoring."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_models import tiny_model
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "transcript_check.py"
+
+
+@pytest.fixture(scope="module")
+def check():
+    spec = importlib.util.spec_from_file_location("transcript_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_roc_auc(check):
+    assert check.roc_auc([1.0, 2.0], [3.0, 4.0]) == 1.0
+    assert check.roc_auc([1.0, 3.0], [2.0, 4.0]) == 0.75
+    assert check.roc_auc([1.0], [1.0]) == 0.5
+    assert check.roc_auc([1.0, 2.0], [float("inf")]) == 1.0
+
+
+def test_summary_counts_clips_refused_by_length(check):
+    result = check.summary([1.0, 2.0, 3.0, float("inf")])
+    assert result["refused_by_length"] == 1 and result["max_scored"] == 3.0 and result["min"] == 1.0
+
+
+def test_a_transcript_longer_than_its_clip_scores_infinite(check):
+    model = tiny_model()
+    rate = model.config.sampling_rate
+    audio = {"array": np.random.default_rng(0).normal(0, 0.1, rate).astype(np.float32), "sampling_rate": rate}
+    rows = [{"audio": audio}, {"audio": audio}]
+    long_text = "This transcript is far too long to be read in one single second of audio, by anyone at all."
+    scores = check.score_clips(model, rows, ["Hello there.", long_text])
+    assert math.isfinite(scores[0]) and scores[0] > 0
+    assert scores[1] == float("inf")
