@@ -249,7 +249,7 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         return self._hard_align(soft, text_mask, mel_mask), soft, logits
 
     def _soft_align(self, input_ids, text_mask, labels, mel_mask):
-        """The aligner's attention over tokens per frame: -> soft ``(B, T, N)`` (prior applied), logits ``(B, T, N)``."""
+        """The aligner's attention per frame: soft ``(B, T, N)`` (prior applied) and logits ``(B, T, N)``."""
         text_lengths, mel_lengths = text_mask.sum(1), mel_mask.sum(1)
         log_prior = beta_binomial_log_prior(text_lengths.cpu(), mel_lengths.cpu(), input_ids.shape[1],
                                             labels.shape[1], self.config.aligner_prior_scale).to(labels.device)

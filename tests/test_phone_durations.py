@@ -113,7 +113,8 @@ def test_rows_without_durations_use_the_aligner_and_the_others_teach_it():
     output = model(**batch, durations=mixed)
     assert {"alignment", "bin", "alignment_given"} <= set(output.losses)
     assert torch.equal(output.durations[0], durations[0])  # given row kept as given
-    assert int(output.durations[1].sum()) == 45 and (output.durations[1][: int(batch["attention_mask"][1].sum())] > 0).all()
+    second = int(batch["attention_mask"][1].sum())
+    assert int(output.durations[1].sum()) == 45 and (output.durations[1][:second] > 0).all()
     output.loss.backward()
     assert model.aligner.key_proj[0].weight.grad.abs().sum() > 0
     # a wrong sum in a given row is still refused, whatever the other rows hold

@@ -35,8 +35,10 @@ def prepare_corpus(corpus_path: str, output_path: str, splits: list[str] | None 
     processor = (MetaTTSProcessor.from_pretrained(model_name_or_path) if model_name_or_path
                  else MetaTTSProcessor(MetaTTSFeatureExtractor(), MetaTTSTokenizer()))
     # always recompute: a cached map result would outlive changes to the feature or duration code
-    prepared = DatasetDict({name: prepare_dataset(corpus[name], processor, num_proc=num_proc, load_from_cache_file=False)
-                            for name in chosen})
+    prepared = DatasetDict({
+        name: prepare_dataset(corpus[name], processor, num_proc=num_proc, load_from_cache_file=False)
+        for name in chosen
+    })
     prepared.save_to_disk(output_path)
     counts = {name: len(split) for name, split in prepared.items()}
     logger.info("prepared %s -> %s: %s", corpus_path, output_path, counts)
