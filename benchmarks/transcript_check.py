@@ -1,10 +1,11 @@
 """How well the transcript check of `model.adapt` separates matched from mismatched clips, for one checkpoint.
 
-`model.adapt` scores each support clip with the aligner's forward-sum loss per token (`alignment_scores`) and
-warns above ``ClipValidation.alignment_warn_score`` / refuses above ``alignment_error_score``. This script
-scores held-out English clips twice: with their own transcript (matched) and with the transcript of another
-clip of the same speaker (mismatched), and reports both distributions, how many clips each threshold flags,
-and the area under the ROC curve of the score as a mismatch detector.
+`model.adapt` scores each support clip twice with the aligner: the forward-sum loss per token
+(`alignment_scores`, thresholds ``ClipValidation.alignment_warn_score`` / ``alignment_error_score``) and the
+mean negative log attention on its best path (`alignment_path_scores`, ``path_warn_score`` /
+``path_error_score``). This script scores held-out English clips with their own transcript (matched) and with
+the transcript of another clip of the same speaker (mismatched). It reports, per score, both distributions,
+the share of clips each threshold flags, and the area under the ROC curve of the score as a mismatch detector.
 
     python benchmarks/transcript_check.py --model hf_metatts/checkpoints/default \
         --out benchmarks/results/transcript_check.json
@@ -29,7 +30,12 @@ from benchmarks.vocoder import BenchmarkInputError, select_clips  # noqa: E402
 from hf_metatts.training.hardware import hardware_description  # noqa: E402
 from hf_metatts.voice_adapt import prepare_support, processor_for  # noqa: E402
 from hf_metatts.voice_errors import TranscriptMismatchError  # noqa: E402
-from hf_metatts.voice_validation import ClipValidation, alignment_scores, load_clips  # noqa: E402
+from hf_metatts.voice_validation import (  # noqa: E402
+    ClipValidation,
+    alignment_path_scores,
+    alignment_scores,
+    load_clips,
+)
 
 logger = logging.getLogger("transcript_check")
 
@@ -42,21 +48,24 @@ def roc_auc(negatives: list[float], positives: list[float]) -> float:
     return float(greater + 0.5 * ties)
 
 
-def score_clips(model, rows: list[dict], transcripts: list[str]) -> list[float]:
-    """Aligner score of each row's audio read with ``transcripts[i]``; ``inf`` where the transcript has more
-    phonemes than the clip has frames (`model.adapt` refuses those before scoring)."""
-    validation = ClipValidation(alignment_warn_score=None, alignment_error_score=None)
+def score_clips(model, rows: list[dict], transcripts: list[str]) -> dict[str, list[float]]:
+    """Forward-sum and path scores of each row's audio read with ``transcripts[i]``; ``inf`` where the transcript
+    has more phonemes than the clip has frames (`model.adapt` refuses those before scoring)."""
+    validation = ClipValidation(alignment_warn_score=None, alignment_error_score=None, path_warn_score=None,
+                                path_error_score=None)
     clips = load_clips([(row["audio"], text) for row, text in zip(rows, transcripts)], model.config.sampling_rate,
                        validation, language="en-us")
-    processor, scores = processor_for(model), []
+    processor, scores = processor_for(model), {"forward_sum": [], "path": []}
     for clip in clips:
         try:
             examples = prepare_support([clip], processor, validation, torch.device("cpu"))
         except TranscriptMismatchError:
-            scores.append(float("inf"))
+            scores["forward_sum"].append(float("inf"))
+            scores["path"].append(float("inf"))
             continue
         with torch.no_grad():
-            scores.extend(alignment_scores(model, examples))
+            scores["forward_sum"].extend(alignment_scores(model, examples))
+            scores["path"].extend(alignment_path_scores(model, examples))
     return scores
 
 
@@ -81,21 +90,29 @@ def run(args, argv: list[str]) -> dict:
     matched = score_clips(model, rows, [row["text"] for row in rows])
     mismatched = score_clips(model, rows, swapped)
     defaults = ClipValidation()
-    thresholds = {"alignment_warn_score": defaults.alignment_warn_score,
-                  "alignment_error_score": defaults.alignment_error_score}
-    flagged = {
-        name: {"matched_flagged": float(np.mean([s > value for s in matched])),
-               "mismatched_flagged": float(np.mean([s > value for s in mismatched]))}
-        for name, value in thresholds.items()
-    }
+    thresholds = {"forward_sum": {"warn": defaults.alignment_warn_score, "error": defaults.alignment_error_score},
+                  "path": {"warn": defaults.path_warn_score, "error": defaults.path_error_score}}
+    scores = {}
+    for kind, limits in thresholds.items():
+        good, bad = matched[kind], mismatched[kind]
+        scores[kind] = {
+            "matched": summary(good), "mismatched": summary(bad), "auc": roc_auc(good, bad), "thresholds": limits,
+            "flagged": {level: {"matched": float(np.mean([v > limit for v in good])),
+                                "mismatched": float(np.mean([v > limit for v in bad]))}
+                        for level, limit in limits.items() if limit is not None},
+            "values": {"matched": [v if np.isfinite(v) else None for v in good],
+                       "mismatched": [v if np.isfinite(v) else None for v in bad]},
+        }
+    either = {level: {"matched": float(np.mean([any(matched[k][i] > thresholds[k][level] for k in thresholds)
+                                                for i in range(len(rows))])),
+                      "mismatched": float(np.mean([any(mismatched[k][i] > thresholds[k][level] for k in thresholds)
+                                                   for i in range(len(rows))]))}
+              for level in ("warn", "error")}
     return {
         "command": "python benchmarks/transcript_check.py " + shlex.join(argv),
         "hardware": hardware_description(),
         "model": args.model, "clips": len(rows), "speakers": len(by_speaker),
-        "matched": summary(matched), "mismatched": summary(mismatched),
-        "auc": roc_auc(matched, mismatched), "thresholds": thresholds, "flagged": flagged,
-        "scores": {name: [s if np.isfinite(s) else None for s in values]
-                   for name, values in (("matched", matched), ("mismatched", mismatched))},
+        "scores": scores, "flagged_by_either": either,
     }
 
 
@@ -120,8 +137,10 @@ def main(argv=None) -> int:
         parser.error(str(error))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    logger.info("matched %s | mismatched %s | AUC %.3f | flagged %s", result["matched"], result["mismatched"],
-                result["auc"], result["flagged"])
+    for kind, scores in result["scores"].items():
+        logger.info("%s: matched %s | mismatched %s | AUC %.3f | flagged %s", kind, scores["matched"],
+                    scores["mismatched"], scores["auc"], scores["flagged"])
+    logger.info("flagged by either score: %s", result["flagged_by_either"])
     return 0
 
 

@@ -243,6 +243,22 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         hard, _, _ = self._align(input_ids, text_mask, labels, mel_mask)
         return hard.sum(dim=1).long()
 
+    @torch.no_grad()
+    def alignment_path_scores(self, input_ids, attention_mask=None, labels=None, labels_attention_mask=None,
+                              **unused) -> torch.Tensor:
+        """How badly each clip's text fits its audio: ``(B,)`` mean negative log attention of the aligner (without
+        its prior) over the frames of its most likely monotonic path. A trained aligner scores a clip read with
+        its own transcript low and one read with another transcript high (`model.adapt`'s transcript check)."""
+        if attention_mask is None:
+            attention_mask = input_ids.ne(self.config.pad_token_id)
+        text_mask = attention_mask.bool()
+        labels = labels.to(self.embed_tokens.weight.dtype)
+        mel_mask = (torch.ones(labels.shape[:2], dtype=torch.bool, device=labels.device)
+                    if labels_attention_mask is None else labels_attention_mask.bool())
+        hard, _, logits = self._align(input_ids, text_mask, labels, mel_mask)
+        log_attention = torch.log_softmax(logits.masked_fill(~text_mask.unsqueeze(1), -1e9), dim=-1)
+        return -(log_attention * hard).sum(dim=(1, 2)) / hard.sum(dim=(1, 2)).clamp(min=1.0)
+
     def _align(self, input_ids, text_mask, labels, mel_mask):
         """Soft and hard alignment: -> hard ``(B, T, N)``, soft ``(B, T, N)``, logits ``(B, T, N)``."""
         soft, logits = self._soft_align(input_ids, text_mask, labels, mel_mask)

@@ -11,7 +11,7 @@ from .data_collator import MetaTTSDataCollator
 from .voice import MetaTTSVoice, VoiceConfig
 from .voice_base import base_fingerprint
 from .voice_errors import TranscriptMismatchError
-from .voice_validation import ClipValidation, alignment_scores, check_alignment, load_clips
+from .voice_validation import ClipValidation, alignment_path_scores, alignment_scores, check_alignment, load_clips
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
     try:
         examples = prepare_support(support, processor, validation, device)
         scores = alignment_scores(model, examples)
-        check_alignment([clip.name for clip in support], scores, validation)
+        check_alignment([clip.name for clip in support], scores, validation, alignment_path_scores(model, examples))
         if meta_learner is None and method != "finetune":
             meta_learner = meta_learner_for(model)
         inner = method

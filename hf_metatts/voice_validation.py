@@ -47,6 +47,13 @@ class ClipValidation:
             transcripts read at a normal rate score 9 to 13 and a 1- or 2-word transcript of a 6 s clip scores
             more than 80. A trained aligner scores matched clips lower; calibrate both thresholds on matched and
             mismatched clips of your base with :func:`alignment_scores`.
+        path_warn_score: the aligner's mean negative log attention (without its prior) on its most likely
+            path through the clip (`MetaTTSForTextToSpeech.alignment_path_scores`) above which a warning names
+            the clip. Where the forward-sum score catches a transcript far too short or long for the audio, this
+            one catches a transcript of the wrong words read at a plausible rate, once the aligner is trained.
+        path_error_score: the path score above which the clip is refused. Both defaults were calibrated on
+            the bundled checkpoint with ``benchmarks/transcript_check.py`` (BENCHMARKS.md); a random model
+            scores about ``log(number of phonemes)``, under both.
         max_clips_per_batch: clips per batch of the adaptation loss (bounds memory).
     """
 
@@ -57,6 +64,8 @@ class ClipValidation:
     max_clipped_fraction: float = 0.001
     alignment_warn_score: float | None = 20.0
     alignment_error_score: float | None = 60.0
+    path_warn_score: float | None = 5.0
+    path_error_score: float | None = 8.0
     max_clips_per_batch: int = 8
 
 
@@ -208,20 +217,38 @@ def alignment_scores(model, examples: Sequence[dict]) -> list[float]:
     return scores
 
 
-def check_alignment(names: Sequence[str], scores: Sequence[float], validation: ClipValidation) -> None:
-    """Warn (`TranscriptMismatchWarning`) or raise `TranscriptMismatchError` for clips whose score is too high."""
-    for name, score in zip(names, scores):
-        if validation.alignment_error_score is not None and score > validation.alignment_error_score:
-            raise TranscriptMismatchError(
-                f"The transcript of clip {name} does not match its audio (aligner score {score:.2f} > "
-                f"{validation.alignment_error_score}, ClipValidation.alignment_error_score). Check the transcript.",
-                clip=name)
-        if validation.alignment_warn_score is not None and score > validation.alignment_warn_score:
-            message = (f"The transcript of clip {name} may not match its audio (aligner score {score:.2f} > "
-                       f"{validation.alignment_warn_score}).")
-            logger.warning(message)
-            warnings.warn(message, TranscriptMismatchWarning, stacklevel=3)
+def alignment_path_scores(model, examples: Sequence[dict]) -> list[float | None]:
+    """The aligner's path score of each prepared example (`MetaTTSForTextToSpeech.alignment_path_scores`; lower:
+    the text fits the audio); ``None`` for each when the model has no such score."""
+    scorer = getattr(model, "alignment_path_scores", None)
+    if scorer is None:
+        return [None] * len(examples)
+    return [float(scorer(**{k: v for k, v in example.items() if k != "pitch"})[0]) for example in examples]
 
 
-__all__ = ["ClipValidation", "SupportClip", "load_clips", "check_audio", "alignment_scores", "check_alignment",
-           "iterate_clip_sources"]
+def check_alignment(names: Sequence[str], scores: Sequence[float], validation: ClipValidation,
+                    path_scores: Sequence[float | None] | None = None) -> None:
+    """Warn (`TranscriptMismatchWarning`) or raise `TranscriptMismatchError` for clips whose forward-sum score
+    (``scores``) or path score (``path_scores``) is too high."""
+    path_scores = list(path_scores) if path_scores is not None else [None] * len(names)
+    for name, score, path in zip(names, scores, path_scores):
+        checks = [("aligner score", score, validation.alignment_warn_score, validation.alignment_error_score,
+                   "alignment_error_score")]
+        if path is not None:
+            checks.append(("aligner path score", path, validation.path_warn_score, validation.path_error_score,
+                           "path_error_score"))
+        for label, value, _, error_at, field_name in checks:
+            if error_at is not None and value > error_at:
+                raise TranscriptMismatchError(
+                    f"The transcript of clip {name} does not match its audio ({label} {value:.2f} > {error_at}, "
+                    f"ClipValidation.{field_name}). Check the transcript.", clip=name)
+        for label, value, warn_at, _, _ in checks:
+            if warn_at is not None and value > warn_at:
+                message = f"The transcript of clip {name} may not match its audio ({label} {value:.2f} > {warn_at})."
+                logger.warning(message)
+                warnings.warn(message, TranscriptMismatchWarning, stacklevel=3)
+                break
+
+
+__all__ = ["ClipValidation", "SupportClip", "load_clips", "check_audio", "alignment_scores", "alignment_path_scores",
+           "check_alignment", "iterate_clip_sources"]

@@ -149,3 +149,9 @@ def test_training_on_given_durations_teaches_the_aligner_that_path():
     found = model.eval().compute_durations(**batch)
     agreement = (found == durations).float()[batch["attention_mask"].bool()].mean()
     assert agreement > 0.5
+    # the trained aligner's path score tells the clip's own text from another text of the same length
+    matched = model.alignment_path_scores(**batch)
+    wrong_ids = batch["input_ids"].clone()
+    wrong_ids[0, : lengths[0]] = wrong_ids[0, : lengths[0]].flip(0)
+    mismatched = model.alignment_path_scores(**{**batch, "input_ids": wrong_ids})
+    assert mismatched[0] > matched[0] + 0.5, (matched, mismatched)

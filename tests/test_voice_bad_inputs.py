@@ -117,6 +117,29 @@ def test_a_doubtful_transcript_warns_naming_the_clip(model):
     assert voice.config.shots == 2
 
 
+def test_the_path_score_warns_then_refuses_naming_the_clip():
+    from hf_metatts.voice_validation import check_alignment
+
+    validation = ClipValidation(path_warn_score=5.0, path_error_score=8.0)
+    check_alignment(["a", "b"], [10.0, 10.0], validation, [3.0, 4.9])  # both fit: silent
+    with pytest.warns(TranscriptMismatchWarning, match=r"clip b may not match its audio \(aligner path score 6.00"):
+        check_alignment(["a", "b"], [10.0, 10.0], validation, [3.0, 6.0])
+    with pytest.raises(TranscriptMismatchError, match="clip b does not match.*path_error_score") as raised:
+        check_alignment(["a", "b"], [10.0, 10.0], validation, [3.0, 9.0])
+    assert raised.value.clip == "b"
+    check_alignment(["a"], [10.0], validation, [None])  # a model without a path score: forward-sum only
+
+
+def test_the_path_score_of_a_random_model_passes_the_default_thresholds(model):
+    from hf_metatts.voice_adapt import prepare_support, processor_for
+    from hf_metatts.voice_validation import alignment_path_scores, load_clips
+
+    validation = ClipValidation()
+    clips = load_clips(make_clips(3), SR, validation)
+    scores = alignment_path_scores(model, prepare_support(clips, processor_for(model), validation, "cpu"))
+    assert all(0.0 < score < validation.path_warn_score for score in scores), scores
+
+
 def test_a_file_clip_is_named_by_its_path(model, tmp_path):
     import soundfile
 
