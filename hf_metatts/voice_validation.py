@@ -41,17 +41,17 @@ class ClipValidation:
         clipping_level: a sample whose magnitude reaches this (0.999 of full scale) counts as clipped.
         max_clipped_fraction: largest fraction of clipped samples (0.001) before the clip is refused.
         alignment_warn_score: the aligner's forward-sum loss per token (negative log-likelihood of the
-            transcript given the audio, lower is better) above which a warning names the clip (20.0).
+            transcript given the audio, lower is better) above which a warning names the clip (25.0).
         alignment_error_score: the score above which the clip is refused (60.0). ``None`` disables it.
             The score grows with the frames per token that the transcript implies: on the tiny test model,
             transcripts read at a normal rate score 9 to 13 and a 1- or 2-word transcript of a 6 s clip scores
-            more than 80. A trained aligner scores matched clips lower; calibrate both thresholds on matched and
-            mismatched clips of your base with :func:`alignment_scores`.
+            more than 80; on the bundled checkpoint, real clips with their own transcripts score 10 to 20.
+            Calibrate on matched and mismatched clips of your base with :func:`alignment_scores`.
         path_warn_score: the aligner's mean negative log attention (without its prior) on its most likely
             path through the clip (`MetaTTSForTextToSpeech.alignment_path_scores`) above which a warning names
-            the clip. Where the forward-sum score catches a transcript far too short or long for the audio, this
+            the clip (4.6). Where the forward-sum score catches a transcript far too short or long for the audio, this
             one catches a transcript of the wrong words read at a plausible rate, once the aligner is trained.
-        path_error_score: the path score above which the clip is refused. Both defaults were calibrated on
+        path_error_score: the path score above which the clip is refused (6.0). Both defaults were calibrated on
             the bundled checkpoint with ``benchmarks/transcript_check.py`` (BENCHMARKS.md); a random model
             scores about ``log(number of phonemes)``, under both.
         max_clips_per_batch: clips per batch of the adaptation loss (bounds memory).
@@ -62,10 +62,10 @@ class ClipValidation:
     silence_dbfs: float = -50.0
     clipping_level: float = 0.999
     max_clipped_fraction: float = 0.001
-    alignment_warn_score: float | None = 20.0
+    alignment_warn_score: float | None = 25.0
     alignment_error_score: float | None = 60.0
-    path_warn_score: float | None = 5.0
-    path_error_score: float | None = 8.0
+    path_warn_score: float | None = 4.6
+    path_error_score: float | None = 6.0
     max_clips_per_batch: int = 8
 
 

@@ -36,6 +36,8 @@ wait "$metasgd" "$meta_lstm" "$vocoder"
 
 python benchmarks/default_checkpoint.py --out benchmarks/results/default_checkpoint.json \
   > logs/benchmark_default.log 2>&1
+python benchmarks/transcript_check.py --model outputs/default_metasgd \
+  --out benchmarks/results/transcript_check.json > logs/transcript_check.log 2>&1
 hf-metatts --log-level INFO bundle --model outputs/default_metasgd --vocoder outputs/vocoder \
   --runs outputs/default_pretrain outputs/default_metasgd outputs/default_meta_lstm outputs/vocoder \
   --results benchmarks/results/default_checkpoint.json --datasets hf-metatts/voices-default \

@@ -243,16 +243,40 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         hard, _, _ = self._align(input_ids, text_mask, labels, mel_mask)
         return hard.sum(dim=1).long()
 
+    @torch.no_grad()
+    def alignment_path_scores(self, input_ids, attention_mask=None, labels=None, labels_attention_mask=None,
+                              **unused) -> torch.Tensor:
+        """How badly each clip's text fits its audio: ``(B,)`` mean negative log attention of the aligner (without
+        its prior) over the frames of its most likely monotonic path. A trained aligner scores a clip read with
+        its own transcript low and one read with another transcript high (`model.adapt`'s transcript check)."""
+        if attention_mask is None:
+            attention_mask = input_ids.ne(self.config.pad_token_id)
+        text_mask = attention_mask.bool()
+        labels = labels.to(self.embed_tokens.weight.dtype)
+        mel_mask = (torch.ones(labels.shape[:2], dtype=torch.bool, device=labels.device)
+                    if labels_attention_mask is None else labels_attention_mask.bool())
+        hard, _, logits = self._align(input_ids, text_mask, labels, mel_mask)
+        log_attention = torch.log_softmax(logits.masked_fill(~text_mask.unsqueeze(1), -1e9), dim=-1)
+        return -(log_attention * hard).sum(dim=(1, 2)) / hard.sum(dim=(1, 2)).clamp(min=1.0)
+
     def _align(self, input_ids, text_mask, labels, mel_mask):
         """Soft and hard alignment: -> hard ``(B, T, N)``, soft ``(B, T, N)``, logits ``(B, T, N)``."""
+        soft, logits = self._soft_align(input_ids, text_mask, labels, mel_mask)
+        return self._hard_align(soft, text_mask, mel_mask), soft, logits
+
+    def _soft_align(self, input_ids, text_mask, labels, mel_mask):
+        """The aligner's attention per frame: soft ``(B, T, N)`` (prior applied) and logits ``(B, T, N)``."""
         text_lengths, mel_lengths = text_mask.sum(1), mel_mask.sum(1)
         log_prior = beta_binomial_log_prior(text_lengths.cpu(), mel_lengths.cpu(), input_ids.shape[1],
                                             labels.shape[1], self.config.aligner_prior_scale).to(labels.device)
         logits, soft = self.aligner(self.embed_tokens(input_ids), labels, text_mask, log_prior)
-        soft = soft.masked_fill(~mel_mask.unsqueeze(-1), 0.0)
+        return soft.masked_fill(~mel_mask.unsqueeze(-1), 0.0), logits
+
+    @staticmethod
+    def _hard_align(soft, text_mask, mel_mask):
+        """Most likely monotonic path through ``soft`` ``(B, T, N)``: -> hard ``(B, T, N)`` 0/1."""
         log_soft = soft.clamp(min=1e-12).log().transpose(1, 2)
-        hard = monotonic_alignment_search(log_soft.detach(), text_lengths, mel_lengths).transpose(1, 2)
-        return hard, soft, logits
+        return monotonic_alignment_search(log_soft.detach(), text_mask.sum(1), mel_mask.sum(1)).transpose(1, 2)
 
     def attach_vocoder(self, vocoder) -> None:
         """Use a `transformers.SpeechT5HifiGan` as this model's vocoder; it is saved with the checkpoint."""
@@ -287,7 +311,8 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
             input_ids: ``(B, N)`` phoneme ids; attention_mask: ``(B, N)``.
             labels: ``(B, T, M)`` target log-mels; labels_attention_mask: ``(B, T)``.
             pitch: ``(B, T)`` frame log-F0 (natural log of Hz, 0 = unvoiced), optional.
-            durations: ``(B, N)`` frames per token from phone timings; replaces the aligner when given.
+            durations: ``(B, N)`` frames per token from phone timings; replaces the aligner when given (rows of
+                -1 still use the aligner).
             speaker_ids: ``(B,)`` rows of the multi-speaker table; speaker_embeddings: ``(B, S)`` or ``(S,)``.
             voice: an adapted voice, ``{name: tensor}`` for the adapted set or an object with an
                 ``adapted_parameters`` mapping (a `MetaTTSVoice`); the base weights are not changed.
@@ -350,17 +375,7 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         speaker = self.voice(batch, speaker_ids, speaker_embeddings)
         _, encoded = self._encode(input_ids, text_mask, speaker)
         losses = {}
-        if durations is None:
-            hard, soft, logits = self._align(input_ids, text_mask, labels, mel_mask)
-            durations = hard.sum(dim=1)
-            losses["alignment"] = forward_sum_loss(logits, text_lengths, mel_lengths)
-            losses["bin"] = bin_loss(hard, soft)
-        else:
-            durations = durations.to(labels.device).long() * text_mask
-            if not torch.equal(durations.sum(1), mel_lengths):
-                raise ValueError("Given durations must sum to each clip's number of mel frames "
-                                 f"({mel_lengths.tolist()}), got {durations.sum(1).tolist()}.")
-            hard = _durations_to_path(durations, labels.shape[1]).to(labels.dtype)
+        durations, hard = self._training_durations(input_ids, text_mask, labels, mel_mask, durations, losses)
         frames_per_token = durations.clamp(min=1).to(labels.dtype)
         token_energy = torch.einsum("btn,bt->bn", hard, labels.mean(-1) * mel_mask) / frames_per_token
         log_duration_pred = self.duration_predictor(encoded, text_mask)
@@ -381,9 +396,44 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         losses["energy"] = _masked_mse(energy_pred, token_energy, text_mask)
         weights = {"mel": config.mel_loss_weight, "duration": config.duration_loss_weight,
                    "pitch": config.pitch_loss_weight, "energy": config.energy_loss_weight,
-                   "alignment": config.alignment_loss_weight, "bin": config.bin_loss_weight}
+                   "alignment": config.alignment_loss_weight, "alignment_given": config.alignment_loss_weight,
+                   "bin": config.bin_loss_weight}
         loss = sum(weights[name] * value for name, value in losses.items())
         return MetaTTSOutput(loss=loss, losses=losses, spectrogram=mel, durations=durations)
+
+    def _training_durations(self, input_ids, text_mask, labels, mel_mask, durations, losses):
+        """Frames per token ``(B, N)`` and the hard path ``(B, T, N)`` for a training batch; adds the aligner's losses.
+
+        Rows of ``durations`` (from phone timings) are used as given and teach the aligner directly: the
+        ``alignment_given`` loss is the negative log attention on the given path. Rows that are -1 (or all rows
+        when ``durations`` is None) take the aligner's monotonic path and the unsupervised forward-sum and
+        binarisation losses.
+        """
+        text_lengths, mel_lengths = text_mask.sum(1), mel_mask.sum(1)
+        if durations is None:
+            missing = torch.ones(input_ids.shape[0], dtype=torch.bool, device=labels.device)
+            durations = torch.zeros_like(input_ids)
+        else:
+            durations = durations.to(labels.device).long()
+            missing = (durations < 0).any(dim=1)
+            durations = durations.clamp(min=0) * text_mask
+            given_sums, given_lengths = durations.sum(1)[~missing], mel_lengths[~missing]
+            if not torch.equal(given_sums, given_lengths):
+                raise ValueError("Given durations must sum to each clip's number of mel frames "
+                                 f"({given_lengths.tolist()}), got {given_sums.tolist()}.")
+        hard = _durations_to_path(durations, labels.shape[1]).to(labels.dtype)
+        if not missing.any() and not self.training:  # e.g. a few-shot inner loop with durations found once
+            return durations, hard
+        soft, logits = self._soft_align(input_ids, text_mask, labels, mel_mask)
+        if missing.any():
+            found = self._hard_align(soft[missing], text_mask[missing], mel_mask[missing]).to(labels.dtype)
+            hard[missing] = found
+            durations[missing] = found.sum(dim=1).long()
+            losses["alignment"] = forward_sum_loss(logits[missing], text_lengths[missing], mel_lengths[missing])
+            losses["bin"] = bin_loss(found, soft[missing])
+        if not missing.all():
+            losses["alignment_given"] = bin_loss(hard[~missing], soft[~missing])
+        return durations, hard
 
     # ----------------------------------------------------------------------------------------------
     def _sentence_end_ids(self) -> set[int]:
