@@ -234,13 +234,7 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         The aligner reads only token embeddings and mels, never the voice, so a few-shot inner loop can
         compute these once and pass them as ``durations`` to every step.
         """
-        if attention_mask is None:
-            attention_mask = input_ids.ne(self.config.pad_token_id)
-        text_mask = attention_mask.bool()
-        labels = labels.to(self.embed_tokens.weight.dtype)
-        mel_mask = (torch.ones(labels.shape[:2], dtype=torch.bool, device=labels.device)
-                    if labels_attention_mask is None else labels_attention_mask.bool())
-        hard, _, _ = self._align(input_ids, text_mask, labels, mel_mask)
+        hard, _, _ = self._align_batch(input_ids, attention_mask, labels, labels_attention_mask)
         return hard.sum(dim=1).long()
 
     @torch.no_grad()
@@ -249,15 +243,19 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         """How badly each clip's text fits its audio: ``(B,)`` mean negative log attention of the aligner (without
         its prior) over the frames of its most likely monotonic path. A trained aligner scores a clip read with
         its own transcript low and one read with another transcript high (`model.adapt`'s transcript check)."""
+        hard, _, logits = self._align_batch(input_ids, attention_mask, labels, labels_attention_mask)
+        text_mask = (input_ids.ne(self.config.pad_token_id) if attention_mask is None else attention_mask.bool())
+        log_attention = torch.log_softmax(logits.masked_fill(~text_mask.unsqueeze(1), -1e9), dim=-1)
+        return -(log_attention * hard).sum(dim=(1, 2)) / hard.sum(dim=(1, 2)).clamp(min=1.0)
+
+    def _align_batch(self, input_ids, attention_mask, labels, labels_attention_mask):
+        """`_align` for a collated batch whose masks may be missing: -> hard, soft, logits, each ``(B, T, N)``."""
         if attention_mask is None:
             attention_mask = input_ids.ne(self.config.pad_token_id)
-        text_mask = attention_mask.bool()
         labels = labels.to(self.embed_tokens.weight.dtype)
         mel_mask = (torch.ones(labels.shape[:2], dtype=torch.bool, device=labels.device)
                     if labels_attention_mask is None else labels_attention_mask.bool())
-        hard, _, logits = self._align(input_ids, text_mask, labels, mel_mask)
-        log_attention = torch.log_softmax(logits.masked_fill(~text_mask.unsqueeze(1), -1e9), dim=-1)
-        return -(log_attention * hard).sum(dim=(1, 2)) / hard.sum(dim=(1, 2)).clamp(min=1.0)
+        return self._align(input_ids, attention_mask.bool(), labels, mel_mask)
 
     def _align(self, input_ids, text_mask, labels, mel_mask):
         """Soft and hard alignment: -> hard ``(B, T, N)``, soft ``(B, T, N)``, logits ``(B, T, N)``."""
