@@ -126,8 +126,9 @@ def main(argv=None):
     parser.add_argument("--model", default=None,
                         help="time this trained checkpoint (e.g. the bundled one) instead of random default configs")
     parser.add_argument("--out", default="benchmarks/results/synthesis_speed.json")
-    parser.add_argument("--plot", default="benchmarks/results/synthesis_speed.png")
+    parser.add_argument("--plot", default=None, help="bar plot (default: --out with .png)")
     args = parser.parse_args(argv)
+    args.plot = args.plot or str(Path(args.out).with_suffix(".png"))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
