@@ -135,9 +135,9 @@ def _group_cost(phone: str, symbols: str, group_letter: str | None) -> float:
     return _SAME_CLASS if (group_letter in VOWELS) == (symbols[0] in VOWELS) else _OTHER_CLASS
 
 
-def _align_phones_to_groups(phones: list[str], languages: str, group_letters: list[str | None]):
+def _align_phones_to_groups(phones: list[str], language: str, group_letters: list[str | None]):
     """Monotonic alignment (dynamic time warping) of phones to token groups -> list of (phone, group) pairs."""
-    symbols = [_phone_symbols(p, languages) for p in phones]
+    symbols = [_phone_symbols(p, language) for p in phones]
     num_phones, num_groups = len(phones), len(group_letters)
     cost = np.array([[_group_cost(p, s, g) for g in group_letters] for p, s in zip(phones, symbols)])
     total = np.full((num_phones + 1, num_groups + 1), np.inf)
