@@ -1,11 +1,12 @@
 """How well the transcript check of `model.adapt` separates matched from mismatched clips, for one checkpoint.
 
-`model.adapt` scores each support clip twice with the aligner: the forward-sum loss per token
-(`alignment_scores`, thresholds ``ClipValidation.alignment_warn_score`` / ``alignment_error_score``) and the
-mean negative log attention on its best path (`alignment_path_scores`, ``path_warn_score`` /
-``path_error_score``). This script scores held-out English clips with their own transcript (matched) and with
-the transcript of another clip of the same speaker (mismatched). It reports, per score, both distributions,
-the share of clips each threshold flags, and the area under the ROC curve of the score as a mismatch detector.
+`model.adapt` scores each support clip with two numbers from one pass of the aligner
+(`hf_metatts.voice_validation.transcript_scores`): the forward-sum loss per token (thresholds
+``ClipValidation.alignment_warn_score`` / ``alignment_error_score``) and the mean negative log attention on
+its best path (``path_warn_score`` / ``path_error_score``). This script scores held-out English clips with
+their own transcript (matched) and with the transcript of another clip of the same speaker (mismatched). It
+reports, per score, both distributions, the share of clips each threshold flags, and the area under the ROC
+curve of the score as a mismatch detector.
 
     python benchmarks/transcript_check.py --model hf_metatts/checkpoints/default \
         --out benchmarks/results/transcript_check.json
@@ -32,9 +33,8 @@ from hf_metatts.voice_adapt import prepare_support, processor_for  # noqa: E402
 from hf_metatts.voice_errors import TranscriptMismatchError  # noqa: E402
 from hf_metatts.voice_validation import (  # noqa: E402
     ClipValidation,
-    alignment_path_scores,
-    alignment_scores,
     load_clips,
+    transcript_scores,
 )
 
 logger = logging.getLogger("transcript_check")
@@ -64,8 +64,9 @@ def score_clips(model, rows: list[dict], transcripts: list[str]) -> dict[str, li
             scores["path"].append(float("inf"))
             continue
         with torch.no_grad():
-            scores["forward_sum"].extend(alignment_scores(model, examples))
-            scores["path"].extend(alignment_path_scores(model, examples))
+            forward_sums, paths = transcript_scores(model, examples)
+            scores["forward_sum"].extend(forward_sums)
+            scores["path"].extend(paths)
     return scores
 
 

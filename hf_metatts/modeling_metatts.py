@@ -238,15 +238,23 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         return hard.sum(dim=1).long()
 
     @torch.no_grad()
-    def alignment_path_scores(self, input_ids, attention_mask=None, labels=None, labels_attention_mask=None,
-                              **unused) -> torch.Tensor:
-        """How badly each clip's text fits its audio: ``(B,)`` mean negative log attention of the aligner (without
-        its prior) over the frames of its most likely monotonic path. A trained aligner scores a clip read with
-        its own transcript low and one read with another transcript high (`model.adapt`'s transcript check)."""
+    def transcript_scores(self, input_ids, attention_mask=None, labels=None, labels_attention_mask=None,
+                          **unused) -> tuple[torch.Tensor, torch.Tensor]:
+        """How badly each clip's text fits its audio, from one pass of the aligner (`model.adapt`'s transcript check).
+
+        Returns ``(B,)`` forward-sum scores (the aligner's forward-sum loss per token: high for a transcript far
+        too short or long for the audio) and ``(B,)`` path scores (the mean negative log attention, without the
+        prior, over the frames of the most likely monotonic path: a trained aligner scores a clip read with its
+        own transcript low and one read with another transcript high).
+        """
         hard, _, logits = self._align_batch(input_ids, attention_mask, labels, labels_attention_mask)
         text_mask = (input_ids.ne(self.config.pad_token_id) if attention_mask is None else attention_mask.bool())
+        mel_lengths = (torch.full_like(text_mask.sum(1), labels.shape[1]) if labels_attention_mask is None
+                       else labels_attention_mask.sum(1))
+        forward_sum = forward_sum_loss(logits, text_mask.sum(1), mel_lengths, reduction="none")
         log_attention = torch.log_softmax(logits.masked_fill(~text_mask.unsqueeze(1), -1e9), dim=-1)
-        return -(log_attention * hard).sum(dim=(1, 2)) / hard.sum(dim=(1, 2)).clamp(min=1.0)
+        path = -(log_attention * hard).sum(dim=(1, 2)) / hard.sum(dim=(1, 2)).clamp(min=1.0)
+        return forward_sum, path
 
     def _align_batch(self, input_ids, attention_mask, labels, labels_attention_mask):
         """`_align` for a collated batch whose masks may be missing: -> hard, soft, logits, each ``(B, T, N)``."""

@@ -11,7 +11,7 @@ from .data_collator import MetaTTSDataCollator
 from .voice import MetaTTSVoice, VoiceConfig
 from .voice_base import base_fingerprint
 from .voice_errors import TranscriptMismatchError
-from .voice_validation import ClipValidation, alignment_path_scores, alignment_scores, check_alignment, load_clips
+from .voice_validation import ClipValidation, check_alignment, load_clips, transcript_scores
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +155,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
     model.eval()
     try:
         examples = prepare_support(support, processor, validation, device)
-        scores = alignment_scores(model, examples)
-        check_alignment([clip.name for clip in support], scores, validation, alignment_path_scores(model, examples))
+        forward_sums, paths = transcript_scores(model, examples)
+        check_alignment([clip.name for clip in support], forward_sums, validation, paths)
         if meta_learner is None and method != "finetune":
             meta_learner = meta_learner_for(model)
         inner = method

@@ -48,7 +48,7 @@ class ClipValidation:
             more than 80; on the bundled checkpoint, real clips with their own transcripts score 10 to 20.
             Calibrate on matched and mismatched clips of your base with :func:`alignment_scores`.
         path_warn_score: the aligner's mean negative log attention (without its prior) on its most likely
-            path through the clip (`MetaTTSForTextToSpeech.alignment_path_scores`) above which a warning names
+            path through the clip (`MetaTTSForTextToSpeech.transcript_scores`) above which a warning names
             the clip (4.6). Where the forward-sum score catches a transcript far too short or long for the audio, this
             one catches a transcript of the wrong words read at a plausible rate, once the aligner is trained.
         path_error_score: the path score above which the clip is refused (6.0). Both defaults were calibrated on
@@ -204,26 +204,31 @@ def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = No
 
 
 @torch.no_grad()
-def alignment_scores(model, examples: Sequence[dict]) -> list[float]:
-    """The aligner's forward-sum loss per token of each prepared example (lower: the text fits the audio).
+def transcript_scores(model, examples: Sequence[dict]) -> tuple[list[float], list[float | None]]:
+    """The aligner's two transcript scores of each prepared example (lower: the text fits the audio).
 
     ``examples``: dicts with ``input_ids`` ``(1, N)``, ``attention_mask``, ``labels`` ``(1, T, M)`` and
-    ``labels_attention_mask`` (one clip each). Runs the training forward with the model's own weights.
+    ``labels_attention_mask`` (one clip each). Returns the forward-sum scores (loss per token) and the path
+    scores (`MetaTTSForTextToSpeech.transcript_scores`, one aligner pass per clip). A model without
+    ``transcript_scores`` gets its forward-sum score from its training forward and no path score (``None``).
     """
-    scores = []
+    scorer = getattr(model, "transcript_scores", None)
+    forward_sums, paths = [], []
     for example in examples:
-        output = model(**{k: v for k, v in example.items() if k != "pitch"})
-        scores.append(float(output.losses["alignment"]))
-    return scores
+        inputs = {k: v for k, v in example.items() if k != "pitch"}
+        if scorer is None:
+            forward_sums.append(float(model(**inputs).losses["alignment"]))
+            paths.append(None)
+        else:
+            forward_sum, path = scorer(**inputs)
+            forward_sums.append(float(forward_sum[0]))
+            paths.append(float(path[0]))
+    return forward_sums, paths
 
 
-def alignment_path_scores(model, examples: Sequence[dict]) -> list[float | None]:
-    """The aligner's path score of each prepared example (`MetaTTSForTextToSpeech.alignment_path_scores`; lower:
-    the text fits the audio); ``None`` for each when the model has no such score."""
-    scorer = getattr(model, "alignment_path_scores", None)
-    if scorer is None:
-        return [None] * len(examples)
-    return [float(scorer(**{k: v for k, v in example.items() if k != "pitch"})[0]) for example in examples]
+def alignment_scores(model, examples: Sequence[dict]) -> list[float]:
+    """The aligner's forward-sum loss per token of each prepared example (the first half of `transcript_scores`)."""
+    return transcript_scores(model, examples)[0]
 
 
 def check_alignment(names: Sequence[str], scores: Sequence[float], validation: ClipValidation,
@@ -250,5 +255,5 @@ def check_alignment(names: Sequence[str], scores: Sequence[float], validation: C
                 break
 
 
-__all__ = ["ClipValidation", "SupportClip", "load_clips", "check_audio", "alignment_scores", "alignment_path_scores",
+__all__ = ["ClipValidation", "SupportClip", "load_clips", "check_audio", "alignment_scores", "transcript_scores",
            "check_alignment", "iterate_clip_sources"]

@@ -150,8 +150,8 @@ def test_training_on_given_durations_teaches_the_aligner_that_path():
     agreement = (found == durations).float()[batch["attention_mask"].bool()].mean()
     assert agreement > 0.5
     # the trained aligner's path score tells the clip's own text from another text of the same length
-    matched = model.alignment_path_scores(**batch)
+    matched = model.transcript_scores(**batch)[1]
     wrong_ids = batch["input_ids"].clone()
     wrong_ids[0, : lengths[0]] = wrong_ids[0, : lengths[0]].flip(0)
-    mismatched = model.alignment_path_scores(**{**batch, "input_ids": wrong_ids})
+    mismatched = model.transcript_scores(**{**batch, "input_ids": wrong_ids})[1]
     assert mismatched[0] > matched[0] + 0.5, (matched, mismatched)

@@ -130,13 +130,25 @@ def test_the_path_score_warns_then_refuses_naming_the_clip():
     check_alignment(["a"], [10.0], validation, [None])  # a model without a path score: forward-sum only
 
 
+def test_one_aligner_pass_gives_the_training_forward_sum_score(model):
+    from hf_metatts.voice_adapt import prepare_support, processor_for
+    from hf_metatts.voice_validation import load_clips, transcript_scores
+
+    validation = ClipValidation()
+    examples = prepare_support(load_clips(make_clips(2), SR, validation), processor_for(model), validation, "cpu")
+    forward_sums, _ = transcript_scores(model, examples)
+    with torch.no_grad():
+        trained = [float(model(**{k: v for k, v in e.items() if k != "pitch"}).losses["alignment"]) for e in examples]
+    assert forward_sums == pytest.approx(trained, rel=1e-5)
+
+
 def test_the_path_score_of_a_random_model_passes_the_default_thresholds(model):
     from hf_metatts.voice_adapt import prepare_support, processor_for
-    from hf_metatts.voice_validation import alignment_path_scores, load_clips
+    from hf_metatts.voice_validation import load_clips, transcript_scores
 
     validation = ClipValidation()
     clips = load_clips(make_clips(3), SR, validation)
-    scores = alignment_path_scores(model, prepare_support(clips, processor_for(model), validation, "cpu"))
+    _, scores = transcript_scores(model, prepare_support(clips, processor_for(model), validation, "cpu"))
     assert all(0.0 < score < validation.path_warn_score for score in scores), scores
 
 

@@ -115,10 +115,12 @@ def monotonic_alignment_search(log_probs: torch.Tensor, text_lengths: torch.Tens
     return path
 
 
-def forward_sum_loss(logits: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor, blank_logit=-1.0):
+def forward_sum_loss(logits: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor, blank_logit=-1.0,
+                     reduction: str = "mean"):
     """RAD-TTS forward-sum loss: CTC over tokens 1..N with a blank, marginalising all monotonic alignments.
 
-    logits ``(B, T, N)`` raw scores -> scalar (mean over the batch of per-token negative log-likelihood).
+    logits ``(B, T, N)`` raw scores -> per-token negative log-likelihood: its mean over the batch (scalar), or
+    ``(B,)`` per clip with ``reduction="none"``.
     """
     batch, num_frames, num_tokens = logits.shape
     token_index = torch.arange(num_tokens, device=logits.device)
@@ -126,6 +128,10 @@ def forward_sum_loss(logits: torch.Tensor, text_lengths: torch.Tensor, mel_lengt
     padded = F.pad(padded, (1, 0), value=blank_logit)
     log_probs = torch.log_softmax(padded, dim=-1).transpose(0, 1)  # (T, B, N+1)
     targets = (token_index + 1).unsqueeze(0).expand(batch, -1)
+    if reduction == "none":
+        per_clip = F.ctc_loss(log_probs, targets, mel_lengths, text_lengths, blank=0, reduction="none",
+                              zero_infinity=True)
+        return per_clip / text_lengths.clamp(min=1).to(per_clip.dtype)
     return F.ctc_loss(log_probs, targets, mel_lengths, text_lengths, blank=0, reduction="mean", zero_infinity=True)
 
 
