@@ -8,24 +8,31 @@ Defaults: corpus ``data/voices``, split ``test``, English rows only (``--languag
 recogniser's WER means something), 5 shots, 3 held-out sentences per speaker, and
 
     --checkpoints finetune=outputs/default_pretrain metasgd=outputs/default_metasgd \
-                  meta_lstm=outputs/default_meta_lstm maml=outputs/default_metasgd
-    --steps finetune=0,5,100 metasgd=0,5 meta_lstm=0,5 maml=0,5
+                  meta_lstm=outputs/default_meta_lstm zero_shot=outputs/default_zero_shot \
+                  maml=outputs/default_metasgd
+    --steps finetune=0,5,100 metasgd=0,5 meta_lstm=0,5 zero_shot=0,5 maml=0,5
 
-``maml`` from the Meta-SGD checkpoint adapts with plain SGD (its ``inner_lr``, or ``--lr maml=LR``). A
+``maml`` from the Meta-SGD checkpoint adapts with plain SGD (its ``inner_lr``, or ``--lr maml=LR``);
+``zero_shot`` starts from the support encoder's voice and refines with the checkpoint's learned rule. A
 ``--steps`` item replaces that method's default grid only. Each method runs in its own process ("spawn",
 one torch thread each, ``--workers`` at a time); the merged JSON has the schema of
 :func:`hf_metatts.evaluation.benchmark.run_benchmark` (``methods`` merged, ``upper_bounds`` from the first
 method in ``--checkpoints`` order that ran, ``method_settings`` the settings of each run) plus ``bars``,
 ``model_index`` (for ``hf-metatts bundle --results``), ``machine`` and ``command``. The bars:
 
-- ``intelligible``: Meta-SGD after 5 steps, pooled WER <= 1.5 x the pooled WER of the same speakers' recordings;
+- ``intelligible``: ``--best`` (default metasgd) after 5 steps, pooled WER <= 1.5 x the pooled WER of the
+  same speakers' recordings;
 - ``adaptation_maml``: similarity of Meta-SGD (MAML with learned learning rates) after 5 steps >= fine-tuning
   after 100 steps (plain MAML after 5 steps reported beside it);
-- ``adaptation_meta_lstm``: similarity of Meta-LSTM after 5 steps > fine-tuning after 100 steps;
-- ``identification``: speaker identification accuracy of Meta-SGD after 5 steps >= 0.90;
-- ``no_naturalness_loss``: WER of Meta-SGD after 5 steps <= its WER before adapting (0 steps);
+- ``adaptation_meta_lstm``: similarity of Meta-LSTM or of zero_shot after 5 steps > fine-tuning after 100 steps;
+- ``identification``: speaker identification accuracy of ``--best`` after 5 steps >= 0.90;
+- ``no_naturalness_loss``: WER of ``--best`` after 5 steps <= its WER before adapting (0 steps);
 - ``rtf`` and ``adaptation_seconds``: from the JSON of ``benchmarks/synthesis_speed.py`` (RTF <= 0.05) and of
   ``benchmarks/voice_adaptation_speed.py`` (5-shot 5-step adaptation <= 2 s), when given with ``--speed-json``.
+
+``--reuse EARLIER.json`` merges in the methods of an earlier result that are not run now (e.g. the 100-step
+fine-tuning baseline when only a new meta-trained checkpoint changed); it must have the same corpus, split,
+seed, shots and held-out sentences, and the result names it under ``reused``.
 
 A bar whose numbers are missing (a method not run, a step not in its grid, a metric not measured) is
 "not measured", with the reason. The markdown (``.md`` beside the JSON) holds the bar table and the full
@@ -52,14 +59,19 @@ if str(ROOT) not in sys.path:
 logger = logging.getLogger("default_checkpoint")
 
 DEFAULT_CHECKPOINTS = {"finetune": "outputs/default_pretrain", "metasgd": "outputs/default_metasgd",
-                       "meta_lstm": "outputs/default_meta_lstm", "maml": "outputs/default_metasgd"}
-DEFAULT_STEPS = {"finetune": [0, 5, 100], "metasgd": [0, 5], "meta_lstm": [0, 5], "maml": [0, 5]}
+                       "meta_lstm": "outputs/default_meta_lstm", "zero_shot": "outputs/default_zero_shot",
+                       "maml": "outputs/default_metasgd"}
+DEFAULT_STEPS = {"finetune": [0, 5, 100], "metasgd": [0, 5], "meta_lstm": [0, 5], "zero_shot": [0, 5],
+                 "maml": [0, 5]}
+#: Settings that must agree for an earlier run's methods to be merged into this one (``--reuse``).
+REUSE_KEYS = ("corpus", "task_column", "split", "shots", "max_tasks", "heldout", "seed", "eval_metrics", "languages")
 METRICS = ["similarity", "mcd", "wer", "eer", "identification"]
 
 BAR_SHOTS = 5
 META_STEPS = 5
 FINETUNE_STEPS = 100
-BEST_META = "metasgd"
+BEST_META = "metasgd"  # default of --best: the method whose adapted speech the product bars judge
+SECOND_BAR_METHODS = ("meta_lstm", "zero_shot")  # "meta_lstm or zero_shot + 5 steps beats the baseline"
 WER_RATIO_BAR = 1.5
 IDENTIFICATION_BAR = 0.90
 RTF_BAR = 0.05
@@ -105,46 +117,59 @@ def _round(value, digits: int = 4):
     return None if value is None else round(float(value), digits)
 
 
-def bar_intelligible(result: dict, shots: int) -> dict:
-    requirement = (f"{BEST_META} after {META_STEPS} steps ({shots}-shot): pooled WER of the adapted speech <= "
+def bar_intelligible(result: dict, shots: int, best: str = BEST_META) -> dict:
+    requirement = (f"{best} after {META_STEPS} steps ({shots}-shot): pooled WER of the adapted speech <= "
                    f"{WER_RATIO_BAR} x pooled WER of the same speakers' own recordings")
     threshold = f"wer <= {WER_RATIO_BAR} x recordings' wer"
-    wer, why = cell_value(result, BEST_META, shots, META_STEPS, "wer")
-    real, why_real = cell_value(result, BEST_META, shots, META_STEPS, "wer_real_pooled")
-    ratio, _ = cell_value(result, BEST_META, shots, META_STEPS, "wer_ratio_pooled")
-    tasks, _ = cell_value(result, BEST_META, shots, META_STEPS, "wer_ratio_tasks")
+    wer, why = cell_value(result, best, shots, META_STEPS, "wer")
+    real, why_real = cell_value(result, best, shots, META_STEPS, "wer_real_pooled")
+    ratio, _ = cell_value(result, best, shots, META_STEPS, "wer_ratio_pooled")
+    tasks, _ = cell_value(result, best, shots, META_STEPS, "wer_ratio_tasks")
     measured = {"wer": _round(wer), "recordings_wer": _round(real), "ratio": _round(ratio), "tasks": tasks}
     if wer is None or real is None:
         return _not_measured(requirement, threshold, measured, [why, why_real if why is None else None])
     return _bar(requirement, threshold, measured, PASS if wer <= WER_RATIO_BAR * real else FAIL)
 
 
-def bar_similarity_over_finetune(result: dict, shots: int, method: str, strict: bool,
+def bar_similarity_over_finetune(result: dict, shots: int, methods: tuple[str, ...], strict: bool,
                                  also: tuple[str, ...] = ()) -> dict:
+    """Speaker similarity of any of ``methods`` after 5 steps against fine-tuning after 100 steps; ``also``:
+    methods reported beside them that do not count."""
     sign = ">" if strict else ">="
-    requirement = (f"speaker similarity of {method} after {META_STEPS} steps {sign} finetune after "
+    named = " or ".join(methods)
+    requirement = (f"speaker similarity of {named} after {META_STEPS} steps {sign} finetune after "
                    f"{FINETUNE_STEPS} steps ({shots}-shot)")
-    threshold = f"{method}@{META_STEPS} {sign} finetune@{FINETUNE_STEPS}"
-    ours, why = cell_value(result, method, shots, META_STEPS, "similarity")
+    threshold = " or ".join(f"{method}@{META_STEPS}" for method in methods) + f" {sign} finetune@{FINETUNE_STEPS}"
     base, why_base = cell_value(result, "finetune", shots, FINETUNE_STEPS, "similarity")
-    measured = {f"{method}_{META_STEPS}_steps": _round(ours), f"finetune_{FINETUNE_STEPS}_steps": _round(base)}
+    measured, found, reasons = {}, [], []
+    for method in methods:
+        value, why = cell_value(result, method, shots, META_STEPS, "similarity")
+        measured[f"{method}_{META_STEPS}_steps"] = _round(value)
+        if value is None:
+            reasons.append(why)
+            if len(methods) > 1:
+                measured[f"{method}_note"] = why
+        else:
+            found.append(value)
+    measured[f"finetune_{FINETUNE_STEPS}_steps"] = _round(base)
     for other in also:
         value, why_other = cell_value(result, other, shots, META_STEPS, "similarity")
         measured[f"{other}_{META_STEPS}_steps"] = _round(value)
         if why_other:
             measured[f"{other}_note"] = why_other
-    if ours is None or base is None:
-        return _not_measured(requirement, threshold, measured, [why, why_base])
+    if not found or base is None:
+        return _not_measured(requirement, threshold, measured, [*reasons, why_base])
+    ours = max(found)
     passed = ours > base if strict else ours >= base
     return _bar(requirement, threshold, measured, PASS if passed else FAIL)
 
 
-def bar_identification(result: dict, shots: int) -> dict:
-    requirement = (f"speaker identification accuracy of {BEST_META} after {META_STEPS} steps ({shots}-shot) >= "
+def bar_identification(result: dict, shots: int, best: str = BEST_META) -> dict:
+    requirement = (f"speaker identification accuracy of {best} after {META_STEPS} steps ({shots}-shot) >= "
                    f"{IDENTIFICATION_BAR:.2f}")
     threshold = f"accuracy >= {IDENTIFICATION_BAR:.2f}"
-    accuracy, why = cell_value(result, BEST_META, shots, META_STEPS, "identification")
-    candidates, _ = cell_value(result, BEST_META, shots, META_STEPS, "identification_candidates")
+    accuracy, why = cell_value(result, best, shots, META_STEPS, "identification")
+    candidates, _ = cell_value(result, best, shots, META_STEPS, "identification_candidates")
     measured = {"accuracy": _round(accuracy), "candidates": candidates,
                 "chance": _round(1 / candidates) if candidates else None}
     if accuracy is None:
@@ -152,11 +177,11 @@ def bar_identification(result: dict, shots: int) -> dict:
     return _bar(requirement, threshold, measured, PASS if accuracy >= IDENTIFICATION_BAR else FAIL)
 
 
-def bar_no_naturalness_loss(result: dict, shots: int) -> dict:
-    requirement = f"WER of {BEST_META} after {META_STEPS} steps <= its WER before adapting ({shots}-shot)"
+def bar_no_naturalness_loss(result: dict, shots: int, best: str = BEST_META) -> dict:
+    requirement = f"WER of {best} after {META_STEPS} steps <= its WER before adapting ({shots}-shot)"
     threshold = f"wer@{META_STEPS} <= wer@0"
-    after, why = cell_value(result, BEST_META, shots, META_STEPS, "wer")
-    before, why_before = cell_value(result, BEST_META, shots, 0, "wer")
+    after, why = cell_value(result, best, shots, META_STEPS, "wer")
+    before, why_before = cell_value(result, best, shots, 0, "wer")
     measured = {f"wer_{META_STEPS}_steps": _round(after), "wer_0_steps": _round(before)}
     if after is None or before is None:
         return _not_measured(requirement, threshold, measured, [why, why_before])
@@ -209,19 +234,22 @@ def bar_adaptation_seconds(speed: dict | None) -> dict:
     return _bar(requirement, threshold, measured, PASS if seconds <= ADAPTATION_SECONDS_BAR else FAIL)
 
 
-def evaluate_bars(result: dict, shots: int = BAR_SHOTS, speed: dict | None = None) -> dict:
+def evaluate_bars(result: dict, shots: int = BAR_SHOTS, speed: dict | None = None, best: str = BEST_META) -> dict:
     """Every bar from a merged result: ``{name: {requirement, threshold, measured, status, reason}}``.
+
+    ``best``: the method whose adapted speech the intelligibility, identification and naturalness bars judge
+    (the one the bundled checkpoint adapts with).
 
     ``speed`` maps ``"rtf"`` / ``"adaptation_seconds"`` to ``{"path", "data"}`` (a speed script's JSON) or to
     ``{"reason"}`` (why it could not be read); a bar without an entry is "not measured here".
     """
     speed = speed or {}
     return {
-        "intelligible": bar_intelligible(result, shots),
-        "adaptation_maml": bar_similarity_over_finetune(result, shots, BEST_META, strict=False, also=("maml",)),
-        "adaptation_meta_lstm": bar_similarity_over_finetune(result, shots, "meta_lstm", strict=True),
-        "identification": bar_identification(result, shots),
-        "no_naturalness_loss": bar_no_naturalness_loss(result, shots),
+        "intelligible": bar_intelligible(result, shots, best),
+        "adaptation_maml": bar_similarity_over_finetune(result, shots, ("metasgd",), strict=False, also=("maml",)),
+        "adaptation_meta_lstm": bar_similarity_over_finetune(result, shots, SECOND_BAR_METHODS, strict=True),
+        "identification": bar_identification(result, shots, best),
+        "no_naturalness_loss": bar_no_naturalness_loss(result, shots, best),
         "rtf": bar_rtf(speed.get("rtf")),
         "adaptation_seconds": bar_adaptation_seconds(speed.get("adaptation_seconds")),
     }
@@ -248,7 +276,7 @@ def render_bars(bars: dict) -> str:
     return "\n".join(lines)
 
 
-def model_index(result: dict, shots: int, dataset_id: str) -> list[dict]:
+def model_index(result: dict, shots: int, dataset_id: str, best: str = BEST_META) -> list[dict]:
     """``model-index`` entries (``hf-metatts bundle --results``) of the best meta method after 5 steps."""
     settings = result.get("settings") or {}
     speakers = len(result.get("tasks") or [])
@@ -259,11 +287,11 @@ def model_index(result: dict, shots: int, dataset_id: str) -> list[dict]:
                                     ("eer", "eer", "speaker-verification EER"),
                                     ("identification", "accuracy", "speaker identification accuracy"),
                                     ("mcd", "mcd", "MCD (dB)"), ("wer", "wer", "ASR WER")):
-        value, _ = cell_value(result, BEST_META, shots, META_STEPS, key)
+        value, _ = cell_value(result, best, shots, META_STEPS, key)
         if value is not None:
             entries.append({"dataset_name": name, "dataset_type": dataset_id,
                             "dataset_split": settings.get("split", "test"), "metric_type": metric_type,
-                            "metric_name": f"{label} after {META_STEPS} {BEST_META} steps",
+                            "metric_name": f"{label} after {META_STEPS} {best} steps",
                             "metric_value": round(float(value), 4)})
     return entries
 
@@ -334,6 +362,41 @@ def merge(runs: list[dict], checkpoints: dict[str, str], steps: dict[str, list[i
     }
 
 
+def check_reusable(earlier: dict, settings: dict, path: str) -> None:
+    """Raise ValueError unless ``earlier`` (a result of this script) ran with the same ``REUSE_KEYS`` settings."""
+    before = earlier.get("settings") or {}
+    differ = [f"{key}: {before.get(key)!r} there, {settings.get(key)!r} now" for key in REUSE_KEYS
+              if _comparable(before.get(key)) != _comparable(settings.get(key))]
+    if differ:
+        raise ValueError(f"--reuse {path} ran with other settings ({'; '.join(differ)}): rerun those methods instead.")
+
+
+def _comparable(value):
+    return sorted(value) if isinstance(value, list) else value
+
+
+def add_reused(result: dict, earlier: dict, path: str) -> list[str]:
+    """Copy into ``result`` every method of ``earlier`` that ran there and not here; returns their names.
+
+    Raises ValueError when the two runs drew other tasks (speakers, held-out sentences).
+    """
+    if earlier.get("tasks") != result.get("tasks"):
+        raise ValueError(f"--reuse {path} drew other tasks or held-out sentences than this run: rerun its methods.")
+    reused = [m for m, entry in (earlier.get("methods") or {}).items()
+              if m not in result["methods"] and entry.get("status") == "ok"]
+    for method in reused:
+        result["methods"][method] = earlier["methods"][method]
+        result["settings"]["checkpoints"][method] = earlier["settings"]["checkpoints"][method]
+        steps = earlier["settings"].get("steps_per_method", {}).get(method, earlier["settings"]["steps"])
+        result["settings"]["steps_per_method"][method] = steps
+        result["settings"]["steps"] = sorted(set(result["settings"]["steps"]) | set(steps))
+        if method in (earlier.get("method_settings") or {}):
+            result["method_settings"][method] = earlier["method_settings"][method]
+    result["reused"] = {"from": path, "command": earlier.get("command"), "methods": reused,
+                        "library_version": earlier.get("library_version")}
+    return reused
+
+
 def _parse_steps(items: list[str]) -> dict[str, list[int]]:
     from hf_metatts.evaluation.benchmark import parse_pairs
 
@@ -396,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="JSON of benchmarks/synthesis_speed.py and/or benchmarks/voice_adaptation_speed.py")
     parser.add_argument("--dataset-id", default="hf-metatts/voices-default",
                         help="dataset name in the model_index entries")
+    parser.add_argument("--best", default=BEST_META, choices=["maml", "metasgd", "meta_lstm", "zero_shot"],
+                        help="the method whose 5-step speech the intelligibility, identification and naturalness "
+                        "bars judge: the one the bundled checkpoint adapts with (default: %(default)s)")
+    parser.add_argument("--reuse", default=None, metavar="JSON",
+                        help="an earlier result of this script: its methods that are not run now are merged in "
+                        "(same corpus, split, seed, shots and tasks required)")
     parser.add_argument("--out", default="benchmarks/results/default_checkpoint.json",
                         help="JSON path; .md and .png are written beside it")
     return parser
@@ -424,6 +493,13 @@ def main(argv=None) -> int:
     common = {"corpus": args.corpus, "task_column": args.task_column, "split": args.split, "shots": [args.shots],
               "max_tasks": args.max_tasks, "heldout": args.heldout, "seed": args.seed,
               "eval_metrics": sorted(set(args.metrics) | {"similarity"}), "languages": args.languages or None}
+    earlier = None
+    if args.reuse:
+        try:
+            earlier = json.loads(Path(args.reuse).read_text())
+            check_reusable(earlier, common, args.reuse)
+        except (OSError, ValueError) as error:
+            parser.error(str(error))
     jobs = [{"method": m, "settings": {**common, "checkpoints": {m: checkpoints[m]}, "steps": steps[m],
                                        "lrs": {m: lrs[m]} if m in lrs else {}}} for m in checkpoints]
     # the longest grids first, so that the workers finish together
@@ -448,13 +524,20 @@ def main(argv=None) -> int:
             f"{run['method']}: {run.get('reason') or run['result']['methods'][run['method']].get('reason')}"
             for run in finished))
         return 1
+    if earlier is not None:
+        try:
+            logger.info("reused from %s: %s", args.reuse, add_reused(result, earlier, args.reuse))
+        except ValueError as error:
+            logger.error("%s", error)
+            return 1
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["workers"] = args.workers
     result["machine"] = machine()
     result["command"] = "python benchmarks/default_checkpoint.py " + shlex.join(
         sys.argv[1:] if argv is None else list(argv))
-    result["bars"] = evaluate_bars(result, args.shots, _read_speed(args.speed_json))
-    result["model_index"] = model_index(result, args.shots, args.dataset_id)
+    result["best"] = args.best
+    result["bars"] = evaluate_bars(result, args.shots, _read_speed(args.speed_json), best=args.best)
+    result["model_index"] = model_index(result, args.shots, args.dataset_id, best=args.best)
 
     from hf_metatts.evaluation.cli import write_json_atomic
     from hf_metatts.evaluation.curves import plot_curves, render_markdown

@@ -140,3 +140,54 @@ def test_merge_keeps_each_method_and_the_first_upper_bounds(bars):
     assert set(merged["methods"]["maml"]["results"]["5"]) == {"0", "5"}
     assert set(merged["method_settings"]) == {"finetune", "maml"}
     assert bars.merge([skipped], {"metasgd": "ckpt/metasgd"}, steps) is None
+
+
+def test_zero_shot_counts_for_the_second_adaptation_bar_and_best_picks_the_judged_method(bars):
+    result = copy.deepcopy(RESULT)
+    result["methods"]["zero_shot"] = ok({0: cell(similarity=0.7, wer=0.5),
+                                         5: cell(similarity=0.76, wer=0.6, identification=0.5,
+                                                 identification_candidates=20)})
+    out = bars.evaluate_bars(result)
+    second = out["adaptation_meta_lstm"]
+    assert second["status"] == "pass" and "meta_lstm or zero_shot" in second["requirement"]
+    assert second["measured"] == {"meta_lstm_5_steps": 0.7, "zero_shot_5_steps": 0.76, "finetune_100_steps": 0.75}
+    assert out["identification"]["status"] == "pass"  # metasgd is judged by default
+    judged = bars.evaluate_bars(result, best="zero_shot")
+    assert judged["identification"]["status"] == "fail" and judged["identification"]["measured"]["accuracy"] == 0.5
+    assert judged["no_naturalness_loss"]["status"] == "fail" and "zero_shot after 5" in judged["intelligible"][
+        "requirement"]
+    assert judged["adaptation_maml"] == out["adaptation_maml"]  # the MAML bar always judges metasgd
+    del result["methods"]["meta_lstm"]
+    result["methods"]["zero_shot"]["results"]["5"]["5"]["mean"]["similarity"] = 0.74
+    second = bars.evaluate_bars(result)["adaptation_meta_lstm"]
+    assert second["status"] == "fail" and second["measured"]["meta_lstm_note"] == "meta_lstm was not run"
+    names = [e["metric_name"] for e in bars.model_index(result, 5, "d", best="zero_shot")]
+    assert names and all("zero_shot steps" in n for n in names)
+
+
+def test_reuse_merges_only_methods_not_run_now_and_refuses_other_settings_or_tasks(bars):
+    settings = {"corpus": "data/voices", "task_column": "speaker_id", "split": "test", "shots": [5],
+                "max_tasks": None, "heldout": 3, "seed": 0, "eval_metrics": ["similarity", "wer"],
+                "languages": ["en"]}
+    earlier = copy.deepcopy(RESULT)
+    earlier["settings"] = {**settings, "steps": [0, 5, 100], "checkpoints": {"finetune": "ckpt/ft",
+                           "metasgd": "ckpt/old", "meta_lstm": "ckpt/lstm", "maml": "outputs/x"},
+                           "steps_per_method": {"finetune": [0, 5, 100], "metasgd": [0, 5], "meta_lstm": [0, 5]}}
+    earlier["command"] = "python benchmarks/default_checkpoint.py ..."
+    bars.check_reusable(earlier, settings, "old.json")
+    with pytest.raises(ValueError, match="seed: 0 there, 1 now"):
+        bars.check_reusable(earlier, {**settings, "seed": 1}, "old.json")
+    now = {"settings": {**settings, "steps": [0, 5], "checkpoints": {"metasgd": "ckpt/new"},
+                        "steps_per_method": {"metasgd": [0, 5]}},
+           "method_settings": {}, "tasks": copy.deepcopy(RESULT["tasks"]),
+           "methods": {"metasgd": ok({0: cell(similarity=0.1), 5: cell(similarity=0.2)})}}
+    kept = copy.deepcopy(now["methods"]["metasgd"])
+    assert bars.add_reused(now, earlier, "old.json") == ["finetune", "meta_lstm"]
+    assert now["methods"]["metasgd"] == kept  # what ran now wins; the skipped maml is not copied
+    assert now["methods"]["finetune"] == earlier["methods"]["finetune"] and "maml" not in now["methods"]
+    assert now["settings"]["checkpoints"] == {"metasgd": "ckpt/new", "finetune": "ckpt/ft", "meta_lstm": "ckpt/lstm"}
+    assert now["settings"]["steps"] == [0, 5, 100] and now["reused"]["from"] == "old.json"
+    other = copy.deepcopy(now)
+    other["tasks"] = [{"name": "a"}]
+    with pytest.raises(ValueError, match="other tasks"):
+        bars.add_reused(other, earlier, "old.json")

@@ -33,10 +33,11 @@ def targs(tmp_path, **kw):
     return MetaTrainingArguments(**base)
 
 
-def trainer(tmp_path, model=None, train=None, val=None, **kw):
+def trainer(tmp_path, model=None, train=None, val=None, meta_learner=None, **kw):
     return MetaTrainer(model if model is not None else toy_model(dropout=0.1), targs(tmp_path, **kw),
                        train_dataset=train if train is not None else toy_dataset(**TRAIN),
-                       eval_dataset=val if val is not None else toy_dataset(**VAL), data_collator=toy_collator)
+                       eval_dataset=val if val is not None else toy_dataset(**VAL), data_collator=toy_collator,
+                       meta_learner=meta_learner)
 
 
 def params(module):
@@ -120,10 +121,14 @@ def test_pretrain_baseline_trains_speaker_embeddings_and_needs_enough_speakers(t
 
 def test_zero_shot_start_meta_trains_the_support_encoder(tmp_path):
     t = trainer(tmp_path, model=toy_model(use_voice_encoder=True), zero_shot_start=True, max_steps=2,
-                save_strategy="no", first_order=True)
+                save_strategy="no", first_order=True, meta_learner_learning_rate=0.2)
     before = params(t.model.model)["voice_encoder.weight"]
     t.train()
     assert not torch.equal(before, t.model.model.voice_encoder.weight.detach())
+    # the support encoder is the meta-learner's too: it trains at meta_learner_learning_rate
+    encoder_ids = {id(p) for p in t.model.model.voice_encoder.parameters()}
+    groups = [g for g in t.optimizer.param_groups if any(id(p) in encoder_ids for p in g["params"])]
+    assert groups and all(g["initial_lr"] == 0.2 for g in groups)
     with pytest.raises(InvalidMetaConfigError, match="use_voice_encoder"):
         trainer(tmp_path, model=toy_model(), zero_shot_start=True)
 
@@ -158,3 +163,53 @@ def test_bad_input_is_refused_before_training(tmp_path):
         targs(tmp_path, max_steps=-1)
     with pytest.raises(InvalidMetaConfigError, match="method"):
         targs(tmp_path, method="reptile")
+
+
+def test_a_run_from_a_meta_trained_model_continues_its_meta_learner(tmp_path):
+    from types import SimpleNamespace
+
+    from hf_metatts.meta.cli import _trained_meta_learner
+
+    first = trainer(tmp_path / "a", method="metasgd", max_steps=3, save_strategy="no",
+                    meta_learner_learning_rate=0.2, model=toy_model())
+    first.train()
+    saved = tmp_path / "saved"
+    first.save_model(str(saved))
+    trained = load_meta_learner(str(saved))
+    rates = torch.cat([p.flatten() for p in trained.parameters()])
+    assert (rates - 0.3).abs().max() > 0.05  # the rates did move away from inner_lr
+    model_args = SimpleNamespace(model_name_or_path=str(saved))
+    found = _trained_meta_learner(model_args, targs(tmp_path, method="metasgd"))
+    assert found is not None
+    continued = trainer(tmp_path / "b", method="metasgd", model=toy_model(), meta_learner=found)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(continued.model.head.state_dict()[key], value), key
+    fresh = trainer(tmp_path / "c", method="metasgd", model=toy_model())
+    assert all(torch.all(p == 0.3) for p in fresh.model.head.parameters())
+    # another method, or continue_meta_learner=false: the meta-learner starts fresh
+    assert _trained_meta_learner(model_args, targs(tmp_path, method="meta_lstm")) is None
+    assert _trained_meta_learner(model_args, targs(tmp_path, method="metasgd", continue_meta_learner=False)) is None
+    with pytest.raises(CheckpointMismatchError, match="method and the adapted parameter set must match"):
+        trainer(tmp_path / "d", method="meta_lstm", model=toy_model(), meta_learner=found)
+    assert all(torch.equal(p, q) for p, q in zip(found.parameters(), trained.parameters()))  # left unchanged
+
+
+def test_zero_shot_refines_with_the_learned_rule_and_learned_methods_start_where_they_trained(tmp_path):
+    from hf_metatts.meta.learner import encode_support
+
+    t = trainer(tmp_path, method="metasgd", model=toy_model(use_voice_encoder=True), zero_shot_start=True,
+                max_steps=3, save_strategy="no", first_order=True, meta_learner_learning_rate=0.2)
+    t.train()
+    model, head = t.model.model.eval(), t.model.head
+    support = toy_collator([toy_dataset(**VAL)[i] for i in range(3)])
+    own = {n: p.detach() for n, p in model.named_parameters() if n in head.config.adapted_parameter_names}
+    start = {n: v.detach() for n, v in encode_support(model, [support], own).items()}
+    assert any(not torch.equal(start[n], own[n]) for n in start)  # the trained encoder moves the start
+    expected = adapt_parameters(model, support, method="metasgd", meta_learner=head, steps=2, init=start)
+    zero_shot = adapt_parameters(model, support, method="zero_shot", meta_learner=head, steps=2)
+    metasgd = adapt_parameters(model, support, method="metasgd", meta_learner=head, steps=2)
+    plain_sgd = adapt_parameters(model, support, method="zero_shot", meta_learner=head, steps=2, lr=0.3)
+    for name in expected:
+        torch.testing.assert_close(zero_shot[name], expected[name], rtol=0, atol=1e-6)
+        torch.testing.assert_close(metasgd[name], expected[name], rtol=0, atol=1e-6)
+    assert any(not torch.allclose(plain_sgd[n], expected[n]) for n in expected)

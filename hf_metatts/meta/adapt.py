@@ -38,8 +38,10 @@ def adapt_parameters(
             ``maml``: ``steps`` SGD steps with ``lr`` (default: the meta-learner's ``inner_lr``, else 0.01);
             ``metasgd``: SGD with the learned per-parameter learning rates of ``meta_learner``;
             ``meta_lstm``: the learned Meta-LSTM optimiser of ``meta_learner`` replaces SGD;
-            ``zero_shot``: the support encoder's voice (``model.encode_voice``), then ``steps`` SGD steps
-            (``steps=0``: encoder only);
+            ``zero_shot``: the support encoder's voice (``model.encode_voice``), then ``steps`` steps of the
+            meta-learner's own rule (its learned rates or Meta-LSTM; SGD with ``lr`` when it has none;
+            ``steps=0``: encoder only). ``maml``, ``metasgd`` and ``meta_lstm`` also start from the encoder's
+            voice when their meta-learner was trained that way (``zero_shot_start``);
             ``finetune``: the baseline, ``steps`` Adam steps with ``lr`` (default ``finetune_lr`` or 1e-3).
         steps: inner steps (default: the meta-learner's ``inner_steps``, else 5).
         meta_learner: from :func:`hf_metatts.meta.load_meta_learner`; required for metasgd and meta_lstm.
@@ -73,7 +75,8 @@ def adapt_parameters(
     batches = with_fixed_alignment(model, batches)
     own = dict(model.named_parameters())
     params = {n: own[n].detach().clone() for n in names}
-    if method == "zero_shot" and init is None:
+    zero_shot_trained = cfg is not None and cfg.zero_shot_start and method in ("maml", "metasgd", "meta_lstm")
+    if (method == "zero_shot" or zero_shot_trained) and init is None:
         with torch.no_grad():
             init = encode_support(model, batches, params)
     if init is not None:
@@ -84,9 +87,10 @@ def adapt_parameters(
             ft_lr = lr if lr is not None else (cfg.finetune_lr if cfg is not None else 1e-3)
             params = _finetune(loss_fn, params, batches, steps, ft_lr, callback)
         else:
-            if method == "meta_lstm":
+            learned = cfg.method if method == "zero_shot" and lr is None and cfg is not None else method
+            if learned == "meta_lstm":
                 rule = meta_learner.meta_lstm.rule()
-            elif method == "metasgd":
+            elif learned == "metasgd":
                 rule = SGDRule({n: t.detach() for n, t in meta_learner.learning_rates().items()})
             else:
                 rule = SGDRule(lr if lr is not None else (cfg.inner_lr if cfg is not None else 0.01))

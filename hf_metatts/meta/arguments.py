@@ -63,7 +63,12 @@ class MetaTrainingArguments(TrainingArguments):
     meta_learner_learning_rate: float | None = field(
         default=None,
         metadata={"help": "Outer learning rate of the meta-learner's own parameters (Meta-SGD rates, Meta-LSTM "
-                  "cell); default: learning_rate, the TTS model's."},
+                  "cell, and the support encoder with zero_shot_start); default: learning_rate, the TTS model's."},
+    )
+    continue_meta_learner: bool = field(
+        default=True,
+        metadata={"help": "When model_name_or_path holds a meta-learner of this method (learned rates, Meta-LSTM), "
+                  "continue from it instead of starting the meta-learner fresh."},
     )
     finetune_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the fine-tuning baseline."})
     episode_seed: int | None = field(default=None, metadata={"help": "Seed of episode sampling (default: seed)."})

@@ -76,7 +76,8 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
             overrides.setdefault("num_speakers", len(set(train[training_args.task_column])))
         model = MetaTTSForTextToSpeech(MetaTTSConfig(**overrides))
     trainer = MetaTrainer(model, training_args, train_dataset=train, eval_dataset=validation,
-                          data_collator=MetaTTSDataCollator(), processing_class=processor)
+                          data_collator=MetaTTSDataCollator(), processing_class=processor,
+                          meta_learner=_trained_meta_learner(model_args, training_args))
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     if training_args.method == "pretrain":
         set_default_voice_to_mean_speaker(model)
@@ -85,6 +86,20 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
     if trainer.is_world_process_zero():
         write_training_summary(training_args, result, metrics, started)
     return result
+
+
+def _trained_meta_learner(model_args, training_args):
+    """The meta-learner saved with ``model_name_or_path`` when this run continues it, else None."""
+    from .head import load_meta_learner
+
+    if not (model_args.model_name_or_path and training_args.continue_meta_learner):
+        return None
+    if training_args.method == "pretrain" or not os.path.isdir(model_args.model_name_or_path):
+        return None
+    trained = load_meta_learner(model_args.model_name_or_path)
+    if trained is None or trained.config.method != training_args.method:
+        return None
+    return trained
 
 
 def write_training_summary(training_args, result, metrics: dict, started: float) -> None:

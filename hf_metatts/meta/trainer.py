@@ -49,10 +49,12 @@ class MetaTrainer(Trainer):
         train_dataset / eval_dataset: processed task splits (``datasets.Dataset`` with the task column).
         data_collator: rows -> batch dict (``MetaTTSDataCollator``).
         processing_class: saved next to the model when given.
+        meta_learner: a trained :class:`MetaLearnerHead` to continue from (its learned rates or Meta-LSTM),
+            e.g. ``load_meta_learner(model_dir)``; it must have this run's method and adapted set.
     """
 
     def __init__(self, model, args: MetaTrainingArguments, train_dataset, data_collator, eval_dataset=None,
-                 processing_class=None, callbacks=None, **kwargs):
+                 processing_class=None, callbacks=None, meta_learner=None, **kwargs):
         if data_collator is None:
             raise InvalidMetaConfigError("MetaTrainer needs a data_collator (rows -> batch dict of tensors).")
         names = resolve_adapted_names(model, args.adapted_parameters)
@@ -61,6 +63,8 @@ class MetaTrainer(Trainer):
         config = MetaLearnerConfig.from_training_args(args, names, task_names=self.episode_sampler.tasks)
         self._check_model(model, args, len(self.episode_sampler.tasks))
         learner = MetaLearner(model, config)
+        if meta_learner is not None:
+            continue_meta_learner(learner.head, meta_learner)
         learner.log_before = args.log_query_loss_before
         super().__init__(model=learner, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          data_collator=data_collator, processing_class=processing_class, callbacks=callbacks,
@@ -112,13 +116,15 @@ class MetaTrainer(Trainer):
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         """The Trainer's optimiser; with ``meta_learner_learning_rate`` set, the meta-learner's own parameters
-        (``head.*``: Meta-SGD rates, the Meta-LSTM cell) move to groups of their own at that rate."""
+        (``head.*``: Meta-SGD rates, the Meta-LSTM cell; and the support encoder ``model.voice_encoder.*`` when
+        ``zero_shot_start``) move to groups of their own at that rate."""
         optimizer = super().create_optimizer(model)
         rate = self.args.meta_learner_learning_rate
         if rate is None or getattr(optimizer, "_meta_learner_groups", False):
             return optimizer
         learner = self.model if model is None else model
-        head_ids = {id(p) for name, p in learner.named_parameters() if name.startswith("head.")}
+        prefixes = ("head.", "model.voice_encoder.") if self.args.zero_shot_start else ("head.",)
+        head_ids = {id(p) for name, p in learner.named_parameters() if name.startswith(prefixes)}
         head_groups = []
         for group in optimizer.param_groups:
             head = [p for p in group["params"] if id(p) in head_ids]
@@ -220,6 +226,24 @@ class MetaTrainer(Trainer):
     def _load_best_model(self) -> None:
         logger.info("Loading best model from %s.", self.state.best_model_checkpoint)
         self._load_from_checkpoint(self.state.best_model_checkpoint)
+
+
+def continue_meta_learner(head, trained) -> None:
+    """Copy a trained meta-learner's tensors (Meta-SGD rates, Meta-LSTM weights) into a new run's ``head``.
+
+    Raises:
+        CheckpointMismatchError: the trained meta-learner has another method or adapted parameter set.
+    """
+    mine, theirs = head.config, trained.config
+    if theirs.method != mine.method or list(theirs.adapted_parameter_names) != list(mine.adapted_parameter_names):
+        raise CheckpointMismatchError(
+            f"Cannot continue from a {theirs.method} meta-learner over {len(theirs.adapted_parameter_names)} "
+            f"adapted tensors in a {mine.method} run over {len(mine.adapted_parameter_names)}: the method and the "
+            "adapted parameter set must match. Start the meta-learner fresh (continue_meta_learner=false)."
+        )
+    with torch.no_grad():
+        head.load_state_dict(trained.state_dict(), strict=True)
+    logger.info("Continuing from a trained %s meta-learner.", theirs.method)
 
 
 def check_resume_compatible(checkpoint: str, config: MetaLearnerConfig, args) -> None:
