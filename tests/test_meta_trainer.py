@@ -213,3 +213,35 @@ def test_zero_shot_refines_with_the_learned_rule_and_learned_methods_start_where
         torch.testing.assert_close(zero_shot[name], expected[name], rtol=0, atol=1e-6)
         torch.testing.assert_close(metasgd[name], expected[name], rtol=0, atol=1e-6)
     assert any(not torch.allclose(plain_sgd[n], expected[n]) for n in expected)
+
+
+def test_zero_shot_loss_weight_adds_the_query_loss_at_the_encoder_voice_to_the_objective(tmp_path):
+    from hf_metatts.meta.maml import make_loss_fn, with_fixed_alignment
+
+    losses = {}
+    for weight in (0.0, 0.5):
+        t = trainer(tmp_path / str(weight), method="metasgd", model=toy_model(use_voice_encoder=True),
+                    zero_shot_start=True, zero_shot_loss_weight=weight, save_strategy="no", first_order=True)
+        learner = t.model
+        with torch.no_grad():  # a trained-looking encoder, so its voice is not the init
+            learner.model.voice_encoder.weight.normal_(0, 0.5)
+        episode = t.episode_sampler.collate(t.episode_sampler.episode(0), toy_collator)
+        torch.manual_seed(0)
+        out = learner(episode["support"], episode["query"])
+        stats = learner.last_stats
+        start = []
+        with torch.no_grad():
+            for support, query in zip(episode["support"], episode["query"]):
+                params = learner.initial_params(with_fixed_alignment(learner.model, support))
+                start.append(float(make_loss_fn(learner.model)(params, query)))
+        assert stats["query_loss_before"] == pytest.approx(sum(start) / len(start), rel=1e-5)
+        assert float(out.loss.detach()) == pytest.approx(stats["query_loss_after"] + weight * stats["query_loss_before"],
+                                                rel=1e-5)
+        out.loss.backward()
+        losses[weight] = (float(out.loss.detach()), learner.model.voice_encoder.weight.grad.clone())
+    assert losses[0.5][0] > losses[0.0][0]
+    assert not torch.allclose(losses[0.5][1], losses[0.0][1])  # the start term reaches the encoder
+    with pytest.raises(InvalidMetaConfigError, match="needs zero_shot_start"):
+        targs(tmp_path, zero_shot_loss_weight=1.0)
+    with pytest.raises(InvalidMetaConfigError, match="zero_shot_loss_weight=-1"):
+        targs(tmp_path, zero_shot_start=True, zero_shot_loss_weight=-1.0)

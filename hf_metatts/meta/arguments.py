@@ -4,6 +4,7 @@ Every constant of the meta-learners lives here (inner-loop defaults, Meta-LSTM i
 annealing), so that a JSON config read by ``HfArgumentParser`` describes a run completely.
 """
 
+import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -56,6 +57,11 @@ class MetaTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Start the inner loop from the support encoder's voice (needs use_voice_encoder)."},
     )
+    zero_shot_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "With zero_shot_start: add this weight times the query loss at the support encoder's voice "
+                  "(before any step) to the meta-objective, so the encoder's voice is good on its own too."},
+    )
     eval_inner_steps: int | None = field(
         default=None, metadata={"help": "Steps of the validation adaptation curve (default: inner_steps)."}
     )
@@ -107,6 +113,11 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
             raise InvalidMetaConfigError(f"{name}={getattr(args, name)} must be at least 1.")
     if args.method != "pretrain" and args.inner_steps < 1:
         raise InvalidMetaConfigError(f"inner_steps={args.inner_steps}: meta-learning needs at least 1 inner step.")
+    if args.zero_shot_loss_weight < 0 or not math.isfinite(args.zero_shot_loss_weight):
+        raise InvalidMetaConfigError(f"zero_shot_loss_weight={args.zero_shot_loss_weight} must be a finite number >= 0.")
+    if args.zero_shot_loss_weight > 0 and not args.zero_shot_start:
+        raise InvalidMetaConfigError("zero_shot_loss_weight needs zero_shot_start=true: without the support encoder "
+                                     "there is no zero-shot voice to weigh.")
     if args.inner_lr <= 0:
         raise InvalidMetaConfigError(f"inner_lr={args.inner_lr} must be positive.")
     if args.meta_learner_learning_rate is not None and args.meta_learner_learning_rate <= 0:

@@ -82,18 +82,26 @@ class MetaLearner(nn.Module):
         self, support: Sequence[Batch], query: Sequence[Batch], steps: int, first_order: bool, msl: bool
     ) -> tuple[InnerLoopResult, torch.Tensor | None]:
         """Adapt on one task's support set; return the loop result and the (differentiable) query loss."""
+        result, query_loss, _ = self._run_task(support, query, steps, first_order, msl)
+        return result, query_loss
+
+    def _run_task(self, support, query, steps, first_order, msl):
+        """:meth:`run_task` plus the differentiable query loss at the start (None unless ``zero_shot_loss_weight``)."""
         loss_fn = make_loss_fn(self.model)
         support = with_fixed_alignment(self.model, support)
         params = self.initial_params(support)
+        start_loss = None
+        if self.meta_config.zero_shot_start and self.meta_config.zero_shot_loss_weight > 0:
+            start_loss = loss_fn(params, query)
         weights = None
         if msl:
             weights = multi_step_loss_weights(steps, self.progress, self.meta_config.multi_step_loss_min_weight)
         result = inner_loop(loss_fn, params, support, steps, self.rule(), first_order, query=query,
                             query_weights=weights)
         if not result.finite:
-            return result, None
+            return result, None, start_loss
         query_loss = result.query_loss if msl else loss_fn(result.params, query)
-        return result, query_loss
+        return result, query_loss, start_loss
 
     def forward(self, support, query, task_index=None) -> MetaOutput:
         """One episode.
@@ -114,16 +122,19 @@ class MetaLearner(nn.Module):
     def _episode(self, support, query) -> MetaOutput:
         cfg = self.meta_config
         losses, before, after, skipped = [], [], [], 0
+        weighted_start = cfg.zero_shot_start and cfg.zero_shot_loss_weight > 0
         for task_support, task_query in zip(support, query):
-            if self.log_before:
+            if self.log_before and not weighted_start:
                 with torch.no_grad():
                     before.append(float(make_loss_fn(self.model)(self.initial_params(task_support), task_query)))
-            result, q = self.run_task(task_support, task_query, cfg.inner_steps, cfg.first_order,
-                                      cfg.multi_step_loss)
-            if q is None or not torch.isfinite(q.detach()).all():
+            result, q, start = self._run_task(task_support, task_query, cfg.inner_steps, cfg.first_order,
+                                              cfg.multi_step_loss)
+            if start is not None:
+                before.append(float(start.detach()))
+            if q is None or not torch.isfinite(q.detach()).all() or (start is not None and not torch.isfinite(start)):
                 skipped += 1
                 continue
-            losses.append(q)
+            losses.append(q if start is None else q + cfg.zero_shot_loss_weight * start)
             after.append(result.query_losses[-1] if cfg.multi_step_loss else float(q.detach()))
         if losses:
             loss = torch.stack(losses).mean()
