@@ -47,7 +47,7 @@ def eval_results(results: Sequence[Mapping] | None) -> list[EvalResult] | None:
 
 def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = None,
                     datasets: Sequence[str] | None = None, base_model: str | None = None,
-                    meta_method: str | None = None, num_parameters: int | None = None, license: str = "apache-2.0",
+                    meta_method: str | None = None, zero_shot_start: bool = False, num_parameters: int | None = None, license: str = "apache-2.0",
                     language: Sequence[str] | None = None, tags: Sequence[str] = (),
                     training_runs: Sequence[Mapping] | None = None) -> ModelCard:
     """The card of a base checkpoint: metadata (``library_name``, ``pipeline_tag``, tags, datasets, base model,
@@ -64,7 +64,8 @@ def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = No
     return ModelCard.from_template(
         data, template_path=template_path(BASE_TEMPLATE), title=name, repo_id=repo_id,
         vocoder_type=config.vocoder_type, sampling_rate=config.sampling_rate, num_mel_bins=config.num_mel_bins,
-        hop_length=config.hop_length, meta_method=meta_method, adapted_floats=_adapted_floats(config, adapted),
+        hop_length=config.hop_length, meta_method=meta_method, zero_shot_start=zero_shot_start,
+        adapted_floats=_adapted_floats(config, adapted),
         num_parameters=f"{num_parameters:,}" if num_parameters else "see config.json",
         datasets=list(datasets or []), results=[vars(r) for r in evals] if evals else None,
         training_runs=[_describe_run(run) for run in training_runs or []])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the bundled checkpoint (hf_metatts/checkpoints/default) from nothing, on CPU or GPU:
 #   corpus -> prepared features -> multi-speaker pretraining (the baseline) -> Meta-SGD and Meta-LSTM
-#   meta-training from it -> neural vocoder -> benchmark (bars) -> bundle.
+#   meta-training from it -> the support encoder added to Meta-SGD (zero-shot start) -> neural vocoder
+#   -> benchmark (bars) -> bundle.
 # Each step is one command and can be run alone; logs go to logs/, runs to outputs/.
 #   bash scripts/train_default_checkpoint.sh            # ~2 h on 2 CPU cores (two jobs at a time)
 # THREADS sets torch threads per job (default 1: two single-threaded jobs side by side use 2 cores best).
@@ -32,7 +33,12 @@ metasgd=$!
 hf-metatts --log-level INFO meta-train --config examples/configs/default_meta_lstm.json \
   > logs/default_meta_lstm.log 2>&1 &
 meta_lstm=$!
-wait "$metasgd" "$meta_lstm" "$vocoder"
+wait "$metasgd"
+
+# the support encoder joins the trained Meta-SGD model (its learned rates continue)
+hf-metatts --log-level INFO meta-train --config examples/configs/default_zero_shot.json \
+  > logs/default_zero_shot.log 2>&1
+wait "$meta_lstm" "$vocoder"
 
 python benchmarks/default_checkpoint.py --out benchmarks/results/default_checkpoint.json \
   > logs/benchmark_default.log 2>&1
