@@ -392,8 +392,13 @@ def add_reused(result: dict, earlier: dict, path: str) -> list[str]:
         result["settings"]["steps"] = sorted(set(result["settings"]["steps"]) | set(steps))
         if method in (earlier.get("method_settings") or {}):
             result["method_settings"][method] = earlier["method_settings"][method]
+    # where each reused method was measured: the earlier run, or the run that one reused it from
+    before = earlier.get("reused") or {}
+    measured_by = {m: (before.get("measured_by") or {}).get(m)
+                   or (before.get("command") if m in (before.get("methods") or []) else earlier.get("command"))
+                   for m in reused}
     result["reused"] = {"from": path, "command": earlier.get("command"), "methods": reused,
-                        "library_version": earlier.get("library_version")}
+                        "measured_by": measured_by, "library_version": earlier.get("library_version")}
     return reused
 
 

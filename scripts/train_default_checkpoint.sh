@@ -40,11 +40,11 @@ hf-metatts --log-level INFO meta-train --config examples/configs/default_zero_sh
   > logs/default_zero_shot.log 2>&1
 wait "$meta_lstm" "$vocoder"
 
-python benchmarks/default_checkpoint.py --out benchmarks/results/default_checkpoint.json \
+python benchmarks/default_checkpoint.py --best zero_shot --out benchmarks/results/default_checkpoint.json \
   > logs/benchmark_default.log 2>&1
-python benchmarks/transcript_check.py --model outputs/default_metasgd \
+python benchmarks/transcript_check.py --model outputs/default_zero_shot --max-speakers 21 --clips-per-speaker 3 --seed 1 \
   --out benchmarks/results/transcript_check.json > logs/transcript_check.log 2>&1
-hf-metatts --log-level INFO bundle --model outputs/default_metasgd --vocoder outputs/vocoder \
-  --runs outputs/default_pretrain outputs/default_metasgd outputs/default_meta_lstm outputs/vocoder \
+hf-metatts --log-level INFO bundle --model outputs/default_zero_shot --vocoder outputs/vocoder \
+  --runs outputs/default_pretrain outputs/default_metasgd outputs/default_zero_shot outputs/default_meta_lstm outputs/vocoder \
   --results benchmarks/results/default_checkpoint.json --datasets hf-metatts/voices-default \
   --out hf_metatts/checkpoints/default

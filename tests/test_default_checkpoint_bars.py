@@ -187,6 +187,14 @@ def test_reuse_merges_only_methods_not_run_now_and_refuses_other_settings_or_tas
     assert now["methods"]["finetune"] == earlier["methods"]["finetune"] and "maml" not in now["methods"]
     assert now["settings"]["checkpoints"] == {"metasgd": "ckpt/new", "finetune": "ckpt/ft", "meta_lstm": "ckpt/lstm"}
     assert now["settings"]["steps"] == [0, 5, 100] and now["reused"]["from"] == "old.json"
+    assert now["reused"]["measured_by"] == {"finetune": earlier["command"], "meta_lstm": earlier["command"]}
+    # reusing a result that itself reused: each method keeps the command that measured it
+    later = {**copy.deepcopy(now), "methods": {"zero_shot": ok({5: cell(similarity=0.3)})},
+             "settings": {**now["settings"], "checkpoints": {"zero_shot": "z"}, "steps_per_method": {}}}
+    now["command"] = "python benchmarks/default_checkpoint.py --checkpoints metasgd=ckpt/new --reuse old.json"
+    bars.add_reused(later, now, "now.json")
+    assert later["reused"]["measured_by"] == {"metasgd": now["command"], "finetune": earlier["command"],
+                                              "meta_lstm": earlier["command"]}
     other = copy.deepcopy(now)
     other["tasks"] = [{"name": "a"}]
     with pytest.raises(ValueError, match="other tasks"):
