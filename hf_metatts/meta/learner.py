@@ -80,13 +80,10 @@ class MetaLearner(nn.Module):
 
     def run_task(
         self, support: Sequence[Batch], query: Sequence[Batch], steps: int, first_order: bool, msl: bool
-    ) -> tuple[InnerLoopResult, torch.Tensor | None]:
-        """Adapt on one task's support set; return the loop result and the (differentiable) query loss."""
-        result, query_loss, _ = self._run_task(support, query, steps, first_order, msl)
-        return result, query_loss
-
-    def _run_task(self, support, query, steps, first_order, msl):
-        """:meth:`run_task` plus the differentiable query loss at the start (None unless ``zero_shot_loss_weight``)."""
+    ) -> tuple[InnerLoopResult, torch.Tensor | None, torch.Tensor | None]:
+        """Adapt on one task's support set; return the loop result, the (differentiable) query loss after the
+        steps (None when the loop diverged) and the query loss at the start (None unless ``zero_shot_loss_weight``
+        applies)."""
         loss_fn = make_loss_fn(self.model)
         support = with_fixed_alignment(self.model, support)
         params = self.initial_params(support)
@@ -127,8 +124,8 @@ class MetaLearner(nn.Module):
             if self.log_before and not weighted_start:
                 with torch.no_grad():
                     before.append(float(make_loss_fn(self.model)(self.initial_params(task_support), task_query)))
-            result, q, start = self._run_task(task_support, task_query, cfg.inner_steps, cfg.first_order,
-                                              cfg.multi_step_loss)
+            result, q, start = self.run_task(task_support, task_query, cfg.inner_steps, cfg.first_order,
+                                             cfg.multi_step_loss)
             if start is not None:
                 before.append(float(start.detach()))
             if q is None or not torch.isfinite(q.detach()).all() or (start is not None and not torch.isfinite(start)):
