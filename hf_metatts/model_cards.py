@@ -47,7 +47,8 @@ def eval_results(results: Sequence[Mapping] | None) -> list[EvalResult] | None:
 
 def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = None,
                     datasets: Sequence[str] | None = None, base_model: str | None = None,
-                    meta_method: str | None = None, zero_shot_start: bool = False, num_parameters: int | None = None, license: str = "apache-2.0",
+                    meta_method: str | None = None, zero_shot_start: bool = False,
+                    num_parameters: int | None = None, license: str = "apache-2.0",
                     language: Sequence[str] | None = None, tags: Sequence[str] = (),
                     training_runs: Sequence[Mapping] | None = None) -> ModelCard:
     """The card of a base checkpoint: metadata (``library_name``, ``pipeline_tag``, tags, datasets, base model,

@@ -235,8 +235,8 @@ def test_zero_shot_loss_weight_adds_the_query_loss_at_the_encoder_voice_to_the_o
                 params = learner.initial_params(with_fixed_alignment(learner.model, support))
                 start.append(float(make_loss_fn(learner.model)(params, query)))
         assert stats["query_loss_before"] == pytest.approx(sum(start) / len(start), rel=1e-5)
-        assert float(out.loss.detach()) == pytest.approx(stats["query_loss_after"] + weight * stats["query_loss_before"],
-                                                rel=1e-5)
+        expected = stats["query_loss_after"] + weight * stats["query_loss_before"]
+        assert float(out.loss.detach()) == pytest.approx(expected, rel=1e-5)
         out.loss.backward()
         losses[weight] = (float(out.loss.detach()), learner.model.voice_encoder.weight.grad.clone())
     assert losses[0.5][0] > losses[0.0][0]

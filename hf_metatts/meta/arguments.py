@@ -114,7 +114,9 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
     if args.method != "pretrain" and args.inner_steps < 1:
         raise InvalidMetaConfigError(f"inner_steps={args.inner_steps}: meta-learning needs at least 1 inner step.")
     if args.zero_shot_loss_weight < 0 or not math.isfinite(args.zero_shot_loss_weight):
-        raise InvalidMetaConfigError(f"zero_shot_loss_weight={args.zero_shot_loss_weight} must be a finite number >= 0.")
+        raise InvalidMetaConfigError(
+            f"zero_shot_loss_weight={args.zero_shot_loss_weight} must be a finite number >= 0."
+        )
     if args.zero_shot_loss_weight > 0 and not args.zero_shot_start:
         raise InvalidMetaConfigError("zero_shot_loss_weight needs zero_shot_start=true: without the support encoder "
                                      "there is no zero-shot voice to weigh.")
