@@ -58,7 +58,7 @@ def push_base_to_hub(model_or_folder, repo_id: str, processor=None, results: Seq
         CheckpointError: the folder lacks one of `REQUIRED_BASE_FILES` or is a voice.
     """
     from .configuration_metatts import MetaTTSConfig
-    from .model_cards import base_model_card
+    from .model_cards import base_model_card, meta_learner_card_fields
 
     with tempfile.TemporaryDirectory() as staging:
         if isinstance(model_or_folder, (str, os.PathLike)):
@@ -76,19 +76,12 @@ def push_base_to_hub(model_or_folder, repo_id: str, processor=None, results: Seq
             raise CheckpointError(f"{model_or_folder} lacks {missing}: save the model and its processor with "
                                   "save_pretrained (the plugin writes the remote-code files) before pushing.")
         config = MetaTTSConfig.from_pretrained(staging)
-        meta_method, zero_shot_start = None, False
-        if os.path.isfile(os.path.join(staging, "meta_learner_config.json")):
-            from .meta.head import read_meta_config
-
-            meta_config = read_meta_config(staging)
-            meta_method, zero_shot_start = meta_config.method, meta_config.zero_shot_start
         from safetensors import safe_open
 
         with safe_open(os.path.join(staging, "model.safetensors"), framework="pt") as handle:
             num_parameters = sum(_numel(handle.get_slice(key).get_shape()) for key in handle.keys())
         card = base_model_card(config, repo_id, results=results, datasets=datasets, base_model=base_model,
-                               meta_method=meta_method, zero_shot_start=zero_shot_start,
-                               num_parameters=num_parameters, **card_kwargs)
+                               **meta_learner_card_fields(staging), num_parameters=num_parameters, **card_kwargs)
         card.save(os.path.join(staging, "README.md"))
         return upload_folder(staging, repo_id, private=private, token=token, commit_message=commit_message,
                              revision=revision)

@@ -45,6 +45,17 @@ def eval_results(results: Sequence[Mapping] | None) -> list[EvalResult] | None:
     return converted
 
 
+def meta_learner_card_fields(folder: str) -> dict:
+    """``meta_method`` and ``zero_shot_start`` for :func:`base_model_card`, from the meta-learner saved in
+    ``folder`` (``meta_learner_config.json``); None and False when it has none."""
+    from .meta.head import META_CONFIG_NAME, read_meta_config
+
+    if not os.path.isfile(os.path.join(folder, META_CONFIG_NAME)):
+        return {"meta_method": None, "zero_shot_start": False}
+    config = read_meta_config(folder)
+    return {"meta_method": config.method, "zero_shot_start": config.zero_shot_start}
+
+
 def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = None,
                     datasets: Sequence[str] | None = None, base_model: str | None = None,
                     meta_method: str | None = None, zero_shot_start: bool = False,

@@ -61,6 +61,11 @@ class MetaLearnerConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def weighs_zero_shot_start(self) -> bool:
+        """Whether the meta-objective also scores the support encoder's voice before any step."""
+        return self.zero_shot_start and self.zero_shot_loss_weight > 0
+
     # Settings that must agree for a checkpoint to be resumed by another run.
     RESUME_KEYS = (
         "method", "inner_steps", "inner_lr", "first_order", "adapted_parameter_names", "multi_step_loss",

@@ -88,7 +88,7 @@ class MetaLearner(nn.Module):
         support = with_fixed_alignment(self.model, support)
         params = self.initial_params(support)
         start_loss = None
-        if self.meta_config.zero_shot_start and self.meta_config.zero_shot_loss_weight > 0:
+        if self.meta_config.weighs_zero_shot_start:
             start_loss = loss_fn(params, query)
         weights = None
         if msl:
@@ -119,9 +119,8 @@ class MetaLearner(nn.Module):
     def _episode(self, support, query) -> MetaOutput:
         cfg = self.meta_config
         losses, before, after, skipped = [], [], [], 0
-        weighted_start = cfg.zero_shot_start and cfg.zero_shot_loss_weight > 0
         for task_support, task_query in zip(support, query):
-            if self.log_before and not weighted_start:
+            if self.log_before and not cfg.weighs_zero_shot_start:
                 with torch.no_grad():
                     before.append(float(make_loss_fn(self.model)(self.initial_params(task_support), task_query)))
             result, q, start = self.run_task(task_support, task_query, cfg.inner_steps, cfg.first_order,

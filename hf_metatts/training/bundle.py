@@ -61,8 +61,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
         BundleTooLargeError: the folder would exceed ``max_bytes`` (nothing is left in ``output_dir``).
     """
     from .. import MetaTTSForTextToSpeech, MetaTTSProcessor
-    from ..meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME, read_meta_config
-    from ..model_cards import base_model_card
+    from ..meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME
+    from ..model_cards import base_model_card, meta_learner_card_fields
     from .vocoder import attach_trained_vocoder
 
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
@@ -71,19 +71,17 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     MetaTTSProcessor.from_pretrained(model_dir).save_pretrained(staging)
-    meta_method, zero_shot_start = None, False
     if os.path.isfile(os.path.join(model_dir, META_CONFIG_NAME)):
         for name in (META_CONFIG_NAME, META_WEIGHTS_NAME):
             if os.path.isfile(os.path.join(model_dir, name)):
                 shutil.copy2(os.path.join(model_dir, name), staging)
-        meta_config = read_meta_config(model_dir)
-        meta_method, zero_shot_start = meta_config.method, meta_config.zero_shot_start
     summaries = [run_summary(run) for run in runs]
     with open(os.path.join(staging, RUNS_FILE), "w") as handle:
         json.dump(summaries, handle, indent=2)
     num_parameters = sum(p.numel() for p in model.parameters())
-    card = base_model_card(model.config, repo_id, results=results, datasets=datasets, meta_method=meta_method,
-                           zero_shot_start=zero_shot_start, num_parameters=num_parameters, training_runs=summaries)
+    card = base_model_card(model.config, repo_id, results=results, datasets=datasets,
+                           **meta_learner_card_fields(model_dir), num_parameters=num_parameters,
+                           training_runs=summaries)
     card.save(os.path.join(staging, "README.md"))
     size = folder_bytes(staging)
     if size > max_bytes:
