@@ -58,6 +58,7 @@ def test_bundle_writes_a_complete_checkpoint_with_its_vocoder_meta_learner_and_c
     assert "| model | metasgd | 7 | 1.5 | Test CPU (1 threads) | 1 |" in card
     assert "metasgd" in card and "0.5" in card and "hf-metatts/voices-default" in card
     assert "support encoder" not in card  # this meta-learner starts from the model's own voice
+    assert "Adam-normalised" not in card  # and takes plain gradient steps
     from hf_metatts.meta import load_meta_learner
 
     head = load_meta_learner(str(out))
@@ -68,10 +69,12 @@ def test_bundle_writes_a_complete_checkpoint_with_its_vocoder_meta_learner_and_c
 def test_the_card_of_a_zero_shot_start_meta_learner_says_where_adaptation_starts(trained_parts, tmp_path):
     model_dir, vocoder_dir, _ = trained_parts
     config = json.loads((model_dir / "meta_learner_config.json").read_text())
-    (model_dir / "meta_learner_config.json").write_text(json.dumps({**config, "zero_shot_start": True}))
+    (model_dir / "meta_learner_config.json").write_text(json.dumps({**config, "zero_shot_start": True,
+                                                                    "inner_optimizer": "adam"}))
     bundle_checkpoint(str(model_dir), str(vocoder_dir), str(tmp_path / "bundle"))
-    card = (tmp_path / "bundle" / "README.md").read_text()
-    assert "meta-learned with `metasgd`" in card and "its support encoder reads from the clips" in card
+    card = " ".join((tmp_path / "bundle" / "README.md").read_text().split())
+    assert "meta-learned with `metasgd` (learned rates of Adam-normalised steps)" in card
+    assert "its support encoder reads from the clips" in card
 
 
 def test_a_bundle_over_the_size_bound_is_refused_and_leaves_the_old_one(trained_parts, tmp_path):

@@ -158,3 +158,47 @@ def test_multi_step_loss_weights_anneal_to_the_last_step():
 def test_unknown_adapted_pattern_is_a_clear_error():
     with pytest.raises(UnknownAdaptedParameterError, match="nope"):
         resolve_adapted_names(toy_model(), ["voice.*", "nope.*"])
+
+
+def test_adam_rule_takes_the_steps_of_torch_adam_and_its_rates_are_learnable():
+    from hf_metatts.meta.maml import AdamRule
+
+    start = torch.randn(7, generator=torch.Generator().manual_seed(0))
+    reference = start.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([reference], lr=0.05)
+    params, rule = {"w": start.clone()}, AdamRule(0.05)
+    state = rule.init_state(params)
+    for step in range(5):
+        params, state = rule.step(state, params, {"w": 2 * params["w"] - 1}, None, step)
+        optimizer.zero_grad()
+        (reference**2 - reference).sum().backward()
+        optimizer.step()
+    torch.testing.assert_close(params["w"], reference.detach(), rtol=0, atol=1e-6)
+    # per-parameter rates: each coordinate moves by about its own rate in the first step, whatever the gradient
+    rates = torch.tensor([0.1, 0.2, 0.3], requires_grad=True)
+    moved, _ = AdamRule({"w": rates}).step(AdamRule(0.0).init_state({"w": torch.zeros(3)}), {"w": torch.zeros(3)},
+                                           {"w": torch.tensor([1e-3, -5.0, 40.0])}, None, 0)
+    torch.testing.assert_close(moved["w"].detach(), torch.tensor([-0.1, 0.2, -0.3]), rtol=1e-4, atol=1e-6)
+    moved["w"].sum().backward()
+    torch.testing.assert_close(rates.grad, torch.tensor([-1.0, 1.0, -1.0]), rtol=1e-4, atol=1e-6)
+
+
+def test_metasgd_over_adam_directions_trains_its_rates_and_adapts_with_them():
+    for fo in (True, False):
+        ml = learner(method="metasgd", first_order=fo, inner_optimizer="adam")
+        ml(**episode()).loss.backward()
+        rates = list(ml.head.inner_lrs.values())
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in rates)
+    model, batch = toy_model(), toy_batch(3)
+    ml = learner(method="metasgd", first_order=True, inner_optimizer="adam", model=model)
+    with torch.no_grad():
+        for rate in ml.head.inner_lrs.values():
+            rate.fill_(0.02)
+    adapted = adapt_parameters(model, batch, method="metasgd", meta_learner=ml.head, steps=1)
+    own = dict(model.named_parameters())
+    for name, value in adapted.items():  # one Adam step moves every coordinate with a gradient by its rate
+        moved = (value - own[name].detach()).abs()
+        assert moved.max() > 0 and torch.all(((moved - 0.02).abs() < 1e-4) | (moved == 0)), name
+    plain = adapt_parameters(model, batch, method="maml", meta_learner=ml.head, steps=1, lr=0.02)
+    for name in adapted:  # maml with that meta-learner takes the same Adam direction with one rate
+        torch.testing.assert_close(plain[name], adapted[name], rtol=0, atol=1e-6)

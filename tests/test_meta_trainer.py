@@ -163,6 +163,11 @@ def test_bad_input_is_refused_before_training(tmp_path):
         targs(tmp_path, max_steps=-1)
     with pytest.raises(InvalidMetaConfigError, match="method"):
         targs(tmp_path, method="reptile")
+    with pytest.raises(InvalidMetaConfigError, match="inner_optimizer='rmsprop' is unknown: choose one of sgd, adam"):
+        targs(tmp_path, method="metasgd", inner_optimizer="rmsprop")
+    with pytest.raises(InvalidMetaConfigError, match="the Meta-LSTM is the inner optimizer"):
+        targs(tmp_path, method="meta_lstm", inner_optimizer="adam")
+    assert targs(tmp_path, method="metasgd", inner_optimizer="adam").inner_optimizer == "adam"
 
 
 def test_a_run_from_a_meta_trained_model_continues_its_meta_learner(tmp_path):
@@ -192,6 +197,11 @@ def test_a_run_from_a_meta_trained_model_continues_its_meta_learner(tmp_path):
     with pytest.raises(CheckpointMismatchError, match="method and the adapted parameter set must match"):
         trainer(tmp_path / "d", method="meta_lstm", model=toy_model(), meta_learner=found)
     assert all(torch.equal(p, q) for p, q in zip(found.parameters(), trained.parameters()))  # left unchanged
+    # rates of SGD steps do not carry over to Adam steps: the CLI starts fresh, the trainer refuses them
+    assert _trained_meta_learner(model_args, targs(tmp_path, method="metasgd", inner_optimizer="adam")) is None
+    with pytest.raises(CheckpointMismatchError, match="'sgd' inner steps in a run with inner_optimizer='adam'"):
+        trainer(tmp_path / "e", method="metasgd", inner_optimizer="adam", model=toy_model(), meta_learner=found)
+    assert all(torch.equal(p, q) for p, q in zip(found.parameters(), trained.parameters()))
 
 
 def test_zero_shot_refines_with_the_learned_rule_and_learned_methods_start_where_they_trained(tmp_path):

@@ -35,8 +35,9 @@ def adapt_parameters(
         support_batch: one collated batch (``input_ids`` (b,N), ``attention_mask`` (b,N), ``labels``
             (b,T,80), ``labels_attention_mask`` (b,T), optional ``pitch`` (b,T)) or a list of such batches.
         method:
-            ``maml``: ``steps`` SGD steps with ``lr`` (default: the meta-learner's ``inner_lr``, else 0.01);
-            ``metasgd``: SGD with the learned per-parameter learning rates of ``meta_learner``;
+            ``maml``: ``steps`` SGD steps with ``lr`` (default: the meta-learner's ``inner_lr``, else 0.01; Adam
+            directions when the meta-learner was trained with ``inner_optimizer="adam"``);
+            ``metasgd``: the learned per-parameter learning rates of ``meta_learner`` (on SGD or Adam directions);
             ``meta_lstm``: the learned Meta-LSTM optimiser of ``meta_learner`` replaces SGD;
             ``zero_shot``: the support encoder's voice (``model.encode_voice``), then ``steps`` steps of the
             meta-learner's own rule (its learned rates or Meta-LSTM; SGD with ``lr`` when it has none;
@@ -87,13 +88,12 @@ def adapt_parameters(
             ft_lr = lr if lr is not None else (cfg.finetune_lr if cfg is not None else 1e-3)
             params = _finetune(loss_fn, params, batches, steps, ft_lr, callback)
         else:
-            learned = cfg.method if method == "zero_shot" and lr is None and cfg is not None else method
-            if learned == "meta_lstm":
-                rule = meta_learner.meta_lstm.rule()
-            elif learned == "metasgd":
-                rule = SGDRule({n: t.detach() for n, t in meta_learner.learning_rates().items()})
-            else:
-                rule = SGDRule(lr if lr is not None else (cfg.inner_lr if cfg is not None else 0.01))
+            if meta_learner is None:
+                rule = SGDRule(lr if lr is not None else 0.01)
+            elif method in ("metasgd", "meta_lstm") or (method == "zero_shot" and lr is None):
+                rule = meta_learner.rule(detach=True)  # the learned rule: rates (SGD or Adam directions), Meta-LSTM
+            else:  # maml, or zero_shot with an explicit lr: one rate, the meta-learner's inner optimizer
+                rule = meta_learner.rule(lr=lr if lr is not None else cfg.inner_lr)
             result = inner_loop(loss_fn, params, batches, steps, rule, first_order=True, callback=callback)
             if not result.finite:
                 logger.warning("Adaptation diverged (NaN/inf) after %d steps; returning the last finite parameters.",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from .errors import InvalidMetaConfigError, SecondOrderUnsupportedError
+from .maml import INNER_OPTIMIZERS
 
 METHODS = ("maml", "metasgd", "meta_lstm", "pretrain")
 
@@ -25,6 +26,12 @@ class MetaTrainingArguments(TrainingArguments):
     method: str = field(default="maml", metadata={"help": "maml | metasgd | meta_lstm | pretrain (baseline)."})
     inner_steps: int = field(default=5, metadata={"help": "Gradient steps of the inner loop during meta-training."})
     inner_lr: float = field(default=0.01, metadata={"help": "Inner-loop learning rate (initial value for metasgd)."})
+    inner_optimizer: str = field(
+        default="sgd",
+        metadata={"help": "Direction of an inner step for maml/metasgd: 'sgd' (the gradient) or 'adam' (Adam's "
+                  "normalised moments: every parameter moves by about its rate per step, whatever its gradient "
+                  "scale). The learned Meta-SGD rates are rates of this direction."},
+    )
     first_order: bool = field(default=False, metadata={"help": "Drop second derivatives (FOMAML)."})
     shots: int = field(default=4, metadata={"help": "Support utterances per task (k)."})
     query_shots: int = field(default=4, metadata={"help": "Query utterances per task (q)."})
@@ -120,6 +127,15 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
     if args.zero_shot_loss_weight > 0 and not args.zero_shot_start:
         raise InvalidMetaConfigError("zero_shot_loss_weight needs zero_shot_start=true: without the support encoder "
                                      "there is no zero-shot voice to weigh.")
+    if args.inner_optimizer not in INNER_OPTIMIZERS:
+        raise InvalidMetaConfigError(
+            f"inner_optimizer={args.inner_optimizer!r} is unknown: choose one of {', '.join(INNER_OPTIMIZERS)}."
+        )
+    if args.inner_optimizer != "sgd" and args.method == "meta_lstm":
+        raise InvalidMetaConfigError(
+            f"inner_optimizer={args.inner_optimizer!r} does not apply to meta_lstm: the Meta-LSTM is the inner "
+            "optimizer. Leave inner_optimizer='sgd', or choose method='metasgd' or 'maml'."
+        )
     if args.inner_lr <= 0:
         raise InvalidMetaConfigError(f"inner_lr={args.inner_lr} must be positive.")
     if args.meta_learner_learning_rate is not None and args.meta_learner_learning_rate <= 0:

@@ -99,6 +99,10 @@ def _trained_meta_learner(model_args, training_args):
     trained = load_meta_learner(model_args.model_name_or_path)
     if trained is None or trained.config.method != training_args.method:
         return None
+    if trained.config.inner_optimizer != training_args.inner_optimizer:
+        logger.info("Not continuing the meta-learner of %s: its rates scale %r steps, this run takes %r steps.",
+                    model_args.model_name_or_path, trained.config.inner_optimizer, training_args.inner_optimizer)
+        return None
     return trained
 
 

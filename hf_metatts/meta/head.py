@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import InvalidMetaConfigError, UnknownAdaptedParameterError
+from .maml import inner_rule
 from .meta_lstm import MetaLSTMOptimizer
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class MetaLearnerConfig:
     method: str = "maml"
     inner_steps: int = 5
     inner_lr: float = 0.01
+    inner_optimizer: str = "sgd"
     first_order: bool = False
     adapted_parameter_names: list[str] = field(default_factory=list)
     multi_step_loss: bool = False
@@ -68,9 +70,9 @@ class MetaLearnerConfig:
 
     # Settings that must agree for a checkpoint to be resumed by another run.
     RESUME_KEYS = (
-        "method", "inner_steps", "inner_lr", "first_order", "adapted_parameter_names", "multi_step_loss",
-        "zero_shot_start", "meta_lstm_hidden_size", "task_column", "shots", "query_shots", "tasks_per_step",
-        "task_names",
+        "method", "inner_steps", "inner_lr", "inner_optimizer", "first_order", "adapted_parameter_names",
+        "multi_step_loss", "zero_shot_start", "meta_lstm_hidden_size", "task_column", "shots", "query_shots",
+        "tasks_per_step", "task_names",
     )
 
 
@@ -143,6 +145,17 @@ class MetaLearnerHead(nn.Module):
         if len(self.inner_lrs):
             return {n: self.inner_lrs[_key(n)] for n in self.config.adapted_parameter_names}
         return self.config.inner_lr
+
+    def rule(self, lr: float | None = None, detach: bool = False):
+        """The inner update rule this meta-learner was trained with: the Meta-LSTM, or ``inner_optimizer`` (SGD or
+        Adam directions) with the learned per-parameter rates (Meta-SGD) or ``inner_lr``; ``lr`` replaces the
+        rates with one float (not for the Meta-LSTM); ``detach`` cuts the rates from the graph (adaptation)."""
+        if self.meta_lstm is not None and lr is None:
+            return self.meta_lstm.rule()
+        rates = self.learning_rates() if lr is None else lr
+        if detach and isinstance(rates, dict):
+            rates = {n: t.detach() for n, t in rates.items()}
+        return inner_rule(rates, self.config.inner_optimizer)
 
     def save_pretrained(self, directory: str) -> None:
         """Write ``meta_learner_config.json`` and ``meta_learner.safetensors`` into ``directory``."""

@@ -16,7 +16,6 @@ from transformers.utils import ModelOutput
 from .head import MetaLearnerConfig, MetaLearnerHead
 from .maml import (
     InnerLoopResult,
-    SGDRule,
     inner_loop,
     make_loss_fn,
     multi_step_loss_weights,
@@ -73,10 +72,9 @@ class MetaLearner(nn.Module):
         return params
 
     def rule(self):
-        """The update rule of the inner loop: SGD (maml), learned per-parameter SGD (metasgd), Meta-LSTM."""
-        if self.head.meta_lstm is not None:
-            return self.head.meta_lstm.rule()
-        return SGDRule(self.head.learning_rates())
+        """The update rule of the inner loop: SGD or Adam directions with ``inner_lr`` (maml) or learned
+        per-parameter rates (metasgd), or the Meta-LSTM."""
+        return self.head.rule()
 
     def run_task(
         self, support: Sequence[Batch], query: Sequence[Batch], steps: int, first_order: bool, msl: bool

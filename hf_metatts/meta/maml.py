@@ -8,7 +8,10 @@ the initial parameters (the model's own leaves) flow back through the updates:
 * first order (FOMAML): the support gradient is computed on a detached copy, so
   ``d theta_T / d theta_0 = I`` and the backbone receives gradients from the query loss only.
 
-``alpha`` is a float (MAML) or a dict of tensors shaped like the parameters (Meta-SGD, learned).
+``alpha`` is a float (MAML) or a dict of tensors shaped like the parameters (Meta-SGD, learned). The step
+direction is the gradient itself (``inner_optimizer="sgd"``, :class:`SGDRule`) or Adam's normalised moment
+estimate (``"adam"``, :class:`AdamRule`): each parameter then moves by about ``alpha`` per step whatever its
+gradient scale, so a few steps go as far on a voice far from the training voices as on a near one.
 """
 
 import contextlib
@@ -129,6 +132,56 @@ class SGDRule:
         else:
             new = {n: p - self.lr * grads[n] for n, p in params.items()}
         return new, state
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    """Constants of the Adam inner rule (those of ``torch.optim.Adam``)."""
+
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+
+INNER_ADAM = AdamSettings()
+INNER_OPTIMIZERS = ("sgd", "adam")
+
+
+class AdamRule:
+    """``theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)``: Adam's bias-corrected moments, with a float or
+    per-parameter tensor learning rate (Meta-SGD over Adam directions). The same numbers as ``torch.optim.Adam``
+    for a float ``lr``, but differentiable in ``lr`` (and, second order, in the parameters)."""
+
+    def __init__(self, lr: float | Mapping[str, torch.Tensor], settings: AdamSettings = INNER_ADAM):
+        self.lr = lr
+        self.settings = settings
+
+    def init_state(self, params: Params):
+        zeros = {n: torch.zeros_like(p) for n, p in params.items()}
+        return zeros, dict(zeros)
+
+    def step(self, state, params: Params, grads: Params, loss: torch.Tensor, step: int):
+        s = self.settings
+        first, second = state
+        first = {n: s.beta1 * first[n] + (1 - s.beta1) * grads[n] for n in params}
+        second = {n: s.beta2 * second[n] + (1 - s.beta2) * grads[n] * grads[n] for n in params}
+        correct1, correct2 = 1 - s.beta1 ** (step + 1), 1 - s.beta2 ** (step + 1)
+        new = {}
+        for n, p in params.items():
+            # sqrt(v + tiny) keeps the second derivative finite where a gradient is exactly 0
+            direction = (first[n] / correct1) / ((second[n] / correct2 + 1e-30).sqrt() + s.eps)
+            lr = self.lr[n] if isinstance(self.lr, Mapping) else self.lr
+            new[n] = p - lr * direction
+        return new, (first, second)
+
+
+def inner_rule(lr: float | Mapping[str, torch.Tensor], optimizer: str = "sgd"):
+    """The inner update rule for ``optimizer`` (``"sgd"`` or ``"adam"``) with a float or per-parameter ``lr``."""
+    if optimizer == "sgd":
+        return SGDRule(lr)
+    if optimizer == "adam":
+        return AdamRule(lr)
+    raise ValueError(f"inner_optimizer={optimizer!r} is unknown: choose one of {', '.join(INNER_OPTIMIZERS)}.")
 
 
 def _all_finite(tensors) -> bool:

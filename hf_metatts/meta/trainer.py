@@ -232,7 +232,8 @@ def continue_meta_learner(head, trained) -> None:
     """Copy a trained meta-learner's tensors (Meta-SGD rates, Meta-LSTM weights) into a new run's ``head``.
 
     Raises:
-        CheckpointMismatchError: the trained meta-learner has another method or adapted parameter set.
+        CheckpointMismatchError: the trained meta-learner has another method, adapted parameter set or inner
+            optimizer.
     """
     mine, theirs = head.config, trained.config
     if theirs.method != mine.method or list(theirs.adapted_parameter_names) != list(mine.adapted_parameter_names):
@@ -240,6 +241,12 @@ def continue_meta_learner(head, trained) -> None:
             f"Cannot continue from a {theirs.method} meta-learner over {len(theirs.adapted_parameter_names)} "
             f"adapted tensors in a {mine.method} run over {len(mine.adapted_parameter_names)}: the method and the "
             "adapted parameter set must match. Start the meta-learner fresh (continue_meta_learner=false)."
+        )
+    if theirs.inner_optimizer != mine.inner_optimizer:
+        raise CheckpointMismatchError(
+            f"Cannot continue learned rates of {theirs.inner_optimizer!r} inner steps in a run with "
+            f"inner_optimizer={mine.inner_optimizer!r}: the rates scale another step direction. Start the "
+            "meta-learner fresh (continue_meta_learner=false)."
         )
     with torch.no_grad():
         head.load_state_dict(trained.state_dict(), strict=True)
