@@ -255,3 +255,20 @@ def test_zero_shot_loss_weight_adds_the_query_loss_at_the_encoder_voice_to_the_o
         targs(tmp_path, zero_shot_loss_weight=1.0)
     with pytest.raises(InvalidMetaConfigError, match="zero_shot_loss_weight=-1"):
         targs(tmp_path, zero_shot_start=True, zero_shot_loss_weight=-1.0)
+
+
+def test_train_tasks_patterns_keep_the_matching_tasks_and_an_unmatched_pattern_is_a_clear_error():
+    from datasets import Dataset
+
+    from hf_metatts.meta.cli import select_train_tasks
+
+    names = ["espeak:en-us+m1", "espeak:de+f2", "festival:kal_diphone", "flite:kal16", "flite:kal16~p0.80_f0.92"]
+    train = Dataset.from_dict({"speaker_id": [n for n in names for _ in range(3)], "row": list(range(15))})
+    kept = select_train_tasks(train, "speaker_id", ["festival:*", "flite:*"], None)
+    assert sorted(set(kept["speaker_id"])) == ["festival:kal_diphone", "flite:kal16", "flite:kal16~p0.80_f0.92"]
+    assert kept.num_rows == 9
+    assert set(select_train_tasks(train, "speaker_id", ["flite:*"], 1)["speaker_id"]) == {"flite:kal16"}
+    assert select_train_tasks(train, "speaker_id", None, None) is train  # nothing asked, nothing filtered
+    with pytest.raises(InvalidMetaConfigError, match=r"train_tasks patterns \['vits:\*'\] match no speaker_id"):
+        select_train_tasks(train, "speaker_id", ["flite:*", "vits:*"], None)
+    assert train.num_rows == 15 and len(set(train["speaker_id"])) == 5  # the split itself is untouched

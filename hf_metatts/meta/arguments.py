@@ -181,3 +181,8 @@ class MetaDataArguments:
     train_split: str = field(default="train", metadata={"help": "Split of the meta-training tasks."})
     validation_split: str | None = field(default="validation", metadata={"help": "Split of the validation tasks."})
     max_train_tasks: int | None = field(default=None, metadata={"help": "Keep only this many training tasks."})
+    train_tasks: list[str] | None = field(
+        default=None,
+        metadata={"help": "Keep only the training tasks whose name matches one of these fnmatch patterns, e.g. "
+                  "'festival:*' 'flite:*' to meta-train on the voices made from recordings (before max_train_tasks)."},
+    )

@@ -1,6 +1,7 @@
 """``hf-metatts meta-train --config FILE``, and :func:`run_meta_training` shared with ``examples/meta_train.py``."""
 
 import argparse
+import fnmatch
 import json
 import logging
 import os
@@ -55,6 +56,33 @@ def load_splits(data_args: MetaDataArguments, processor):
     return prepared[0], prepared[1]
 
 
+def select_train_tasks(train, task_column: str, patterns: list[str] | None, max_tasks: int | None):
+    """The rows of ``train`` whose task matches one of ``patterns`` (fnmatch; all when None), then of the first
+    ``max_tasks`` of those tasks in sorted order (all when None).
+
+    Raises:
+        InvalidMetaConfigError: a pattern matches no task (the message lists some task names).
+    """
+    tasks = sorted(set(train[task_column]), key=str)
+    keep = tasks
+    if patterns:
+        unmatched = [p for p in patterns if not fnmatch.filter([str(t) for t in tasks], p)]
+        if unmatched:
+            sample = ", ".join(str(t) for t in tasks[:6])
+            raise InvalidMetaConfigError(
+                f"train_tasks patterns {unmatched} match no {task_column} of the training split (it has "
+                f"{len(tasks)}: {sample}, ...). Fix the patterns (fnmatch syntax, e.g. 'festival:*')."
+            )
+        keep = [t for t in tasks if any(fnmatch.fnmatchcase(str(t), p) for p in patterns)]
+    if max_tasks:
+        keep = keep[:max_tasks]
+    if len(keep) == len(tasks):
+        return train
+    wanted = set(keep)
+    logger.info("Meta-training on %d of %d %s tasks.", len(keep), len(tasks), task_column)
+    return train.filter(lambda v: v in wanted, input_columns=[task_column])
+
+
 def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArguments,
                       training_args: MetaTrainingArguments):
     """Build the model and task splits, meta-train with :class:`MetaTrainer`, save to ``output_dir``."""
@@ -65,9 +93,7 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
     started = time.monotonic()
     processor = _processor(model_args)
     train, validation = load_splits(data_args, processor)
-    if data_args.max_train_tasks:
-        keep = sorted(set(train[training_args.task_column]), key=str)[: data_args.max_train_tasks]
-        train = train.filter(lambda v: v in set(keep), input_columns=[training_args.task_column])
+    train = select_train_tasks(train, training_args.task_column, data_args.train_tasks, data_args.max_train_tasks)
     if model_args.model_name_or_path:
         model = MetaTTSForTextToSpeech.from_pretrained(model_args.model_name_or_path)
     else:
