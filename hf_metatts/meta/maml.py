@@ -11,7 +11,7 @@ the initial parameters (the model's own leaves) flow back through the updates:
 ``alpha`` is a float (MAML) or a dict of tensors shaped like the parameters (Meta-SGD, learned). The step
 direction is the gradient itself (``inner_optimizer="sgd"``, :class:`SGDRule`) or Adam's normalised moment
 estimate (``"adam"``, :class:`AdamRule`): each parameter then moves by about ``alpha`` per step whatever its
-gradient scale, so a few steps go as far on a voice far from the training voices as on a near one.
+gradient scale.
 """
 
 import contextlib
@@ -141,6 +141,8 @@ class AdamSettings:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    #: added under the square root of ``v_hat``: keeps the second derivative finite where a gradient is exactly 0
+    sqrt_floor: float = 1e-30
 
 
 INNER_ADAM = AdamSettings()
@@ -168,8 +170,7 @@ class AdamRule:
         correct1, correct2 = 1 - s.beta1 ** (step + 1), 1 - s.beta2 ** (step + 1)
         new = {}
         for n, p in params.items():
-            # sqrt(v + tiny) keeps the second derivative finite where a gradient is exactly 0
-            direction = (first[n] / correct1) / ((second[n] / correct2 + 1e-30).sqrt() + s.eps)
+            direction = (first[n] / correct1) / ((second[n] / correct2 + s.sqrt_floor).sqrt() + s.eps)
             lr = self.lr[n] if isinstance(self.lr, Mapping) else self.lr
             new[n] = p - lr * direction
         return new, (first, second)
