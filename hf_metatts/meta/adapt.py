@@ -40,7 +40,7 @@ def adapt_parameters(
             ``metasgd``: the learned per-parameter learning rates of ``meta_learner`` (on SGD or Adam directions);
             ``meta_lstm``: the learned Meta-LSTM optimiser of ``meta_learner`` replaces SGD;
             ``zero_shot``: the support encoder's voice (``model.encode_voice``), then ``steps`` steps of the
-            meta-learner's own rule (its learned rates or Meta-LSTM; SGD with ``lr`` when it has none;
+            meta-learner's own rule (its learned rates or Meta-LSTM; ``lr``, when given, replaces them with one rate;
             ``steps=0``: encoder only). ``maml``, ``metasgd`` and ``meta_lstm`` also start from the encoder's
             voice when their meta-learner was trained that way (``zero_shot_start``);
             ``finetune``: the baseline, ``steps`` Adam steps with ``lr`` (default ``finetune_lr`` or 1e-3).
