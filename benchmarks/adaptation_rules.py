@@ -1,0 +1,228 @@
+"""Inner-loop rules side by side from one checkpoint: what each reaches in speaker similarity, speaker
+identification and MCD on held-out speakers, and what it does to the support loss it minimises.
+
+Every rule starts from the same voice (the support encoder's, when the checkpoint's meta-learner was trained
+with ``zero_shot_start`` or ``--start encoder`` is given; else the model's own) and adapts the same parameter
+set on the same 5-shot support clips; only the update differs:
+
+- ``learned``: the meta-learner's own rule (its learned rates, one rate for maml, or its Meta-LSTM) for
+  ``--steps`` steps;
+- ``adam:LR[:STEPS]``: Adam with learning rate LR (the fine-tuning baseline's update) for STEPS steps
+  (default ``--steps``);
+- ``sgd:LR[:STEPS]``: plain gradient steps with one learning rate.
+
+``--parameters PATTERN...`` lets the adam and sgd rules update only part of the adapted set (the rest keeps its
+start values); ``--wer`` adds the recogniser's word error rate (English speakers only). Per rule the JSON has
+the means over tasks (similarity, MCD, the support mel L1 after the steps, how far the adapted set moved, WER),
+identification pooled over the tasks, and the similarity per voice family (the source before ``:`` in a task
+name: ``espeak``, ``flite``, ``festival``)::
+
+    python benchmarks/adaptation_rules.py --checkpoint outputs/default_zero_shot --split validation \\
+        --rules learned adam:0.01 adam:0.03 adam:0.05 --out benchmarks/results/adaptation_rules_validation.json
+"""
+
+import argparse
+import fnmatch
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import hf_metatts
+from hf_metatts.evaluation.benchmark import (
+    BenchmarkSettings,
+    TaskAudio,
+    _support_batch,
+    load_method,
+    load_tasks,
+    measure,
+    pooled_identification,
+)
+from hf_metatts.evaluation.voice_eval import synthesize_texts
+from hf_metatts.meta import adapt_parameters
+from hf_metatts.meta.learner import encode_support
+from hf_metatts.meta.maml import with_fixed_alignment
+from hf_metatts.training.hardware import hardware_description
+
+logger = logging.getLogger("adaptation_rules")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass
+class Rule:
+    """One inner-loop rule: ``optimizer`` is "learned", "adam" or "sgd"; ``lr`` and ``steps`` None for learned."""
+
+    name: str
+    optimizer: str
+    lr: float | None = None
+    steps: int | None = None
+
+
+def parse_rule(text: str, default_steps: int) -> Rule:
+    """``learned`` | ``adam:LR[:STEPS]`` | ``sgd:LR[:STEPS]`` -> Rule; SystemExit with the format on a bad one."""
+    if text == "learned":
+        return Rule("learned", "learned")
+    parts = text.split(":")
+    try:
+        if parts[0] not in OPTIMIZERS or len(parts) not in (2, 3):
+            raise ValueError
+        lr = float(parts[1])
+        steps = int(parts[2]) if len(parts) == 3 else default_steps
+        if lr <= 0 or steps < 1:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"error: rule {text!r}: write 'learned', 'adam:LR[:STEPS]' or 'sgd:LR[:STEPS]' with LR > 0 "
+                         "and STEPS >= 1") from None
+    return Rule(text, parts[0], lr, steps)
+
+
+def adapt_with(rule: Rule, model, head, support: dict, start: dict, steps: int, updated: list[str]) -> dict:
+    """The adapted set after ``rule`` from ``start`` (``{name: tensor}`` for the whole adapted set); an adam or
+    sgd rule updates only the names in ``updated``, the others keep their start values."""
+    if rule.optimizer == "learned":
+        return adapt_parameters(model, support, method=head.config.method, steps=steps, meta_learner=head,
+                                init=start)
+    method = "finetune" if rule.optimizer == "adam" else "maml"
+    moved = adapt_parameters(model, support, method=method, steps=rule.steps, lr=rule.lr, init=start,
+                             adapted_names=updated)
+    return {**start, **moved}
+
+
+def support_mel_l1(model, params: dict, support: dict) -> float:
+    """Frame mel L1 of the support clips under ``params`` (the loss's mel term)."""
+    batch = with_fixed_alignment(model, [support])[0]
+    with torch.no_grad():
+        out = torch.func.functional_call(model, params, args=(), kwargs=dict(batch), strict=False)
+    return float(out.losses["mel"])
+
+
+def run(args) -> dict:
+    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={"zero_shot": args.checkpoint}, split=args.split,
+                                 shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
+                                 eval_metrics=["similarity", "mcd", "identification"],
+                                 languages=args.languages or None)
+    settings.validate()
+    tasks = [t for t in load_tasks(settings) if not args.tasks or any(t.name.startswith(p) for p in args.tasks)]
+    if not tasks:
+        raise SystemExit(f"error: no task of split {args.split!r} starts with one of {args.tasks}")
+    model, processor, head, reason = load_method("zero_shot", args.checkpoint)
+    if reason:
+        raise SystemExit(f"error: {reason}")
+    if head is None:
+        raise SystemExit(f"error: {args.checkpoint} has no meta-learner (meta_learner_config.json): the rules need "
+                         "its adapted parameter set and, for 'learned', its rule")
+    rules = [parse_rule(text, args.steps) for text in args.rules]
+    names = head.config.adapted_parameter_names
+    updated = [n for n in names if not args.parameters or any(fnmatch.fnmatchcase(n, p) for p in args.parameters)]
+    if not updated:
+        raise SystemExit(f"error: --parameters {args.parameters} match no name of the adapted set ({names})")
+    encoder_start = args.start == "encoder" or (args.start == "auto" and head.config.zero_shot_start)
+    rate = model.config.sampling_rate
+    audios = {t.name: TaskAudio(t, processor, rate, with_wer=args.wer) for t in tasks}
+    metrics = ["mcd", "wer"] if args.wer else ["mcd"]
+    own = dict(model.named_parameters())
+    results = {}
+    for rule in rules:
+        torch.manual_seed(args.seed)
+        started = time.perf_counter()
+        per_task, trials = {}, {}
+        for task in tasks:
+            support = _support_batch(task.pool[: args.shots], processor)
+            start = {n: own[n].detach().clone() for n in names}
+            if encoder_start:
+                with torch.no_grad():
+                    start.update(encode_support(model, with_fixed_alignment(model, [support]), start))
+            params = adapt_with(rule, model, head, support, start, args.steps, updated)
+            waves = synthesize_texts(model, processor.tokenizer, audios[task.name].texts, params,
+                                     audios[task.name].languages)
+            values, trials[task.name] = measure(waves, audios[task.name], rate, metrics)
+            values["support_mel_l1"] = support_mel_l1(model, params, support)
+            values["moved"] = float(torch.sqrt(sum(((params[n] - start[n]) ** 2).sum() for n in names)))
+            per_task[task.name] = values
+        accuracy, candidates, _ = pooled_identification(trials, audios)
+        families = sorted({name.split(":")[0] for name in per_task})
+        results[rule.name] = {
+            "optimizer": rule.optimizer, "lr": rule.lr,
+            "steps": rule.steps if rule.steps is not None else args.steps,
+            "mean": {key: float(np.mean([v[key] for v in per_task.values()]))
+                     for key in ("similarity", "mcd", "support_mel_l1", "moved") + (("wer",) if args.wer else ())},
+            "identification": accuracy, "identification_candidates": candidates,
+            "similarity_by_family": {f: float(np.mean([v["similarity"] for n, v in per_task.items()
+                                                        if n.split(":")[0] == f])) for f in families},
+            "per_task": per_task,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        logger.info("%s: similarity %.4f, identification %.3f, support mel L1 %.4f (%.0f s)", rule.name,
+                    results[rule.name]["mean"]["similarity"], accuracy, results[rule.name]["mean"]["support_mel_l1"],
+                    results[rule.name]["seconds"])
+    return {
+        "checkpoint": args.checkpoint, "split": args.split, "tasks": [t.name for t in tasks], "shots": args.shots,
+        "start": "encoder" if encoder_start else "model", "updated_by_adam_and_sgd": updated,
+        "recordings_wer": (float(np.mean([a.real_wer for a in audios.values()])) if args.wer else None),
+        "results": results,
+        "machine": {**hardware_description(), "platform": platform.platform()},
+        "library_version": hf_metatts.__version__,
+        "command": "python " + " ".join(sys.argv),
+    }
+
+
+def plot(result: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rules = list(result["results"])
+    families = sorted({f for r in result["results"].values() for f in r["similarity_by_family"]})
+    width = 0.8 / max(1, len(families))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(rules), 3.2))
+    for index, family in enumerate(families):
+        values = [result["results"][r]["similarity_by_family"].get(family, np.nan) for r in rules]
+        ax.bar(np.arange(len(rules)) + index * width, values, width, label=family)
+    ax.set_xticks(np.arange(len(rules)) + width * (len(families) - 1) / 2, rules)
+    ax.set_ylabel("speaker similarity")
+    ax.set_ylim(0.4, 0.9)
+    ax.set_title(f"{result['split']} speakers, {result['shots']}-shot, start: {result['start']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
+    parser.add_argument("--corpus", default="data/voices")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--tasks", nargs="*", default=None, help="keep tasks whose names start with these")
+    parser.add_argument("--languages", nargs="*", default=None, help="language-code prefixes (default: all)")
+    parser.add_argument("--rules", nargs="+", default=["learned", "adam:0.03"])
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--heldout", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parameters", nargs="*", default=None, metavar="PATTERN",
+                        help="adam/sgd rules update only the adapted names matching these (fnmatch); default: all")
+    parser.add_argument("--wer", action="store_true", help="also the ASR word error rate (English speakers)")
+    parser.add_argument("--start", choices=("auto", "encoder", "model"), default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/adaptation_rules.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    result = run(args)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as handle:
+        json.dump(result, handle, indent=1)
+    plot(result, os.path.splitext(args.out)[0] + ".png")
+    logger.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""benchmarks/adaptation_rules.py: rule parsing (bad rules are refused with the format), and one run on the tiny
+corpus with a tiny Meta-SGD checkpoint: every rule starts from the same voice and the JSON says what each did."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import save_tiny_checkpoint, tiny_model
+
+from hf_metatts.meta.head import MetaLearnerConfig, MetaLearnerHead
+
+pytest.importorskip("resemblyzer", reason="resemblyzer (evaluation extra) is needed")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "adaptation_rules.py"
+
+
+@pytest.fixture(scope="module")
+def rules():
+    spec = importlib.util.spec_from_file_location("adaptation_rules", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rules_parse_with_default_and_explicit_steps(rules):
+    assert rules.parse_rule("learned", 5) == rules.Rule("learned", "learned")
+    assert rules.parse_rule("adam:0.03", 5) == rules.Rule("adam:0.03", "adam", 0.03, 5)
+    assert rules.parse_rule("sgd:0.3:20", 5) == rules.Rule("sgd:0.3:20", "sgd", 0.3, 20)
+
+
+@pytest.mark.parametrize("text", ["adam", "adagrad:0.1", "adam:fast", "adam:-0.1", "sgd:0.1:0", "adam:0.1:2:3"])
+def test_a_bad_rule_is_refused_with_the_format(rules, text):
+    with pytest.raises(SystemExit, match="adam:LR\\[:STEPS\\]"):
+        rules.parse_rule(text, 5)
+
+
+def test_a_rule_limited_to_some_parameters_leaves_the_others_at_their_start(rules):
+    model = tiny_model().eval()
+    names = model.adapted_parameter_names()
+    own = dict(model.named_parameters())
+    start = {name: own[name].detach().clone() + 0.01 for name in names}
+    generator = torch.Generator().manual_seed(0)
+    support = {"input_ids": torch.randint(1, 20, (2, 6), generator=generator),
+               "attention_mask": torch.ones(2, 6, dtype=torch.long),
+               "labels": torch.randn(2, 24, model.config.num_mel_bins, generator=generator) - 4.0,
+               "labels_attention_mask": torch.ones(2, 24, dtype=torch.long)}
+    updated = ["voice.speaker_vector"]
+    assert "voice.speaker_vector" in names and len(names) > 1
+    params = rules.adapt_with(rules.Rule("adam:0.05", "adam", 0.05, 2), model, None, support, start, 2, updated)
+    assert set(params) == set(names)
+    assert not torch.equal(params["voice.speaker_vector"], start["voice.speaker_vector"])
+    assert all(torch.equal(params[name], start[name]) for name in names if name not in updated)
+    assert all(torch.equal(own[name], start[name] - 0.01) for name in names)  # the model itself is untouched
+
+
+@pytest.mark.slow
+def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path):
+    from hf_metatts.data import build_corpus
+
+    corpus = tmp_path / "voices"
+    build_corpus(corpus, "tiny", num_workers=2)
+    model_dir = tmp_path / "model"
+    model = save_tiny_checkpoint(model_dir)
+    names = model.adapted_parameter_names()
+    shapes = {name: model.get_parameter(name).shape for name in names}
+    torch.manual_seed(0)
+    MetaLearnerHead(MetaLearnerConfig(method="metasgd", inner_lr=0.05, adapted_parameter_names=names),
+                    shapes).save_pretrained(str(model_dir))
+    out = tmp_path / "rules.json"
+    rules.main(["--checkpoint", str(model_dir), "--corpus", str(corpus), "--shots", "2", "--steps", "2",
+                "--heldout", "1", "--rules", "learned", "adam:0.01", "sgd:0.05:3", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert out.with_suffix(".png").stat().st_size > 1000
+    assert result["start"] == "model" and len(result["tasks"]) >= 2
+    assert list(result["results"]) == ["learned", "adam:0.01", "sgd:0.05:3"]
+    assert [r["steps"] for r in result["results"].values()] == [2, 2, 3]
+    for entry in result["results"].values():
+        assert set(entry["per_task"]) == set(result["tasks"])
+        assert -1 <= entry["mean"]["similarity"] <= 1 and entry["mean"]["mcd"] > 0
+        assert entry["mean"]["moved"] > 0 and entry["mean"]["support_mel_l1"] > 0
+        assert 0 <= entry["identification"] <= 1 and entry["identification_candidates"] == len(result["tasks"])
+    assert result["results"]["learned"]["mean"]["moved"] != result["results"]["adam:0.01"]["mean"]["moved"]
+    assert result["updated_by_adam_and_sgd"] == names and result["recordings_wer"] is None
+
+    with pytest.raises(SystemExit, match="match no name of the adapted set"):
+        rules.main(["--checkpoint", str(model_dir), "--corpus", str(corpus), "--parameters", "encoder.*",
+                    "--out", str(tmp_path / "never.json")])
+    assert not (tmp_path / "never.json").exists()
