@@ -92,12 +92,17 @@ def get_recognizer():
 def transcribe(audio: Any, sampling_rate: int | None = None, name: str = "audio") -> str:
     """Transcribe one utterance (any accepted audio form; resampled to 16 kHz) with PocketSphinx.
 
+    The decoder's feature state is reset first, so the transcript of a clip does not depend on the clips
+    transcribed before it in the process (without the reset, PocketSphinx carries it over from one utterance to
+    the next and the same clip can come out differently).
+
     Returns:
         the recognised words, lower case, ``""`` when nothing was recognised.
     """
     samples = load_audio(audio, sampling_rate, RECOGNIZER_SETTINGS.sampling_rate, name=name)
     pcm = (np.clip(samples, -1.0, 1.0) * RECOGNIZER_SETTINGS.pcm_peak).astype("<i2")
     decoder = get_recognizer()
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw(pcm.tobytes(), full_utt=True)
     decoder.end_utt()
