@@ -95,10 +95,9 @@ def adapt_with(rule: Rule, model, head, support: dict, start: dict, steps: int, 
 
 
 def support_mel_l1(model, params: dict, support: dict) -> float:
-    """Frame mel L1 of the support clips under ``params`` (the loss's mel term)."""
-    batch = with_fixed_alignment(model, [support])[0]
+    """Frame mel L1 of the support clips (with their ``durations``) under ``params`` (the loss's mel term)."""
     with torch.no_grad():
-        out = torch.func.functional_call(model, params, args=(), kwargs=dict(batch), strict=False)
+        out = torch.func.functional_call(model, params, args=(), kwargs=dict(support), strict=False)
     return float(out.losses["mel"])
 
 
@@ -133,11 +132,12 @@ def run(args) -> dict:
         started = time.perf_counter()
         per_task, trials = {}, {}
         for task in tasks:
-            support = _support_batch(task.pool[: args.shots], processor)
+            # durations once per task: adaptation and the mel readout reuse them (the aligner never adapts)
+            support = with_fixed_alignment(model, [_support_batch(task.pool[: args.shots], processor)])[0]
             start = {n: own[n].detach().clone() for n in names}
             if encoder_start:
                 with torch.no_grad():
-                    start.update(encode_support(model, with_fixed_alignment(model, [support]), start))
+                    start.update(encode_support(model, [support], start))
             params = adapt_with(rule, model, head, support, start, args.steps, updated)
             waves = synthesize_texts(model, processor.tokenizer, audios[task.name].texts, params,
                                      audios[task.name].languages)
