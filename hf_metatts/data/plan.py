@@ -1,7 +1,8 @@
 """Plan a build: which voices exist, which task each becomes, its split, and the sentences it reads.
 
 The plan is a list of ``Job`` objects, one per task shard. Rules that keep the evaluation honest:
-a perturbed voice stays in its source voice's split, held-out voices (and their perturbations) only
+a perturbed voice stays in its source voice's split (train-only perturbations exist only for train
+voices), held-out voices (and their perturbations) only
 ever land in ``test``, and every job reads sentences from its own split's pool, so no sentence is in
 two splits.
 """
@@ -184,6 +185,8 @@ def _jobs_for_mode(
         variants = [None]
         if can_perturb and voice.source in preset.perturb_sources:
             variants += list(preset.perturbations)
+            if split == "train":
+                variants += list(preset.train_perturbations)
         for perturbation in variants:
             if heldout and split != "test":
                 continue  # held-out voices never train or validate

@@ -62,6 +62,16 @@ _NATURAL_PERTURBATIONS = (
     Perturbation(pitch=0.80, formant=0.92),
     Perturbation(pitch=1.15, formant=1.0),
 )
+#: Extra pitch/formant shifts for training voices only (preset ``augmented``): wider vocal-tract and pitch
+#: coverage so that meta-training sees more timbres of natural voices than the few recorded speakers give.
+_TRAIN_ONLY_PERTURBATIONS = (
+    Perturbation(pitch=1.60, formant=1.18),
+    Perturbation(pitch=1.40, formant=1.14),
+    Perturbation(pitch=1.10, formant=1.06),
+    Perturbation(pitch=0.90, formant=1.04),
+    Perturbation(pitch=1.05, formant=0.96),
+    Perturbation(pitch=0.70, formant=0.88),
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class CorpusPreset:
         flite_voices: flite voices to use when flite is installed.
         festival_voices: festival voices to use when festival is installed (see ``FESTIVAL_VOICES``).
         perturbations: pitch/formant shifts applied to ``perturb_sources`` voices, each a new speaker.
+        train_perturbations: further shifts applied only to ``perturb_sources`` voices of the train split
+            (data augmentation: validation and test speakers are the same as without them).
         perturb_sources: which sources' voices get perturbed (``flite``, ``festival``, ``espeak``).
         heldout_voices: voices (and their perturbations) that appear only in ``test``.
         validation_voices: voices forced into ``validation`` (with their perturbations).
@@ -95,6 +107,7 @@ class CorpusPreset:
     flite_voices: tuple[str, ...] = ("kal16", "awb", "rms", "slt")
     festival_voices: tuple[str, ...] = tuple(FESTIVAL_VOICES)
     perturbations: tuple[Perturbation, ...] = _NATURAL_PERTURBATIONS
+    train_perturbations: tuple[Perturbation, ...] = ()
     perturb_sources: tuple[str, ...] = ("flite", "festival")
     heldout_voices: tuple[str, ...] = HELDOUT_VOICES
     validation_voices: tuple[str, ...] = ("festival:czech_ph",)
@@ -125,6 +138,12 @@ class CorpusPreset:
             )
         if not 0 < self.min_duration < self.max_duration:
             raise ValueError(f"need 0 < min_duration < max_duration, got {self.min_duration}, {self.max_duration}")
+        shared = {p.name for p in self.train_perturbations} & {p.name for p in self.perturbations}
+        if shared or any(p.is_identity for p in self.train_perturbations):
+            raise ValueError(
+                "train_perturbations must be new shifts (not the identity, not in perturbations); "
+                f"repeated: {sorted(shared) or ['p1.00_f1.00']}"
+            )
         unknown = set(self.style_splits) - set(STYLES)
         if unknown:
             raise ValueError(f"unknown styles {sorted(unknown)}; known: {sorted(STYLES)}")
@@ -137,6 +156,8 @@ class CorpusPreset:
         """A hash of everything that changes the output (``num_workers`` excluded), plus ``extra``."""
         data = dataclasses.asdict(self)
         data.pop("num_workers")
+        if not data["train_perturbations"]:
+            data.pop("train_perturbations")  # builds made before the field existed keep their fingerprint
         data.update(extra)
         return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -163,6 +184,9 @@ PRESETS: dict[str, CorpusPreset] = {
         },
     ),
 }
+#: ``default`` plus train-only pitch/formant shifts of the recorded voices: the same validation and test
+#: speakers, 54 more training speakers.
+PRESETS["augmented"] = PRESETS["default"].replace(name="augmented", train_perturbations=_TRAIN_ONLY_PERTURBATIONS)
 
 
 def get_preset(name: str) -> CorpusPreset:

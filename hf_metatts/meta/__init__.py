@@ -34,6 +34,7 @@ from .head import (
     load_meta_learner,
     resolve_adapted_names,
 )
+from .identity import IdentityObjective, SpeakerIdentityEncoder, identity_loss, load_identity_encoder
 from .learner import MetaLearner, MetaOutput
 from .maml import (
     InnerLoopResult,
@@ -53,11 +54,15 @@ __all__ = [
     "EpisodeDataset",
     "EpisodeIndices",
     "EpisodeSampler",
+    "IdentityObjective",
     "InnerLoopResult",
     "InvalidMetaConfigError",
     "MetaDataArguments",
     "MetaLSTMOptimizer",
     "MetaLearner",
+    "SpeakerIdentityEncoder",
+    "identity_loss",
+    "load_identity_encoder",
     "MetaLearnerConfig",
     "MetaLearnerHead",
     "MetaLearningError",

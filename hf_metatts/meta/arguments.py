@@ -69,6 +69,16 @@ class MetaTrainingArguments(TrainingArguments):
         metadata={"help": "With zero_shot_start: add this weight times the query loss at the support encoder's voice "
                   "(before any step) to the meta-objective, so the encoder's voice is good on its own too."},
     )
+    identity_encoder: str | None = field(
+        default=None,
+        metadata={"help": "Folder of a speaker encoder from `hf-metatts train-identity-encoder`, for the identity term "
+                  "of the meta-objective (identity_loss_weight)."},
+    )
+    identity_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "Add this weight times 1 - cos(identity_encoder(predicted query mels), identity_encoder("
+                  "target query mels)) to the meta-objective. The inner loop (and model.adapt) keeps the mel loss."},
+    )
     eval_inner_steps: int | None = field(
         default=None, metadata={"help": "Steps of the validation adaptation curve (default: inner_steps)."}
     )
@@ -127,6 +137,18 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
     if args.zero_shot_loss_weight > 0 and not args.zero_shot_start:
         raise InvalidMetaConfigError("zero_shot_loss_weight needs zero_shot_start=true: without the support encoder "
                                      "there is no zero-shot voice to weigh.")
+    if args.identity_loss_weight < 0 or not math.isfinite(args.identity_loss_weight):
+        raise InvalidMetaConfigError(f"identity_loss_weight={args.identity_loss_weight} must be a finite number >= 0.")
+    if args.identity_loss_weight > 0 and not args.identity_encoder:
+        raise InvalidMetaConfigError(
+            "identity_loss_weight > 0 needs identity_encoder: the folder of an encoder trained with "
+            "`hf-metatts train-identity-encoder`."
+        )
+    if args.identity_loss_weight > 0 and args.method == "pretrain":
+        raise InvalidMetaConfigError(
+            "identity_loss_weight applies to the meta-objective of maml, metasgd and meta_lstm, "
+            "not to method='pretrain'."
+        )
     if args.inner_optimizer not in INNER_OPTIMIZERS:
         raise InvalidMetaConfigError(
             f"inner_optimizer={args.inner_optimizer!r} is unknown: choose one of {', '.join(INNER_OPTIMIZERS)}."

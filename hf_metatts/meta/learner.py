@@ -50,9 +50,13 @@ class MetaLearner(nn.Module):
         model: the TTS model (``model(**batch).loss``; ``encode_voice`` when ``zero_shot_start``).
         config: :class:`MetaLearnerConfig` with the resolved adapted names.
         head: the learned meta-learner tensors (built from the config when None).
+        identity_encoder / identity_loss_weight: with a weight > 0, the query loss of the meta-objective adds
+            ``weight * (1 - cos)`` between the encoder's embeddings of the predicted and the target query mels
+            (:class:`~hf_metatts.meta.identity.IdentityObjective`); the inner loop keeps the model's loss.
     """
 
-    def __init__(self, model: nn.Module, config: MetaLearnerConfig, head: MetaLearnerHead | None = None):
+    def __init__(self, model: nn.Module, config: MetaLearnerConfig, head: MetaLearnerHead | None = None,
+                 identity_encoder: nn.Module | None = None, identity_loss_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.meta_config = config
@@ -61,6 +65,19 @@ class MetaLearner(nn.Module):
         self.progress = 0.0  # fraction of meta-training done, for MAML++ annealing (set by the trainer)
         self.last_stats: dict[str, float] = {}
         self.log_before = True  # also measure the query loss before adaptation (one forward per task)
+        # Frozen speaker encoder of the meta-objective's identity term (``meta.identity``); the inner loop never
+        # sees it. Registered as a submodule so that it follows the learner's device; not saved with checkpoints.
+        self.identity_encoder = identity_encoder if identity_loss_weight > 0 else None
+        self.identity_loss_weight = float(identity_loss_weight)
+        self._identity_after: float | None = None  # identity term of the last task's query loss, for logging
+
+    def train(self, mode: bool = True):
+        """``nn.Module.train``, except that the identity encoder stays in eval mode: it is a fixed critic, and its
+        batch norms must apply their running statistics, never update them."""
+        super().train(mode)
+        if self.identity_encoder is not None:
+            self.identity_encoder.eval()
+        return self
 
     # ----------------------------------------------------------------------------------------------
     def initial_params(self, support: Sequence[Batch] | None = None) -> dict[str, torch.Tensor]:
@@ -83,11 +100,12 @@ class MetaLearner(nn.Module):
         steps (None when the loop diverged) and the query loss at the start (None unless ``zero_shot_loss_weight``
         applies)."""
         loss_fn = make_loss_fn(self.model)
+        objective = self._query_objective(loss_fn)
         support = with_fixed_alignment(self.model, support)
         params = self.initial_params(support)
         start_loss = None
         if self.meta_config.weighs_zero_shot_start:
-            start_loss = loss_fn(params, query)
+            start_loss = objective(params, query)
         weights = None
         if msl:
             weights = multi_step_loss_weights(steps, self.progress, self.meta_config.multi_step_loss_min_weight)
@@ -95,8 +113,22 @@ class MetaLearner(nn.Module):
                             query_weights=weights)
         if not result.finite:
             return result, None, start_loss
-        query_loss = result.query_loss if msl else loss_fn(result.params, query)
+        if not msl:
+            query_loss = objective(result.params, query)
+        elif objective is loss_fn:
+            query_loss = result.query_loss
+        else:  # MAML++ weighs the model's loss after every step; the identity term scores the final voice
+            query_loss = result.query_loss + objective(result.params, query) - loss_fn(result.params, query)
+        self._identity_after = getattr(objective, "last_identity", None)
         return result, query_loss, start_loss
+
+    def _query_objective(self, loss_fn):
+        """The meta-objective on query batches: the model's loss, plus the identity term when one is set."""
+        if self.identity_encoder is None:
+            return loss_fn
+        from .identity import IdentityObjective
+
+        return IdentityObjective(self.model, self.identity_encoder, self.identity_loss_weight)
 
     def forward(self, support, query, task_index=None) -> MetaOutput:
         """One episode.
@@ -116,11 +148,13 @@ class MetaLearner(nn.Module):
 
     def _episode(self, support, query) -> MetaOutput:
         cfg = self.meta_config
-        losses, before, after, skipped = [], [], [], 0
+        losses, before, after, identities, skipped = [], [], [], [], 0
         for task_support, task_query in zip(support, query):
+            self._identity_after = None
             if self.log_before and not cfg.weighs_zero_shot_start:
                 with torch.no_grad():
-                    before.append(float(make_loss_fn(self.model)(self.initial_params(task_support), task_query)))
+                    objective = self._query_objective(make_loss_fn(self.model))
+                    before.append(float(objective(self.initial_params(task_support), task_query)))
             result, q, start = self.run_task(task_support, task_query, cfg.inner_steps, cfg.first_order,
                                              cfg.multi_step_loss)
             if start is not None:
@@ -130,6 +164,8 @@ class MetaLearner(nn.Module):
                 continue
             losses.append(q if start is None else q + cfg.zero_shot_loss_weight * start)
             after.append(result.query_losses[-1] if cfg.multi_step_loss else float(q.detach()))
+            if self._identity_after is not None:
+                identities.append(self._identity_after)
         if losses:
             loss = torch.stack(losses).mean()
         else:
@@ -140,6 +176,8 @@ class MetaLearner(nn.Module):
             self.last_stats["query_loss_after"] = sum(after) / len(after)
         if before:
             self.last_stats["query_loss_before"] = sum(before) / len(before)
+        if identities:
+            self.last_stats["identity_loss_after"] = sum(identities) / len(identities)
         return MetaOutput(loss=loss)
 
     def _pretrain(self, support, query, task_index) -> MetaOutput:

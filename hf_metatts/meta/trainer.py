@@ -62,7 +62,14 @@ class MetaTrainer(Trainer):
         self.eval_sampler = self._sampler(eval_dataset, args, 0, 1, 1) if eval_dataset is not None else None
         config = MetaLearnerConfig.from_training_args(args, names, task_names=self.episode_sampler.tasks)
         self._check_model(model, args, len(self.episode_sampler.tasks))
-        learner = MetaLearner(model, config)
+        identity = None
+        if args.identity_loss_weight > 0:
+            from .identity import load_identity_encoder
+
+            identity = load_identity_encoder(args.identity_encoder)
+            logger.info("Meta-objective: query loss + %g x identity term (encoder %s).", args.identity_loss_weight,
+                        args.identity_encoder)
+        learner = MetaLearner(model, config, identity_encoder=identity, identity_loss_weight=args.identity_loss_weight)
         if meta_learner is not None:
             continue_meta_learner(learner.head, meta_learner)
         learner.log_before = args.log_query_loss_before

@@ -1,4 +1,6 @@
-"""``hf-metatts train-vocoder``: train the neural vocoder on a corpus built by ``hf-metatts build-corpus``."""
+"""``hf-metatts train-vocoder`` (the neural vocoder, on a corpus built by ``hf-metatts build-corpus``) and
+``hf-metatts train-identity-encoder`` (the speaker encoder of the meta-objective's identity term, on a prepared
+corpus)."""
 
 import argparse
 import dataclasses
@@ -14,17 +16,54 @@ def _scalar_type(annotation):
     return str
 
 
+def _given(args, arguments_class) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(arguments_class)
+            if getattr(args, f.name, None) is not None}
+
+
+def _add_fields(parser, arguments_class, skip=("dataset_path", "output_dir")) -> None:
+    for field in dataclasses.fields(arguments_class):
+        if field.name in skip:
+            continue
+        parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=_scalar_type(field.type),
+                            default=None, help=f"default {field.default}")
+
+
 def _run(args) -> int:
     from .vocoder import train_vocoder
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(VocoderTrainingArguments)
-              if getattr(args, f.name, None) is not None}
-    train_vocoder(VocoderTrainingArguments(**values))
+    train_vocoder(VocoderTrainingArguments(**_given(args, VocoderTrainingArguments)))
     return 0
 
 
+def _run_identity(args) -> int:
+    from .identity_encoder import IdentityEncoderTrainingArguments, train_identity_encoder
+
+    train_identity_encoder(IdentityEncoderTrainingArguments(**_given(args, IdentityEncoderTrainingArguments)))
+    return 0
+
+
+def register_identity(subparsers) -> argparse.ArgumentParser:
+    """Add ``train-identity-encoder`` to an argparse subparsers object."""
+    from .identity_encoder import IdentityEncoderTrainingArguments
+
+    parser = subparsers.add_parser(
+        "train-identity-encoder", help="train the speaker encoder of the meta-objective's identity term",
+        description="Train a speaker encoder on the log-mels of a prepared corpus (`hf-metatts prepare-corpus`) "
+        "and measure it on the validation speakers; meta-training configs name its folder as identity_encoder.",
+    )
+    parser.add_argument("--dataset", dest="dataset_path", default=None,
+                        help="prepared corpus folder (default data/voices-prepared)")
+    parser.add_argument("--out", dest="output_dir", default=None,
+                        help="output folder (default outputs/identity_encoder)")
+    _add_fields(parser, IdentityEncoderTrainingArguments)
+    parser.set_defaults(func=_run_identity)
+    return parser
+
+
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add ``train-vocoder``, ``prepare-corpus`` and ``bundle`` to an argparse subparsers object."""
+    """Add ``train-vocoder``, ``train-identity-encoder``, ``prepare-corpus`` and ``bundle`` to an argparse
+    subparsers object."""
     parser = subparsers.add_parser(
         "train-vocoder", help="train the iSTFT neural vocoder on a corpus's audio",
         description="Train the iSTFT-head vocoder (log-mel L1 + multi-resolution STFT losses) on the audio of a "
@@ -32,15 +71,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", dest="dataset_path", default=None, help="corpus folder (default data/voices)")
     parser.add_argument("--out", dest="output_dir", default=None, help="output folder (default outputs/vocoder)")
-    for field in dataclasses.fields(VocoderTrainingArguments):
-        if field.name in ("dataset_path", "output_dir"):
-            continue
-        parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=_scalar_type(field.type),
-                            default=None, help=f"default {field.default}")
+    _add_fields(parser, VocoderTrainingArguments)
     parser.set_defaults(func=_run)
     from .bundle import register as register_bundle
     from .prepare import register as register_prepare
 
     register_prepare(subparsers)
     register_bundle(subparsers)
+    register_identity(subparsers)
     return parser

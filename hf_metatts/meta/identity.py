@@ -1,0 +1,151 @@
+"""A speaker-identity term for the meta-objective: a frozen speaker encoder scores how much the adapted
+model's query mels sound like the target speaker's.
+
+The inner loop minimises the mel L1 loss, and the query loss after the steps is what meta-training
+minimises. That loss is dominated by phonetic content and timing, not by who speaks: larger inner steps
+raise speaker identification while leaving a higher support loss (``benchmarks/adaptation_rules.py``). With
+``identity_loss_weight > 0`` the meta-objective adds ``1 - cos(e(predicted), e(target))`` per query utterance,
+where ``e`` is a :class:`SpeakerIdentityEncoder` trained on the corpus's training speakers
+(``hf-metatts train-identity-encoder``) and kept frozen. Only the meta-objective changes: the inner loop, and
+so ``model.adapt`` at test time, still takes mel-L1 steps, whose initial point and learned rates are now chosen
+for identity too.
+
+The encoder reads the same normalised log-mels as the TTS model's targets (``labels``), so it scores the
+decoder's output before any vocoder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import InvalidMetaConfigError
+
+IDENTITY_CONFIG_NAME = "identity_encoder_config.json"
+IDENTITY_WEIGHTS_NAME = "identity_encoder.safetensors"
+
+__all__ = ["IdentityEncoderConfig", "SpeakerIdentityEncoder", "identity_loss", "load_identity_encoder"]
+
+
+@dataclass
+class IdentityEncoderConfig:
+    """Shape of the encoder: dilated 1-D convolutions (batch-normalised) over mel frames, mean+std pooling, a linear
+    embedding. Used frozen and in eval mode, so the batch norms apply their running statistics."""
+
+    num_mel_bins: int = 80
+    channels: int = 192
+    kernel_sizes: tuple[int, ...] = (5, 3, 3, 3)
+    dilations: tuple[int, ...] = (1, 2, 3, 1)
+    embedding_dim: int = 128
+
+    def __post_init__(self):
+        self.kernel_sizes, self.dilations = tuple(self.kernel_sizes), tuple(self.dilations)
+        if len(self.kernel_sizes) != len(self.dilations) or not self.kernel_sizes:
+            raise InvalidMetaConfigError(
+                f"kernel_sizes {self.kernel_sizes} and dilations {self.dilations} need the same non-zero length"
+            )
+
+
+class SpeakerIdentityEncoder(nn.Module):
+    """Log-mels ``(B, T, num_mel_bins)`` + frame mask ``(B, T)`` -> unit-norm speaker embeddings ``(B, D)``."""
+
+    def __init__(self, config: IdentityEncoderConfig | None = None):
+        super().__init__()
+        self.config = config or IdentityEncoderConfig()
+        cfg = self.config
+        layers, channels = [], cfg.num_mel_bins
+        for kernel, dilation in zip(cfg.kernel_sizes, cfg.dilations):
+            layers.append(nn.Conv1d(channels, cfg.channels, kernel, dilation=dilation,
+                                    padding=dilation * (kernel - 1) // 2))
+            channels = cfg.channels
+        self.convs = nn.ModuleList(layers)
+        self.norms = nn.ModuleList(nn.BatchNorm1d(cfg.channels) for _ in layers)
+        self.project = nn.Linear(2 * cfg.channels, cfg.embedding_dim)
+
+    def forward(self, mels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mels`` (B, T, M), ``mask`` (B, T) bool (True = real frame) -> (B, D), unit norm."""
+        x = mels.transpose(1, 2)
+        weights = (torch.ones(mels.shape[:2], device=mels.device, dtype=mels.dtype) if mask is None
+                   else mask.to(mels.dtype))[:, None, :]
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.relu(norm(conv(x * weights)))
+        count = weights.sum(-1).clamp(min=1.0)
+        mean = (x * weights).sum(-1) / count
+        var = ((x - mean[..., None]) ** 2 * weights).sum(-1) / count
+        pooled = torch.cat([mean, var.clamp(min=1e-6).sqrt()], dim=-1)
+        return F.normalize(self.project(pooled), dim=-1)
+
+    def save_pretrained(self, directory: str, extra: dict | None = None) -> None:
+        """``identity_encoder_config.json`` (+ ``extra``, e.g. training metrics) and the safetensors weights."""
+        os.makedirs(directory, exist_ok=True)
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()},
+                  os.path.join(directory, IDENTITY_WEIGHTS_NAME))
+        with open(os.path.join(directory, IDENTITY_CONFIG_NAME), "w", encoding="utf-8") as handle:
+            json.dump({**asdict(self.config), **({"training": extra} if extra else {})}, handle, indent=2)
+
+
+def load_identity_encoder(directory: str) -> SpeakerIdentityEncoder:
+    """A trained encoder from ``directory``, frozen (no gradients to its weights) and in eval mode.
+
+    Raises:
+        InvalidMetaConfigError: the folder holds no encoder written by ``hf-metatts train-identity-encoder``.
+    """
+    config_path = os.path.join(directory, IDENTITY_CONFIG_NAME)
+    weights_path = os.path.join(directory, IDENTITY_WEIGHTS_NAME)
+    if not (os.path.isfile(config_path) and os.path.isfile(weights_path)):
+        raise InvalidMetaConfigError(
+            f"identity_encoder={directory!r} holds no {IDENTITY_CONFIG_NAME} and {IDENTITY_WEIGHTS_NAME}: train one "
+            "with `hf-metatts train-identity-encoder --dataset PREPARED_CORPUS --out DIR`."
+        )
+    with open(config_path, encoding="utf-8") as handle:
+        values = json.load(handle)
+    values.pop("training", None)
+    encoder = SpeakerIdentityEncoder(IdentityEncoderConfig(**values))
+    encoder.load_state_dict(load_file(weights_path), strict=True)
+    encoder.requires_grad_(False)
+    return encoder.eval()
+
+
+def identity_loss(encoder: SpeakerIdentityEncoder, predicted: torch.Tensor, target: torch.Tensor,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean ``1 - cos`` between the embeddings of predicted and target mels ``(B, T, M)``; gradients reach
+    ``predicted`` only (the target embedding and the encoder are constants)."""
+    if predicted.shape != target.shape:
+        raise ValueError(f"predicted mels {tuple(predicted.shape)} and targets {tuple(target.shape)} differ in shape")
+    with torch.no_grad():
+        reference = encoder(target.to(predicted.dtype), mask)
+    return (1.0 - (encoder(predicted, mask) * reference).sum(-1)).mean()
+
+
+class IdentityObjective:
+    """The meta-objective with the identity term: ``loss_fn(params, batches) -> scalar``, one forward per batch.
+
+    Per batch: ``model(**batch).loss + weight * identity_loss(encoder, spectrogram, labels, labels_mask)``,
+    averaged over batches weighted by their number of utterances (as ``maml.make_loss_fn``). ``last_identity``
+    holds the mean identity term of the last call (a float, for logging).
+    """
+
+    def __init__(self, model: nn.Module, encoder: SpeakerIdentityEncoder, weight: float):
+        self.model, self.encoder, self.weight = model, encoder, float(weight)
+        self.last_identity = float("nan")
+
+    def __call__(self, params, batches) -> torch.Tensor:
+        from torch.func import functional_call
+
+        total, identity_total, count = None, 0.0, 0
+        for batch in batches:
+            out = functional_call(self.model, params, args=(), kwargs=dict(batch), strict=False)
+            identity = identity_loss(self.encoder, out.spectrogram, batch["labels"], batch.get("labels_mask"))
+            n = int(batch["labels"].shape[0])
+            term = (out.loss + self.weight * identity) * n
+            total = term if total is None else total + term
+            identity_total += float(identity.detach()) * n
+            count += n
+        self.last_identity = identity_total / count
+        return total / count
