@@ -127,25 +127,25 @@ class IdentityObjective:
     """The meta-objective with the identity term: ``loss_fn(params, batches) -> scalar``, one forward per batch.
 
     Per batch: ``model(**batch).loss + weight * identity_loss(encoder, spectrogram, labels, labels_mask)``,
-    averaged over batches weighted by their number of utterances (as ``maml.make_loss_fn``). ``last_identity``
-    holds the mean identity term of the last call (a float, for logging).
+    averaged over batches weighted by their number of utterances (``maml.make_loss_fn`` with a ``term``).
+    ``last_identity`` holds the mean identity term of the last call (a float, for logging).
     """
 
     def __init__(self, model: nn.Module, encoder: SpeakerIdentityEncoder, weight: float):
-        self.model, self.encoder, self.weight = model, encoder, float(weight)
+        from .maml import make_loss_fn
+
+        self.encoder, self.weight = encoder, float(weight)
         self.last_identity = float("nan")
+        self._terms: list[tuple[float, int]] = []
+        self._loss_fn = make_loss_fn(model, term=self._term)
+
+    def _term(self, out, batch) -> torch.Tensor:
+        identity = identity_loss(self.encoder, out.spectrogram, batch["labels"], batch.get("labels_mask"))
+        self._terms.append((float(identity.detach()), int(batch["labels"].shape[0])))
+        return self.weight * identity
 
     def __call__(self, params, batches) -> torch.Tensor:
-        from torch.func import functional_call
-
-        total, identity_total, count = None, 0.0, 0
-        for batch in batches:
-            out = functional_call(self.model, params, args=(), kwargs=dict(batch), strict=False)
-            identity = identity_loss(self.encoder, out.spectrogram, batch["labels"], batch.get("labels_mask"))
-            n = int(batch["labels"].shape[0])
-            term = (out.loss + self.weight * identity) * n
-            total = term if total is None else total + term
-            identity_total += float(identity.detach()) * n
-            count += n
-        self.last_identity = identity_total / count
-        return total / count
+        self._terms = []
+        loss = self._loss_fn(params, batches)
+        self.last_identity = sum(v * n for v, n in self._terms) / sum(n for _, n in self._terms)
+        return loss

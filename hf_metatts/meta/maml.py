@@ -42,11 +42,13 @@ def second_order_context(enabled: bool = True):
         yield
 
 
-def make_loss_fn(model: torch.nn.Module, extra: Mapping[str, torch.Tensor] | None = None) -> LossFn:
+def make_loss_fn(model: torch.nn.Module, extra: Mapping[str, torch.Tensor] | None = None,
+                 term: Callable[[object, Batch], torch.Tensor] | None = None) -> LossFn:
     """Loss of ``model`` on a list of batches with some parameters replaced.
 
     Returns ``loss_fn(params, batches) -> scalar``: the mean of ``model(**batch).loss`` over batches,
-    weighted by the number of utterances ``batch["input_ids"].shape[0]``.
+    weighted by the number of utterances ``batch["input_ids"].shape[0]``. ``term(output, batch)``, when
+    given, is added to each batch's loss (e.g. the identity term of ``meta.identity``).
     """
 
     def loss_fn(params: Params, batches: Sequence[Batch]) -> torch.Tensor:
@@ -57,6 +59,8 @@ def make_loss_fn(model: torch.nn.Module, extra: Mapping[str, torch.Tensor] | Non
                 kwargs.update(extra)
             out = functional_call(model, params, args=(), kwargs=kwargs, strict=False)
             loss = out["loss"] if isinstance(out, Mapping) else out.loss
+            if term is not None:
+                loss = loss + term(out, batch)
             n = int(next(iter(batch.values())).shape[0])
             total = loss * n if total is None else total + loss * n
             count += n
