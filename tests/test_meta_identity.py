@@ -179,3 +179,22 @@ def test_the_command_line_trains_and_saves_an_encoder(tmp_path, trained_encoder)
     assert encoder.config.embedding_dim == IdentityEncoderConfig().embedding_dim
     saved = json.loads((tmp_path / "enc" / "identity_encoder_config.json").read_text())
     assert saved["training"]["arguments"]["max_steps"] == 3
+
+
+def test_the_identity_term_ignores_the_padding_of_shorter_query_clips(trained_encoder):
+    from hf_metatts.meta.identity import IdentityObjective
+
+    root, _ = trained_encoder
+    model = tiny_model().eval()
+    rows = [mel_corpus()[i] for i in range(3)]
+    batch = MetaTTSDataCollator()(rows)
+    padding = ~batch["labels_attention_mask"].bool()
+    assert padding.any(), "the rows should differ in length"
+    objective = IdentityObjective(model, load_identity_encoder(str(root / "encoder")), 1.0)
+    params = {n: p for n, p in model.named_parameters() if n in model.adapted_parameter_names()}
+    with torch.no_grad():
+        loss = objective(params, [batch])
+        first = objective.last_identity
+        changed = {**batch, "labels": batch["labels"].masked_fill(padding[..., None], 3.0)}
+        assert float(objective(params, [changed])) == pytest.approx(float(loss), rel=1e-5)
+    assert objective.last_identity == pytest.approx(first, rel=1e-5)

@@ -126,7 +126,7 @@ def identity_loss(encoder: SpeakerIdentityEncoder, predicted: torch.Tensor, targ
 class IdentityObjective:
     """The meta-objective with the identity term: ``loss_fn(params, batches) -> scalar``, one forward per batch.
 
-    Per batch: ``model(**batch).loss + weight * identity_loss(encoder, spectrogram, labels, labels_mask)``,
+    Per batch: ``model(**batch).loss + weight * identity_loss(encoder, spectrogram, labels, labels_attention_mask)``,
     averaged over batches weighted by their number of utterances (``maml.make_loss_fn`` with a ``term``).
     ``last_identity`` holds the mean identity term of the last call (a float, for logging).
     """
@@ -140,7 +140,7 @@ class IdentityObjective:
         self._loss_fn = make_loss_fn(model, term=self._term)
 
     def _term(self, out, batch) -> torch.Tensor:
-        identity = identity_loss(self.encoder, out.spectrogram, batch["labels"], batch.get("labels_mask"))
+        identity = identity_loss(self.encoder, out.spectrogram, batch["labels"], batch.get("labels_attention_mask"))
         self._terms.append((float(identity.detach()), int(batch["labels"].shape[0])))
         return self.weight * identity
 
