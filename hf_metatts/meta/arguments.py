@@ -193,6 +193,12 @@ class MetaModelArguments:
     config_overrides: str | None = field(
         default=None, metadata={"help": "JSON object of MetaTTSConfig keyword arguments for a fresh model."}
     )
+    speaker_embedding_voice_encoder: str | None = field(
+        default=None,
+        metadata={"help": "Folder of a trained speaker encoder (`hf-metatts train-identity-encoder`): replace the "
+                  "model's support encoder with a fresh head on this frozen encoder before training (needs "
+                  "zero_shot_start to train the head)."},
+    )
 
 
 @dataclass

@@ -101,6 +101,8 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
         if training_args.method == "pretrain":
             overrides.setdefault("num_speakers", len(set(train[training_args.task_column])))
         model = MetaTTSForTextToSpeech(MetaTTSConfig(**overrides))
+    if model_args.speaker_embedding_voice_encoder:
+        attach_speaker_embedding_voice_encoder(model, model_args.speaker_embedding_voice_encoder, training_args)
     trainer = MetaTrainer(model, training_args, train_dataset=train, eval_dataset=validation,
                           data_collator=MetaTTSDataCollator(), processing_class=processor,
                           meta_learner=_trained_meta_learner(model_args, training_args))
@@ -112,6 +114,24 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
     if trainer.is_world_process_zero():
         write_training_summary(training_args, result, metrics, started)
     return result
+
+
+def attach_speaker_embedding_voice_encoder(model, directory: str, training_args: MetaTrainingArguments) -> None:
+    """Give ``model`` a support encoder on the frozen speaker encoder saved in ``directory``.
+
+    Raises:
+        InvalidMetaConfigError: the run does not train a zero-shot start (the fresh head would stay at zero), or
+            the folder holds no trained encoder.
+    """
+    from .identity import load_identity_encoder
+
+    if not training_args.zero_shot_start:
+        raise InvalidMetaConfigError(
+            f"speaker_embedding_voice_encoder={directory!r} gives the model a fresh support-encoder head, which only "
+            "a zero_shot_start run trains: set zero_shot_start=true (and method maml, metasgd or meta_lstm)."
+        )
+    model.use_speaker_embedding_voice_encoder(load_identity_encoder(directory))
+    logger.info("Support encoder: a fresh head on the frozen speaker encoder of %s.", directory)
 
 
 def _trained_meta_learner(model_args, training_args):

@@ -18,76 +18,29 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..modeling_speaker_encoder import IdentityEncoderConfig, SpeakerIdentityEncoder
 from .errors import InvalidMetaConfigError
 
 IDENTITY_CONFIG_NAME = "identity_encoder_config.json"
 IDENTITY_WEIGHTS_NAME = "identity_encoder.safetensors"
 
-__all__ = ["IdentityEncoderConfig", "SpeakerIdentityEncoder", "identity_loss", "load_identity_encoder"]
+__all__ = ["IdentityEncoderConfig", "SpeakerIdentityEncoder", "identity_loss", "load_identity_encoder",
+           "save_identity_encoder"]
 
 
-@dataclass
-class IdentityEncoderConfig:
-    """Shape of the encoder: dilated 1-D convolutions (batch-normalised) over mel frames, mean+std pooling, a linear
-    embedding. Used frozen and in eval mode, so the batch norms apply their running statistics."""
-
-    num_mel_bins: int = 80
-    channels: int = 192
-    kernel_sizes: tuple[int, ...] = (5, 3, 3, 3)
-    dilations: tuple[int, ...] = (1, 2, 3, 1)
-    embedding_dim: int = 128
-
-    def __post_init__(self):
-        self.kernel_sizes, self.dilations = tuple(self.kernel_sizes), tuple(self.dilations)
-        if len(self.kernel_sizes) != len(self.dilations) or not self.kernel_sizes:
-            raise InvalidMetaConfigError(
-                f"kernel_sizes {self.kernel_sizes} and dilations {self.dilations} need the same non-zero length"
-            )
-
-
-class SpeakerIdentityEncoder(nn.Module):
-    """Log-mels ``(B, T, num_mel_bins)`` + frame mask ``(B, T)`` -> unit-norm speaker embeddings ``(B, D)``."""
-
-    def __init__(self, config: IdentityEncoderConfig | None = None):
-        super().__init__()
-        self.config = config or IdentityEncoderConfig()
-        cfg = self.config
-        layers, channels = [], cfg.num_mel_bins
-        for kernel, dilation in zip(cfg.kernel_sizes, cfg.dilations):
-            layers.append(nn.Conv1d(channels, cfg.channels, kernel, dilation=dilation,
-                                    padding=dilation * (kernel - 1) // 2))
-            channels = cfg.channels
-        self.convs = nn.ModuleList(layers)
-        self.norms = nn.ModuleList(nn.BatchNorm1d(cfg.channels) for _ in layers)
-        self.project = nn.Linear(2 * cfg.channels, cfg.embedding_dim)
-
-    def forward(self, mels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``mels`` (B, T, M), ``mask`` (B, T) bool (True = real frame) -> (B, D), unit norm."""
-        x = mels.transpose(1, 2)
-        weights = (torch.ones(mels.shape[:2], device=mels.device, dtype=mels.dtype) if mask is None
-                   else mask.to(mels.dtype))[:, None, :]
-        for conv, norm in zip(self.convs, self.norms):
-            x = F.relu(norm(conv(x * weights)))
-        count = weights.sum(-1).clamp(min=1.0)
-        mean = (x * weights).sum(-1) / count
-        var = ((x - mean[..., None]) ** 2 * weights).sum(-1) / count
-        pooled = torch.cat([mean, var.clamp(min=1e-6).sqrt()], dim=-1)
-        return F.normalize(self.project(pooled), dim=-1)
-
-    def save_pretrained(self, directory: str, extra: dict | None = None) -> None:
-        """``identity_encoder_config.json`` (+ ``extra``, e.g. training metrics) and the safetensors weights."""
-        os.makedirs(directory, exist_ok=True)
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()},
-                  os.path.join(directory, IDENTITY_WEIGHTS_NAME))
-        with open(os.path.join(directory, IDENTITY_CONFIG_NAME), "w", encoding="utf-8") as handle:
-            json.dump({**asdict(self.config), **({"training": extra} if extra else {})}, handle, indent=2)
+def save_identity_encoder(encoder: SpeakerIdentityEncoder, directory: str, extra: dict | None = None) -> None:
+    """``identity_encoder_config.json`` (+ ``extra`` under ``training``, e.g. metrics) and the safetensors weights."""
+    os.makedirs(directory, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()},
+              os.path.join(directory, IDENTITY_WEIGHTS_NAME))
+    with open(os.path.join(directory, IDENTITY_CONFIG_NAME), "w", encoding="utf-8") as handle:
+        json.dump({**asdict(encoder.config), **({"training": extra} if extra else {})}, handle, indent=2)
 
 
 def load_identity_encoder(directory: str) -> SpeakerIdentityEncoder:

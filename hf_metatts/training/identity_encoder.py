@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..meta.identity import IdentityEncoderConfig, SpeakerIdentityEncoder
+from ..meta.identity import IdentityEncoderConfig, SpeakerIdentityEncoder, save_identity_encoder
 from .hardware import hardware_description
 
 logger = logging.getLogger(__name__)
@@ -204,5 +204,5 @@ def train_identity_encoder(args: IdentityEncoderTrainingArguments,
                "hardware": hardware_description()}
     logger.info("validation (unseen speakers): identification %.3f, EER %.3f over %d speakers",
                 validation["identification"], validation["eer"], validation["speakers"])
-    encoder.save_pretrained(args.output_dir, extra=summary)
+    save_identity_encoder(encoder, args.output_dir, extra=summary)
     return summary
