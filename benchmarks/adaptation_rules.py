@@ -11,11 +11,12 @@ set on the same 5-shot support clips; only the update differs:
   (default ``--steps``);
 - ``sgd:LR[:STEPS]``: plain gradient steps with one learning rate.
 
-``--parameters PATTERN...`` lets the adam and sgd rules update only part of the adapted set (the rest keeps its
-start values); ``--wer`` adds the recogniser's word error rate (English speakers only). Per rule the JSON has
-the means over tasks (similarity, MCD, the support mel L1 after the steps, how far the adapted set moved, WER),
-identification pooled over the tasks, and the similarity per voice family (the source before ``:`` in a task
-name: ``espeak``, ``flite``, ``festival``)::
+``--identity-encoder DIR --identity-weight W`` adds a speaker-identity term (``hf_metatts.meta.identity``) to
+every rule's support loss. ``--parameters PATTERN...`` lets the adam and sgd rules update only part of the
+adapted set (the rest keeps its start values); ``--wer`` adds the recogniser's word error rate (English
+speakers only). Per rule the JSON has the means over tasks (similarity, MCD, the support mel L1 after the
+steps, how far the adapted set moved, WER), identification pooled over the tasks, and the similarity per voice
+family (the source before ``:`` in a task name: ``espeak``, ``flite``, ``festival``)::
 
     python benchmarks/adaptation_rules.py --checkpoint outputs/default_zero_shot --split validation \\
         --rules learned adam:0.01 adam:0.03 adam:0.05 --out benchmarks/results/adaptation_rules_validation.json
@@ -46,6 +47,7 @@ from hf_metatts.evaluation.benchmark import (
 )
 from hf_metatts.evaluation.voice_eval import synthesize_texts
 from hf_metatts.meta import adapt_parameters
+from hf_metatts.meta.identity import identity_term, load_identity_encoder
 from hf_metatts.meta.learner import encode_support
 from hf_metatts.meta.maml import with_fixed_alignment
 from hf_metatts.training.hardware import hardware_description
@@ -82,15 +84,17 @@ def parse_rule(text: str, default_steps: int) -> Rule:
     return Rule(text, parts[0], lr, steps)
 
 
-def adapt_with(rule: Rule, model, head, support: dict, start: dict, steps: int, updated: list[str]) -> dict:
+def adapt_with(rule: Rule, model, head, support: dict, start: dict, steps: int, updated: list[str],
+               loss_term=None) -> dict:
     """The adapted set after ``rule`` from ``start`` (``{name: tensor}`` for the whole adapted set); an adam or
-    sgd rule updates only the names in ``updated``, the others keep their start values."""
+    sgd rule updates only the names in ``updated``, the others keep their start values. ``loss_term`` is added
+    to the support loss (``adapt_parameters``)."""
     if rule.optimizer == "learned":
         return adapt_parameters(model, support, method=head.config.method, steps=steps, meta_learner=head,
-                                init=start)
+                                init=start, loss_term=loss_term)
     method = "finetune" if rule.optimizer == "adam" else "maml"
     moved = adapt_parameters(model, support, method=method, steps=rule.steps, lr=rule.lr, init=start,
-                             adapted_names=updated)
+                             adapted_names=updated, loss_term=loss_term)
     return {**start, **moved}
 
 
@@ -122,6 +126,12 @@ def run(args) -> dict:
     if not updated:
         raise SystemExit(f"error: --parameters {args.parameters} match no name of the adapted set ({names})")
     encoder_start = args.start == "encoder" or (args.start == "auto" and head.config.zero_shot_start)
+    loss_term = None
+    if args.identity_weight:
+        if not args.identity_encoder:
+            raise SystemExit("error: --identity-weight needs --identity-encoder DIR "
+                             "(one written by hf-metatts train-identity-encoder)")
+        loss_term = identity_term(load_identity_encoder(args.identity_encoder), args.identity_weight)
     rate = model.config.sampling_rate
     audios = {t.name: TaskAudio(t, processor, rate, with_wer=args.wer) for t in tasks}
     metrics = ["mcd", "wer"] if args.wer else ["mcd"]
@@ -138,7 +148,7 @@ def run(args) -> dict:
             if encoder_start:
                 with torch.no_grad():
                     start.update(encode_support(model, [support], start))
-            params = adapt_with(rule, model, head, support, start, args.steps, updated)
+            params = adapt_with(rule, model, head, support, start, args.steps, updated, loss_term)
             waves = synthesize_texts(model, processor.tokenizer, audios[task.name].texts, params,
                                      audios[task.name].languages)
             values, trials[task.name] = measure(waves, audios[task.name], rate, metrics)
@@ -164,6 +174,8 @@ def run(args) -> dict:
     return {
         "checkpoint": args.checkpoint, "split": args.split, "tasks": [t.name for t in tasks], "shots": args.shots,
         "start": "encoder" if encoder_start else "model", "updated_by_adam_and_sgd": updated,
+        "support_identity_term": ({"encoder": args.identity_encoder, "weight": args.identity_weight}
+                                  if loss_term is not None else None),
         "recordings_wer": (float(np.mean([a.real_wer for a in audios.values()])) if args.wer else None),
         "results": results,
         "machine": {**hardware_description(), "platform": platform.platform()},
@@ -211,6 +223,10 @@ def main(argv=None) -> None:
                         help="adam/sgd rules update only the adapted names matching these (fnmatch); default: all")
     parser.add_argument("--wer", action="store_true", help="also the ASR word error rate (English speakers)")
     parser.add_argument("--start", choices=("auto", "encoder", "model"), default="auto")
+    parser.add_argument("--identity-encoder", default=None, help="speaker encoder of the support identity term")
+    parser.add_argument("--identity-weight", type=float, default=0.0,
+                        help="add this weight x (1 - cos) of --identity-encoder's embeddings of the predicted and the "
+                        "real support mels to every rule's support loss (0: the model's loss alone)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/adaptation_rules.json")
     args = parser.parse_args(argv)

@@ -198,3 +198,23 @@ def test_the_identity_term_ignores_the_padding_of_shorter_query_clips(trained_en
         changed = {**batch, "labels": batch["labels"].masked_fill(padding[..., None], 3.0)}
         assert float(objective(params, [changed])) == pytest.approx(float(loss), rel=1e-5)
     assert objective.last_identity == pytest.approx(first, rel=1e-5)
+
+
+def test_an_identity_term_in_the_support_loss_changes_the_adapted_voice_and_not_the_model():
+    from hf_metatts.meta import adapt_parameters
+    from hf_metatts.meta.identity import identity_term
+
+    model = tiny_model().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(0)
+    encoder = SpeakerIdentityEncoder(SMALL).requires_grad_(False).eval()
+    sampler = EpisodeSampler(mel_corpus(), "speaker_id", 3, 3, 2, seed=0)
+    support = sampler.collate(sampler.episode(0), MetaTTSDataCollator())["support"][0]
+    plain = adapt_parameters(model, support, method="maml", steps=2, lr=0.05)
+    weightless = adapt_parameters(model, support, method="maml", steps=2, lr=0.05,
+                                  loss_term=identity_term(encoder, 0.0))
+    weighted = adapt_parameters(model, support, method="maml", steps=2, lr=0.05,
+                                loss_term=identity_term(encoder, 5.0))
+    assert all(torch.allclose(plain[n], weightless[n], atol=1e-6) for n in plain)
+    assert any(not torch.allclose(plain[n], weighted[n], atol=1e-5) for n in plain)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

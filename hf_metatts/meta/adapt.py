@@ -1,7 +1,7 @@
 """The one public adaptation entry point: a few support utterances -> adapted parameters of the voice set."""
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ def adapt_parameters(
     init: Mapping[str, torch.Tensor] | None = None,
     callback: StepCallback | None = None,
     adapted_names: Sequence[str] | None = None,
+    loss_term: Callable[[object, Mapping[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Adapt the model's adapted parameter set to a support set; the model's own parameters are untouched.
 
@@ -51,6 +52,8 @@ def adapt_parameters(
         callback: ``callback(step, support_loss, params)`` after each step (step counts from 1).
         adapted_names: names of the adapted set; default: the meta-learner's, else
             ``model.adapted_parameter_names()``.
+        loss_term: ``loss_term(model_output, batch) -> scalar`` added to each support batch's loss (e.g. a
+            speaker-identity term, ``hf_metatts.meta.identity``); default: the model's own loss alone.
 
     Returns:
         ``{name: tensor}`` for the adapted set, detached, same shapes and device as the model's parameters.
@@ -82,7 +85,7 @@ def adapt_parameters(
             init = encode_support(model, batches, params)
     if init is not None:
         params.update({n: t.detach().clone() for n, t in init.items() if n in params})
-    loss_fn = make_loss_fn(model)
+    loss_fn = make_loss_fn(model, term=loss_term)
     with torch.enable_grad():
         if method == "finetune":
             ft_lr = lr if lr is not None else (cfg.finetune_lr if cfg is not None else 1e-3)

@@ -30,8 +30,8 @@ from .errors import InvalidMetaConfigError
 IDENTITY_CONFIG_NAME = "identity_encoder_config.json"
 IDENTITY_WEIGHTS_NAME = "identity_encoder.safetensors"
 
-__all__ = ["IdentityEncoderConfig", "SpeakerIdentityEncoder", "identity_loss", "load_identity_encoder",
-           "save_identity_encoder"]
+__all__ = ["IdentityEncoderConfig", "SpeakerIdentityEncoder", "identity_loss", "identity_term",
+           "load_identity_encoder", "save_identity_encoder"]
 
 
 def save_identity_encoder(encoder: SpeakerIdentityEncoder, directory: str, extra: dict | None = None) -> None:
@@ -74,6 +74,17 @@ def identity_loss(encoder: SpeakerIdentityEncoder, predicted: torch.Tensor, targ
     with torch.no_grad():
         reference = encoder(target.to(predicted.dtype), mask)
     return (1.0 - (encoder(predicted, mask) * reference).sum(-1)).mean()
+
+
+def identity_term(encoder: SpeakerIdentityEncoder, weight: float):
+    """``term(model_output, batch) -> weight * identity_loss(...)`` of the output's mels against the batch's
+    ``labels`` (masked by ``labels_attention_mask``), for ``adapt_parameters(loss_term=...)``: the same term in
+    the inner loop's own support loss."""
+
+    def term(out, batch) -> torch.Tensor:
+        return weight * identity_loss(encoder, out.spectrogram, batch["labels"], batch.get("labels_attention_mask"))
+
+    return term
 
 
 class IdentityObjective:
