@@ -11,7 +11,7 @@
   training voices.
 
 Shapes: K clips, T mel frames, M mel bins, D embedding size.
-This file travels with saved checkpoints (remote code): it imports only torch.
+This file travels with saved checkpoints (remote code): it imports only torch and sibling files.
 """
 
 import math
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .modeling_blocks import split_flat_changes
 
 
 @dataclass
@@ -109,10 +111,4 @@ class SpeakerEmbeddingVoiceEncoder(nn.Module):
 
     def forward(self, mels: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """mels ``(K, T, M)`` of K support clips, mask ``(K, T)`` -> ``{name: change with the parameter's shape}``."""
-        flat = self.head(self.embed(mels, mask))
-        changes, offset = {}, 0
-        for name, shape in zip(self.names, self.shapes):
-            size = math.prod(shape)
-            changes[name] = flat[offset : offset + size].view(shape)
-            offset += size
-        return changes
+        return split_flat_changes(self.head(self.embed(mels, mask)), self.names, self.shapes)
