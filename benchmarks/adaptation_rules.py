@@ -39,11 +39,11 @@ import hf_metatts
 from hf_metatts.evaluation.benchmark import (
     BenchmarkSettings,
     TaskAudio,
-    _support_batch,
     load_method,
     load_tasks,
     measure,
     pooled_identification,
+    support_batch,
 )
 from hf_metatts.evaluation.voice_eval import synthesize_texts
 from hf_metatts.meta import adapt_parameters
@@ -143,7 +143,7 @@ def run(args) -> dict:
         per_task, trials = {}, {}
         for task in tasks:
             # durations once per task: adaptation and the mel readout reuse them (the aligner never adapts)
-            support = with_fixed_alignment(model, [_support_batch(task.pool[: args.shots], processor)])[0]
+            support = with_fixed_alignment(model, [support_batch(task.pool[: args.shots], processor)])[0]
             start = {n: own[n].detach().clone() for n in names}
             if encoder_start:
                 with torch.no_grad():

@@ -194,7 +194,11 @@ class TaskAudio:
         self.real_wer = asr_word_error_rate(self.real, self.texts, rate).wer if with_wer else None
 
 
-def _support_batch(rows: list[dict], processor) -> dict:
+def support_batch(rows: list[dict], processor) -> dict:
+    """Collate support rows (the corpus's dataset rows: ``audio``, ``text``, ...) into the batch that
+    ``adapt_parameters`` takes, as the meta-training collator builds it: ``input_ids`` and ``attention_mask``
+    (B, T), ``labels`` (B, frames, num_mel_bins) and ``labels_attention_mask`` (B, frames), and ``pitch``
+    (B, frames) where the rows carry it."""
     from ..data_collator import MetaTTSDataCollator, prepare_example
 
     return MetaTTSDataCollator()([prepare_example(row, processor) for row in rows])
@@ -335,7 +339,7 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
                 for s in steps:
                     cells[s]["skipped_tasks"][task.name] = f"{len(task.pool)} support rows < k={k}"
                 continue
-            support = _support_batch(task.pool[:k], processor)
+            support = support_batch(task.pool[:k], processor)
             snapshots: dict[int, tuple[dict, float | None]] = {}
             started = time.perf_counter()
             if 0 in steps:
@@ -432,4 +436,4 @@ def parse_pairs(items: list[str] | None, cast=str) -> dict:
 
 __all__ = ["BENCHMARK_METHODS", "BENCHMARK_METRICS", "EVAL_METRICS", "BenchmarkConfigError", "BenchmarkSettings",
            "Task", "language_matches", "load_tasks", "parse_pairs", "pooled_identification", "pooled_wer",
-           "run_benchmark", "upper_bounds", "wer_ratio"]
+           "run_benchmark", "support_batch", "upper_bounds", "wer_ratio"]
