@@ -11,7 +11,7 @@ from tiny_models import save_tiny_checkpoint
 import hf_metatts
 from hf_metatts.meta.head import MetaLearnerConfig, MetaLearnerHead
 from hf_metatts.modeling_vocoder import ISTFTVocoder
-from hf_metatts.training.bundle import BundleTooLargeError, bundle_checkpoint, folder_bytes
+from hf_metatts.training.bundle import BundleConfigError, BundleTooLargeError, bundle_checkpoint, folder_bytes
 from hf_metatts.training.vocoder import VocoderTrainingArguments, save_vocoder, vocoder_config
 
 
@@ -75,6 +75,38 @@ def test_the_card_of_a_zero_shot_start_meta_learner_says_where_adaptation_starts
     card = " ".join((tmp_path / "bundle" / "README.md").read_text().split())
     assert "meta-learned with `metasgd` (learned rates of Adam-normalised steps)" in card
     assert "its support encoder reads from the clips" in card
+
+
+def test_a_maml_meta_learner_ships_with_the_step_size_given_to_the_bundle(trained_parts, tmp_path):
+    model_dir, vocoder_dir, _ = trained_parts
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(model_dir))
+    names = model.adapted_parameter_names()
+    shapes = {name: model.get_parameter(name).shape for name in names}
+    MetaLearnerHead(MetaLearnerConfig(method="maml", inner_lr=0.03, inner_optimizer="adam", zero_shot_start=True,
+                                      adapted_parameter_names=names), shapes).save_pretrained(str(model_dir))
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(tmp_path / "bundle"), inner_lr=0.02)
+    from hf_metatts.meta import load_meta_learner
+
+    assert load_meta_learner(str(tmp_path / "bundle")).config.inner_lr == 0.02
+    assert json.loads((model_dir / "meta_learner_config.json").read_text())["inner_lr"] == 0.03  # source kept
+    card = " ".join((tmp_path / "bundle" / "README.md").read_text().split())
+    assert "meta-learned with `maml` (Adam-normalised steps of 0.02)" in card
+    assert "then takes its fixed-size steps" in card
+
+
+@pytest.mark.parametrize("inner_lr", [0.02, -0.1])
+def test_a_step_size_for_a_meta_learner_without_one_rate_is_refused_before_anything_is_written(
+        trained_parts, tmp_path, inner_lr):
+    model_dir, vocoder_dir, _ = trained_parts
+    if inner_lr < 0:  # a maml meta-learner, but a step size that is not positive
+        config = json.loads((model_dir / "meta_learner_config.json").read_text())
+        (model_dir / "meta_learner_config.json").write_text(json.dumps({**config, "method": "maml"}))
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous bundle")
+    with pytest.raises(BundleConfigError, match="metasgd" if inner_lr > 0 else "positive"):
+        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), inner_lr=inner_lr)
+    assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
 
 
 def test_a_bundle_over_the_size_bound_is_refused_and_leaves_the_old_one(trained_parts, tmp_path):

@@ -27,6 +27,10 @@ class BundleTooLargeError(ValueError):
     """The assembled checkpoint exceeds the size bound; use a smaller config or vocoder."""
 
 
+class BundleConfigError(ValueError):
+    """A bundle option does not fit the model folder (e.g. ``inner_lr`` for a meta-learner without one rate)."""
+
+
 def _read_json(path: str):
     with open(path) as handle:
         return json.load(handle)
@@ -47,9 +51,39 @@ def run_summary(run_dir: str) -> dict:
     return {"run": os.path.basename(os.path.normpath(run_dir)), **summary}
 
 
+def check_inner_lr_override(model_dir: str, inner_lr: float) -> None:
+    """Raise :class:`BundleConfigError` unless ``model_dir`` holds a ``maml`` meta-learner (one fixed step size,
+    SGD or Adam direction) and ``inner_lr`` is positive: learned rates and the Meta-LSTM have no one rate."""
+    from ..meta.head import META_CONFIG_NAME
+
+    path = os.path.join(model_dir, META_CONFIG_NAME)
+    if not os.path.isfile(path):
+        raise BundleConfigError(f"inner_lr={inner_lr} needs a meta-learner, and {model_dir} has no {META_CONFIG_NAME}.")
+    method = _read_json(path).get("method")
+    if method != "maml":
+        raise BundleConfigError(f"inner_lr={inner_lr} replaces the one step size of a 'maml' meta-learner; "
+                                f"{model_dir} holds a {method!r} one (learned rates or a learned optimiser): "
+                                "bundle it without inner_lr.")
+    if not inner_lr > 0:
+        raise BundleConfigError(f"inner_lr={inner_lr} must be positive.")
+
+
+def set_inner_lr(folder: str, inner_lr: float) -> None:
+    """Write ``inner_lr`` into the meta-learner config saved in ``folder`` (the step size adaptation uses)."""
+    from ..meta.head import META_CONFIG_NAME
+
+    path = os.path.join(folder, META_CONFIG_NAME)
+    config = _read_json(path)
+    logger.info("Step size of the shipped meta-learner: %s (meta-trained with %s).", inner_lr, config["inner_lr"])
+    config["inner_lr"] = float(inner_lr)
+    with open(path, "w") as handle:
+        json.dump(config, handle, indent=2)
+
+
 def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: list[str] = (),
                       results: list[dict] | None = None, repo_id: str = "hf-metatts/metatts-default",
-                      datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES) -> dict:
+                      datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
+                      inner_lr: float | None = None) -> dict:
     """Write the checkpoint; returns ``{"bytes", "num_parameters", "files"}``.
 
     Args:
@@ -57,14 +91,20 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
         vocoder_dir: a ``hf-metatts train-vocoder`` output folder.
         runs: training run folders whose ``training_summary.json`` go into the card and ``training_runs.json``.
         results: ``[{"dataset_name", "dataset_type", "metric_type", "metric_value", ...}]`` for ``model-index``.
+        inner_lr: the step size the shipped meta-learner adapts with, in place of the one it was meta-trained
+            with (a fixed-rate ``maml`` meta-learner only; choose it on validation tasks).
     Raises:
         BundleTooLargeError: the folder would exceed ``max_bytes`` (nothing is left in ``output_dir``).
+        BundleConfigError: ``inner_lr`` is given for a folder without a fixed-rate ``maml`` meta-learner, or is
+            not positive (checked before anything is written).
     """
     from .. import MetaTTSForTextToSpeech, MetaTTSProcessor
     from ..meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME
     from ..model_cards import base_model_card, meta_learner_card_fields
     from .vocoder import attach_trained_vocoder
 
+    if inner_lr is not None:
+        check_inner_lr_override(model_dir, inner_lr)
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
     attach_trained_vocoder(model, vocoder_dir)
     staging = output_dir.rstrip("/") + ".partial"
@@ -75,12 +115,14 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
         for name in (META_CONFIG_NAME, META_WEIGHTS_NAME):
             if os.path.isfile(os.path.join(model_dir, name)):
                 shutil.copy2(os.path.join(model_dir, name), staging)
+    if inner_lr is not None:
+        set_inner_lr(staging, inner_lr)
     summaries = [run_summary(run) for run in runs]
     with open(os.path.join(staging, RUNS_FILE), "w") as handle:
         json.dump(summaries, handle, indent=2)
     num_parameters = sum(p.numel() for p in model.parameters())
     card = base_model_card(model.config, repo_id, results=results, datasets=datasets,
-                           **meta_learner_card_fields(model_dir), num_parameters=num_parameters,
+                           **meta_learner_card_fields(staging), num_parameters=num_parameters,
                            training_runs=summaries)
     card.save(os.path.join(staging, "README.md"))
     size = folder_bytes(staging)
@@ -101,7 +143,7 @@ def _run(args) -> int:
         results = _read_json(args.results)
         results = results.get("model_index", results) if isinstance(results, dict) else results
     bundle_checkpoint(args.model, args.vocoder, args.out, runs=args.runs or [], results=results,
-                      repo_id=args.repo_id, datasets=args.datasets)
+                      repo_id=args.repo_id, datasets=args.datasets, inner_lr=args.inner_lr)
     return 0
 
 
@@ -120,5 +162,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="JSON list of model-index results (or a dict with a 'model_index' list)")
     parser.add_argument("--repo-id", default="hf-metatts/metatts-default", help="name used in the card")
     parser.add_argument("--datasets", nargs="*", default=None, help="dataset names for the card metadata")
+    parser.add_argument("--inner-lr", type=float, default=None,
+                        help="step size the shipped meta-learner adapts with, in place of its meta-training one "
+                        "(fixed-rate maml meta-learners only; choose it on validation tasks)")
     parser.set_defaults(func=_run)
     return parser
