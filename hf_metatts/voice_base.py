@@ -41,7 +41,8 @@ def base_fingerprint(model: nn.Module) -> str:
     for name, tensor in sorted(state.items()):
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}\n".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        # reshape: 0-dim tensors (e.g. BatchNorm's num_batches_tracked) cannot be viewed as bytes
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
     fingerprint = "sha256:" + digest.hexdigest()
     _FINGERPRINTS[model] = (key, fingerprint)
     return fingerprint

@@ -191,3 +191,19 @@ def test_tiny_config_in_memory_voice_has_no_base_id(tmp_path):
     with pytest.raises(hf_metatts.CheckpointError, match="unsaved model"):
         hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(tmp_path / "voice"))
     assert tiny_config().speaker_dim == 8
+
+
+def test_a_model_on_a_frozen_speaker_encoder_adapts_and_its_voices_keep_the_base_fingerprint(model, tmp_path):
+    """The speaker encoder's 0-dim batch-norm counters are part of the base fingerprint (they used to break it)."""
+    from test_speaker_embedding_voice_encoder import speaker_encoder
+
+    model.use_speaker_embedding_voice_encoder(speaker_encoder())
+    counters = [name for name, value in model.state_dict().items() if value.dim() == 0]
+    assert counters, "the speaker encoder should bring 0-dim buffers (num_batches_tracked)"
+    fingerprint = base_fingerprint(model)
+    voice = model.adapt(make_clips(2), sampling_rate=SR, steps=2, progress=False)
+    voice.save_pretrained(tmp_path / "voice")
+    assert json.loads((tmp_path / "voice" / "voice_config.json").read_text())["base_fingerprint"] == fingerprint
+    model.get_buffer(counters[0]).add_(1)  # a different base: the counter is in the fingerprint
+    clear_base_cache()
+    assert base_fingerprint(model) != fingerprint
