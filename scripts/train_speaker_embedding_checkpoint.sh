@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Rebuild the speaker-embedding candidate (not bundled; BENCHMARKS.md, "a support encoder on a frozen speaker
-# encoder") from the bundled checkpoint's own run, on CPU or GPU:
+# The second half of the bundled checkpoint's recipe (scripts/train_default_checkpoint.sh runs it after the
+# zero-shot model): the speaker-embedding start and the Adam steps from it, on CPU or GPU:
 #   augmented corpus -> speaker encoder -> support encoder on it (Meta-SGD, 400 + 400 episodes)
-#   -> MAML with Adam inner steps (400 episodes) -> benchmark (bars).
-# Needs outputs/default_zero_shot (scripts/train_default_checkpoint.sh) and data/voices. Each step is one
-# command and can be run alone; logs go to logs/, runs to outputs/.
-#   bash scripts/train_speaker_embedding_checkpoint.sh   # ~2.3 h on 2 CPU cores, after the default chain
+#   -> MAML with Adam inner steps (400 episodes) = outputs/default_speaker_embedding_maml_adam.
+# Needs outputs/default_zero_shot and data/voices. Each step is one command and can be run alone; logs go to
+# logs/, runs to outputs/.
+#   bash scripts/train_speaker_embedding_checkpoint.sh   # ~2 h on 2 CPU cores
 # THREADS sets torch threads (default 2: the steps run one after the other).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,11 +33,3 @@ hf-metatts --log-level INFO meta-train --config examples/configs/default_speaker
 # default_speaker_embedding_maml_adam_800.json, measured lower similarity: BENCHMARKS.md)
 hf-metatts --log-level INFO meta-train --config examples/configs/default_speaker_embedding_maml_adam.json \
   > logs/default_speaker_embedding_maml_adam.log 2>&1
-
-# the other methods' numbers are reused from the default chain's benchmark run
-python benchmarks/default_checkpoint.py --workers 1 \
-  --checkpoints zero_shot=outputs/default_speaker_embedding_maml_adam \
-  --reuse benchmarks/results/default_checkpoint.json --best zero_shot \
-  --speed-json benchmarks/results/synthesis_speed_default.json benchmarks/results/voice_adaptation_speed_default.json \
-  --out benchmarks/results/default_checkpoint_speaker_embedding_maml_adam.json \
-  > logs/bench_speaker_embedding_maml_adam.log 2>&1

@@ -8,6 +8,7 @@ import math
 from transformers import PreTrainedConfig
 
 VOCODER_TYPES = ("griffin_lim", "istft", "speecht5_hifigan")
+VOICE_ENCODER_TYPES = ("convolution", "speaker_embedding")
 
 #: The adapted parameter set: what few-shot adaptation changes and what a voice file stores.
 DEFAULT_ADAPTED_PARAMETERS = [
@@ -58,7 +59,10 @@ class MetaTTSConfig(PreTrainedConfig):
         speaker_dim: size of the speaker vector. num_speakers: rows of the multi-speaker table (0: none; the
         pretraining baseline uses it). lora_rank: rank of optional decoder low-rank adapters (0: none).
         use_voice_encoder: a support-set encoder that emits a voice from clips (zero-shot start).
-        voice_encoder_hidden_size. adapted_parameters: fnmatch patterns of the adapted parameter set.
+        voice_encoder_hidden_size. voice_encoder_type: "convolution" (convolutions trained with the TTS loss) or
+        "speaker_embedding" (a frozen discriminative speaker encoder, shape in `speaker_encoder_config`, and a
+        trained head; attach one with `model.use_speaker_embedding_voice_encoder(encoder)`).
+        adapted_parameters: fnmatch patterns of the adapted parameter set.
     Losses:
         mel_loss_weight, duration_loss_weight, pitch_loss_weight, energy_loss_weight, alignment_loss_weight,
         bin_loss_weight.
@@ -110,6 +114,8 @@ class MetaTTSConfig(PreTrainedConfig):
     lora_rank: int = 0
     use_voice_encoder: bool = True
     voice_encoder_hidden_size: int = 128
+    voice_encoder_type: str = "convolution"
+    speaker_encoder_config: dict | None = None
     adapted_parameters: list[str] | None = None
 
     mel_loss_weight: float = 1.0
@@ -188,6 +194,14 @@ class MetaTTSConfig(PreTrainedConfig):
             raise ValueError(
                 "MetaTTSConfig.vocoder_type='speecht5_hifigan' needs hifigan_config: attach one with "
                 "`model.attach_vocoder(SpeechT5HifiGan.from_pretrained(...))`."
+            )
+        if self.voice_encoder_type not in VOICE_ENCODER_TYPES:
+            raise ValueError(f"MetaTTSConfig.voice_encoder_type={self.voice_encoder_type!r} is not allowed: choose one "
+                             f"of {VOICE_ENCODER_TYPES}.")
+        if self.voice_encoder_type == "speaker_embedding" and not isinstance(self.speaker_encoder_config, dict):
+            raise ValueError(
+                "MetaTTSConfig.voice_encoder_type='speaker_embedding' needs speaker_encoder_config (the shape of the "
+                "frozen speaker encoder): attach a trained one with `model.use_speaker_embedding_voice_encoder(...)`."
             )
         _check_range("griffin_lim_iters", self.griffin_lim_iters, 1, 1000, integer=True)
         _check_range("griffin_lim_momentum", self.griffin_lim_momentum, 0.0, 0.999)

@@ -230,10 +230,14 @@ class VoiceEncoder(nn.Module):
         for conv in self.convs:
             hidden = F.relu(conv(hidden)).masked_fill(~mask.unsqueeze(1), 0.0)
         pooled = hidden.sum(dim=2) / mask.sum(dim=1, keepdim=True).clamp(min=1)
-        flat = self.head(pooled.mean(dim=0))
-        changes, offset = {}, 0
-        for name, shape in zip(self.names, self.shapes):
-            size = math.prod(shape)
-            changes[name] = flat[offset : offset + size].view(shape)
-            offset += size
-        return changes
+        return split_flat_changes(self.head(pooled.mean(dim=0)), self.names, self.shapes)
+
+
+def split_flat_changes(flat: torch.Tensor, names: list[str], shapes: list[tuple]) -> dict[str, torch.Tensor]:
+    """One flat vector ``(sum of sizes,)`` -> ``{name: slice viewed with its shape}``, in ``names`` order."""
+    changes, offset = {}, 0
+    for name, shape in zip(names, shapes):
+        size = math.prod(shape)
+        changes[name] = flat[offset : offset + size].view(shape)
+        offset += size
+    return changes

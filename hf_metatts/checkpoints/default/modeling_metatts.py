@@ -41,6 +41,7 @@ from .modeling_blocks import (
     VoiceEncoder,
     regulate_length,
 )
+from .modeling_speaker_encoder import SpeakerEmbeddingVoiceEncoder
 from .modeling_vocoder import build_vocoder
 from .tokenization_metatts import DEFAULT_SYMBOLS, SENTENCE_END, WORD_BOUNDARY
 
@@ -144,13 +145,40 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         self.decoder = FeedForwardTransformer(config, config.decoder_layers, conditional=True)
         self.mel_head = nn.Linear(hidden, config.num_mel_bins)
         self.vocoder = build_vocoder(config)
-        if config.use_voice_encoder:
-            shapes = {name: self.get_parameter(name).shape for name in self.adapted_parameter_names()
-                      if "lora_" not in name}
-            self.voice_encoder = VoiceEncoder(config, shapes)
-        else:
-            self.voice_encoder = None
+        self.voice_encoder = self._build_voice_encoder() if config.use_voice_encoder else None
         self.post_init()
+
+    def _build_voice_encoder(self) -> nn.Module:
+        """The support encoder of ``config.voice_encoder_type`` for the adapted set (LoRA factors excluded)."""
+        shapes = {name: self.get_parameter(name).shape for name in self.adapted_parameter_names()
+                  if "lora_" not in name}
+        if self.config.voice_encoder_type == "speaker_embedding":
+            return SpeakerEmbeddingVoiceEncoder(self.config, shapes)
+        return VoiceEncoder(self.config, shapes)
+
+    def use_speaker_embedding_voice_encoder(self, speaker_encoder: nn.Module) -> None:
+        """Replace the support encoder with one on ``speaker_encoder`` (a trained
+        ``SpeakerIdentityEncoder``, see ``hf-metatts train-identity-encoder``), frozen, and a fresh head whose
+        output starts at zero (the zero-shot voice is then the model's own until the head trains). The config
+        records the change, so saved checkpoints rebuild and reload it."""
+        from dataclasses import asdict
+
+        fields = ("use_voice_encoder", "voice_encoder_type", "speaker_encoder_config")
+        before = {name: getattr(self.config, name) for name in fields}
+        self.config.use_voice_encoder = True
+        self.config.voice_encoder_type = "speaker_embedding"
+        self.config.speaker_encoder_config = {k: list(v) if isinstance(v, tuple) else v
+                                              for k, v in asdict(speaker_encoder.config).items()}
+        try:  # a mismatching encoder leaves the model and its config as they were
+            self.config.validate_metatts()
+            encoder = self._build_voice_encoder().to(next(self.parameters()).device)
+            encoder.speaker_encoder.load_state_dict(speaker_encoder.state_dict(), strict=True)
+        except (ValueError, RuntimeError):
+            for name, value in before.items():
+                setattr(self.config, name, value)
+            raise
+        encoder.train(self.training)
+        self.voice_encoder = encoder
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -178,6 +206,8 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
                 f"The weights of {pretrained_model_name_or_path} do not match its config ({details}). The checkpoint "
                 "was saved by another version or edited: re-save it with save_pretrained."
             )
+        if isinstance(model.voice_encoder, SpeakerEmbeddingVoiceEncoder):
+            model.voice_encoder.speaker_encoder.requires_grad_(False)  # loading makes fresh trainable parameters
         return (model, info) if want_info else model
 
     # ----------------------------------------------------------------------------------------------
