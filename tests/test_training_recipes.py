@@ -42,8 +42,7 @@ def test_recipe_configs_parse_and_chain(recipe):
             continue
         model_args, data_args, training_args = parse_config(value)
         inputs = [model_args.model_name_or_path, data_args.dataset_path,
-                  getattr(model_args, "speaker_embedding_voice_encoder", None),
-                  getattr(training_args, "identity_encoder", None)]
+                  model_args.speaker_embedding_voice_encoder, training_args.identity_encoder]
         for needed in inputs:
             if needed and needed.startswith(("outputs/", "data/")):
                 assert needed.rstrip("/") in available, (

@@ -160,8 +160,7 @@ class MetaLearnerHead(nn.Module):
     def save_pretrained(self, directory: str) -> None:
         """Write ``meta_learner_config.json`` and ``meta_learner.safetensors`` into ``directory``."""
         os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, META_CONFIG_NAME), "w", encoding="utf-8") as fh:
-            json.dump(self.config.to_dict(), fh, indent=2, sort_keys=True)
+        write_meta_config(directory, self.config)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(tensors, os.path.join(directory, META_WEIGHTS_NAME), metadata={"format": "pt"})
 
@@ -176,6 +175,12 @@ class MetaLearnerHead(nn.Module):
         head = cls(config, shapes)
         head.load_state_dict(tensors, strict=True)
         return head
+
+
+def write_meta_config(directory: str, config: MetaLearnerConfig) -> None:
+    """Write ``config`` as ``meta_learner_config.json`` in ``directory`` (which must exist)."""
+    with open(os.path.join(directory, META_CONFIG_NAME), "w", encoding="utf-8") as fh:
+        json.dump(config.to_dict(), fh, indent=2, sort_keys=True)
 
 
 def read_meta_config(directory: str) -> MetaLearnerConfig:

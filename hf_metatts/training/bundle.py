@@ -11,6 +11,7 @@ produced it, and a card from ``model_cards/base_model_card.md`` with the measure
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -54,12 +55,11 @@ def run_summary(run_dir: str) -> dict:
 def check_inner_lr_override(model_dir: str, inner_lr: float) -> None:
     """Raise :class:`BundleConfigError` unless ``model_dir`` holds a ``maml`` meta-learner (one fixed step size,
     SGD or Adam direction) and ``inner_lr`` is positive: learned rates and the Meta-LSTM have no one rate."""
-    from ..meta.head import META_CONFIG_NAME
+    from ..meta.head import META_CONFIG_NAME, read_meta_config
 
-    path = os.path.join(model_dir, META_CONFIG_NAME)
-    if not os.path.isfile(path):
+    if not os.path.isfile(os.path.join(model_dir, META_CONFIG_NAME)):
         raise BundleConfigError(f"inner_lr={inner_lr} needs a meta-learner, and {model_dir} has no {META_CONFIG_NAME}.")
-    method = _read_json(path).get("method")
+    method = read_meta_config(model_dir).method
     if method != "maml":
         raise BundleConfigError(f"inner_lr={inner_lr} replaces the one step size of a 'maml' meta-learner; "
                                 f"{model_dir} holds a {method!r} one (learned rates or a learned optimiser): "
@@ -70,14 +70,11 @@ def check_inner_lr_override(model_dir: str, inner_lr: float) -> None:
 
 def set_inner_lr(folder: str, inner_lr: float) -> None:
     """Write ``inner_lr`` into the meta-learner config saved in ``folder`` (the step size adaptation uses)."""
-    from ..meta.head import META_CONFIG_NAME
+    from ..meta.head import read_meta_config, write_meta_config
 
-    path = os.path.join(folder, META_CONFIG_NAME)
-    config = _read_json(path)
-    logger.info("Step size of the shipped meta-learner: %s (meta-trained with %s).", inner_lr, config["inner_lr"])
-    config["inner_lr"] = float(inner_lr)
-    with open(path, "w") as handle:
-        json.dump(config, handle, indent=2)
+    config = read_meta_config(folder)
+    logger.info("Step size of the shipped meta-learner: %s (meta-trained with %s).", inner_lr, config.inner_lr)
+    write_meta_config(folder, dataclasses.replace(config, inner_lr=float(inner_lr)))
 
 
 def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: list[str] = (),
