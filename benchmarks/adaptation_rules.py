@@ -9,13 +9,17 @@ set on the same 5-shot support clips; only the update differs:
   ``--steps`` steps;
 - ``adam:LR[:STEPS]``: Adam with learning rate LR (the fine-tuning baseline's update) for STEPS steps
   (default ``--steps``);
-- ``sgd:LR[:STEPS]``: plain gradient steps with one learning rate.
+- ``sgd:LR[:STEPS]``: plain gradient steps with one learning rate;
+- any rule ``+gvW`` (e.g. ``learned+gv0.5``): the same rule with the global-variance term of weight W
+  (``hf_metatts.meta.global_variance``) added to its support loss.
 
 ``--identity-encoder DIR --identity-weight W`` adds a speaker-identity term (``hf_metatts.meta.identity``) to
 every rule's support loss. ``--parameters PATTERN...`` lets the adam and sgd rules update only part of the
 adapted set (the rest keeps its start values); ``--wer`` adds the recogniser's word error rate (English
 speakers only). Per rule the JSON has the means over tasks (similarity, MCD, the support mel L1 after the
-steps, how far the adapted set moved, WER), identification pooled over the tasks, and the similarity per voice
+steps, how far the adapted set moved, WER, and ``gv_ratio``: the held-out synthesis' per-bin standard deviation
+over time of its log-mel, computed from the audio, over that of the real recordings, 1 = as dynamic, below 1 =
+flatter), identification pooled over the tasks, and the similarity per voice
 family (the source before ``:`` in a task name: ``espeak``, ``flite``, ``festival``)::
 
     python benchmarks/adaptation_rules.py --checkpoint outputs/default_zero_shot --split validation \\
@@ -47,6 +51,7 @@ from hf_metatts.evaluation.benchmark import (
 )
 from hf_metatts.evaluation.voice_eval import synthesize_texts
 from hf_metatts.meta import adapt_parameters
+from hf_metatts.meta.global_variance import GLOBAL_VARIANCE_FLOOR, global_variance, global_variance_term
 from hf_metatts.meta.identity import identity_term, load_identity_encoder
 from hf_metatts.meta.learner import encode_support
 from hf_metatts.meta.maml import with_fixed_alignment
@@ -54,6 +59,7 @@ from hf_metatts.training.hardware import hardware_description
 
 logger = logging.getLogger("adaptation_rules")
 OPTIMIZERS = ("adam", "sgd")
+MEAN_KEYS = ("similarity", "mcd", "support_mel_l1", "moved", "gv_ratio")
 
 
 @dataclass
@@ -64,10 +70,30 @@ class Rule:
     optimizer: str
     lr: float | None = None
     steps: int | None = None
+    global_variance_weight: float = 0.0
 
 
 def parse_rule(text: str, default_steps: int) -> Rule:
-    """``learned`` | ``adam:LR[:STEPS]`` | ``sgd:LR[:STEPS]`` -> Rule; SystemExit with the format on a bad one."""
+    """``learned`` | ``adam:LR[:STEPS]`` | ``sgd:LR[:STEPS]``, each with an optional ``+gvW`` -> Rule; SystemExit
+    with the format on a bad one."""
+    base, _, suffix = text.partition("+")
+    weight = 0.0
+    if suffix:
+        try:
+            if not suffix.startswith("gv"):
+                raise ValueError
+            weight = float(suffix[2:])
+            if not 0 < weight < float("inf"):
+                raise ValueError
+        except ValueError:
+            raise SystemExit(f"error: rule {text!r}: the only suffix is '+gvW' with a weight W > 0, e.g. "
+                             "'learned+gv0.5'") from None
+    rule = _parse_update(base, default_steps)
+    rule.name, rule.global_variance_weight = text, weight
+    return rule
+
+
+def _parse_update(text: str, default_steps: int) -> Rule:
     if text == "learned":
         return Rule("learned", "learned")
     parts = text.split(":")
@@ -96,6 +122,26 @@ def adapt_with(rule: Rule, model, head, support: dict, start: dict, steps: int, 
     moved = adapt_parameters(model, support, method=method, steps=rule.steps, lr=rule.lr, init=start,
                              adapted_names=updated, loss_term=loss_term)
     return {**start, **moved}
+
+
+def combined_term(*terms):
+    """One ``loss_term`` adding the given ones (None entries skipped); None when there is none."""
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    return terms[0] if len(terms) == 1 else (lambda out, batch: sum(t(out, batch) for t in terms))
+
+
+def heldout_gv_ratio(waves: list[np.ndarray], audio: TaskAudio, processor, rate: int) -> float:
+    """Mean over utterances and mel bins of sd_t(log-mel of the synthesis) / sd_t(log-mel of the recording),
+    both computed from audio (at ``rate``) with the model's feature extractor."""
+    ratios = []
+    for synthesised, real in zip(waves, audio.real):
+        ours, theirs = (global_variance(torch.as_tensor(
+            np.asarray(processor.feature_extractor(wave, sampling_rate=rate)["input_features"][0]), dtype=torch.float32).unsqueeze(0))
+            for wave in (synthesised, real))
+        ratios.append(float((ours / theirs.clamp_min(GLOBAL_VARIANCE_FLOOR)).mean()))
+    return float(np.mean(ratios))
 
 
 def support_mel_l1(model, params: dict, support: dict) -> float:
@@ -148,29 +194,33 @@ def run(args) -> dict:
             if encoder_start:
                 with torch.no_grad():
                     start.update(encode_support(model, [support], start))
-            params = adapt_with(rule, model, head, support, start, args.steps, updated, loss_term)
+            term = combined_term(loss_term, global_variance_term(rule.global_variance_weight)
+                                 if rule.global_variance_weight else None)
+            params = adapt_with(rule, model, head, support, start, args.steps, updated, term)
             waves = synthesize_texts(model, processor.tokenizer, audios[task.name].texts, params,
                                      audios[task.name].languages)
             values, trials[task.name] = measure(waves, audios[task.name], rate, metrics)
+            values["gv_ratio"] = heldout_gv_ratio(waves, audios[task.name], processor, rate)
             values["support_mel_l1"] = support_mel_l1(model, params, support)
             values["moved"] = float(torch.sqrt(sum(((params[n] - start[n]) ** 2).sum() for n in names)))
             per_task[task.name] = values
         accuracy, candidates, _ = pooled_identification(trials, audios)
         families = sorted({name.split(":")[0] for name in per_task})
         results[rule.name] = {
-            "optimizer": rule.optimizer, "lr": rule.lr,
+            "optimizer": rule.optimizer, "lr": rule.lr, "global_variance_weight": rule.global_variance_weight,
             "steps": rule.steps if rule.steps is not None else args.steps,
             "mean": {key: float(np.mean([v[key] for v in per_task.values()]))
-                     for key in ("similarity", "mcd", "support_mel_l1", "moved") + (("wer",) if args.wer else ())},
+                     for key in MEAN_KEYS + (("wer",) if args.wer else ())},
             "identification": accuracy, "identification_candidates": candidates,
             "similarity_by_family": {f: float(np.mean([v["similarity"] for n, v in per_task.items()
                                                         if n.split(":")[0] == f])) for f in families},
             "per_task": per_task,
             "seconds": round(time.perf_counter() - started, 1),
         }
-        logger.info("%s: similarity %.4f, identification %.3f, support mel L1 %.4f (%.0f s)", rule.name,
-                    results[rule.name]["mean"]["similarity"], accuracy, results[rule.name]["mean"]["support_mel_l1"],
-                    results[rule.name]["seconds"])
+        mean = results[rule.name]["mean"]
+        logger.info("%s: similarity %.4f, identification %.3f, support mel L1 %.4f, gv ratio %.3f%s (%.0f s)",
+                    rule.name, mean["similarity"], accuracy, mean["support_mel_l1"], mean["gv_ratio"],
+                    f", wer {mean['wer']:.3f}" if args.wer else "", results[rule.name]["seconds"])
     return {
         "checkpoint": args.checkpoint, "split": args.split, "tasks": [t.name for t in tasks], "shots": args.shots,
         "start": "encoder" if encoder_start else "model", "updated_by_adam_and_sgd": updated,

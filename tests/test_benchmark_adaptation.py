@@ -77,6 +77,7 @@ def test_end_to_end_json_is_complete(corpus, checkpoint, tmp_path, monkeypatch):
     assert "| maml | 1 |" in out.with_suffix(".md").read_text()
 
     assert set(result["methods"]) == set(BENCHMARK_METHODS)
+    assert result["methods"]["finetune"]["meta_learner"] is None
     assert result["methods"]["metasgd"]["status"] == "skipped"
     assert "meta-learner" in result["methods"]["metasgd"]["reason"]
     assert result["methods"]["meta_lstm"] == {"status": "skipped", "reason": "no checkpoint given",
@@ -149,6 +150,9 @@ def test_settings_validate_grids():
         BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, shots=[0]).validate()
     with pytest.raises(BenchmarkConfigError, match="steps"):
         BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, steps=[-1]).validate()
+    for weight in (-0.5, float("nan")):
+        with pytest.raises(BenchmarkConfigError, match="global_variance_weights"):
+            BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, global_variance_weights={"maml": weight}).validate()
 
 
 def test_identification_and_wer_ratios_with_a_stub_recogniser(corpus, checkpoint, monkeypatch):
@@ -222,3 +226,17 @@ def test_cli_defaults_measure_identification_and_take_languages():
     assert parser.parse_args(["--checkpoints", "maml=x", "--corpus", "c", "--out", "o.json"]).languages is None
     with pytest.raises(BenchmarkConfigError, match="Unknown metrics"):
         BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, eval_metrics=["similarity", "pesq"]).validate()
+
+
+def test_each_run_records_how_its_meta_learner_was_trained():
+    import torch
+
+    from hf_metatts.evaluation.benchmark import meta_learner_summary
+    from hf_metatts.meta.head import MetaLearnerConfig, MetaLearnerHead
+
+    config = MetaLearnerConfig(method="metasgd", inner_lr=0.03, inner_optimizer="adam", zero_shot_start=True,
+                               adapted_parameter_names=["voice.speaker_vector"])
+    head = MetaLearnerHead(config, {"voice.speaker_vector": torch.Size([4])})
+    assert meta_learner_summary(head) == {"method": "metasgd", "inner_optimizer": "adam", "inner_lr": 0.03,
+                                          "zero_shot_start": True}
+    assert meta_learner_summary(None) is None  # fine-tuning has no meta-learner

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -106,6 +107,39 @@ def test_a_step_size_for_a_meta_learner_without_one_rate_is_refused_before_anyth
     (out / "keep.txt").write_text("previous bundle")
     with pytest.raises(BundleConfigError, match="metasgd" if inner_lr > 0 else "positive"):
         bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), inner_lr=inner_lr)
+    assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
+
+
+def test_the_global_variance_weight_given_to_the_bundle_is_the_one_adaptation_uses(trained_parts, tmp_path):
+    model_dir, vocoder_dir, _ = trained_parts
+    source = json.loads((model_dir / "meta_learner_config.json").read_text())
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(tmp_path / "bundle"), global_variance_weight=0.5)
+    from hf_metatts.meta import load_meta_learner
+
+    shipped = load_meta_learner(str(tmp_path / "bundle")).config
+    assert shipped.global_variance_weight == 0.5 and shipped.inner_lr == source["inner_lr"]
+    assert json.loads((model_dir / "meta_learner_config.json").read_text()) == source  # source kept
+    card = " ".join((tmp_path / "bundle" / "README.md").read_text().split())
+    assert "a global-variance term of weight 0.5" in card
+
+
+@pytest.mark.parametrize("weight, without_meta_learner, message", [
+    (-1.0, False, "finite number >= 0"),
+    (float("nan"), False, "finite number >= 0"),
+    (0.5, True, "has no meta_learner_config.json"),
+])
+def test_a_bad_global_variance_weight_is_refused_before_anything_is_written(trained_parts, tmp_path, weight,
+                                                                          without_meta_learner, message):
+    model_dir, vocoder_dir, _ = trained_parts
+    if without_meta_learner:
+        bare = tmp_path / "bare"
+        shutil.copytree(model_dir, bare, ignore=shutil.ignore_patterns("meta_learner*"))
+        model_dir = bare
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous bundle")
+    with pytest.raises(BundleConfigError, match=message):
+        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), global_variance_weight=weight)
     assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
 
 

@@ -123,6 +123,7 @@ def test_model_index_entries_are_valid_eval_results(bars):
 def test_merge_keeps_each_method_and_the_first_upper_bounds(bars):
     def run(method, steps, bound):
         settings = {"corpus": "c", "shots": [5], "steps": steps, "lrs": {"maml": 0.05} if method == "maml" else {},
+                    "global_variance_weights": {"maml": 0.3} if method == "maml" else {},
                     "checkpoints": {method: f"ckpt/{method}"}}
         return {"method": method, "status": "ok", "result": {
             "schema_version": 1, "settings": settings, "library_version": "0", "tasks": [{"name": "a"}],
@@ -135,6 +136,7 @@ def test_merge_keeps_each_method_and_the_first_upper_bounds(bars):
                         checkpoints, steps)
     assert merged["upper_bounds"] == {"ground_truth": "first"} and merged["upper_bounds_from"] == "finetune"
     assert merged["settings"]["steps"] == [0, 5, 100] and merged["settings"]["lrs"] == {"maml": 0.05}
+    assert merged["settings"]["global_variance_weights"] == {"maml": 0.3}
     assert merged["methods"]["metasgd"] == {"status": "skipped", "reason": "no meta-learner",
                                             "checkpoint": "ckpt/metasgd"}
     assert set(merged["methods"]["maml"]["results"]["5"]) == {"0", "5"}
@@ -199,3 +201,40 @@ def test_reuse_merges_only_methods_not_run_now_and_refuses_other_settings_or_tas
     other["tasks"] = [{"name": "a"}]
     with pytest.raises(ValueError, match="other tasks"):
         bars.add_reused(other, earlier, "old.json")
+
+
+def test_maml_bar_counts_only_maml_runs_from_their_meta_learned_start(bars):
+    def learner(method, zero_shot_start=False):
+        return {"method": method, "inner_optimizer": "adam", "inner_lr": 0.03, "zero_shot_start": zero_shot_start}
+
+    result = copy.deepcopy(RESULT)
+    result["methods"]["metasgd"]["results"]["5"]["5"]["mean"]["similarity"] = 0.7  # below finetune@100 (0.75)
+    result["methods"]["maml"] = ok({0: cell(similarity=0.6), 5: cell(similarity=0.76)})
+    # an older result (no meta-learner recorded): its maml ran on the Meta-SGD checkpoint and does not count
+    old = bars.evaluate_bars(result)["adaptation_maml"]
+    assert old["status"] == "fail" and old["measured"]["maml_5_steps"] == 0.76
+    assert "recorded no meta-learner" in old["measured"]["maml_note"]
+    # plain SGD steps on a Meta-SGD checkpoint do not count either
+    result["methods"]["maml"]["meta_learner"] = learner("metasgd")
+    stepped = bars.evaluate_bars(result)["adaptation_maml"]
+    assert stepped["status"] == "fail" and "not a checkpoint meta-trained as maml" in stepped["measured"]["maml_note"]
+    # a checkpoint meta-trained as maml, from its meta-learned start, counts
+    result["methods"]["maml"]["meta_learner"] = learner("maml")
+    counted = bars.evaluate_bars(result)["adaptation_maml"]
+    assert counted["status"] == "pass" and "maml_note" not in counted["measured"]
+    assert counted["threshold"] == "metasgd@5 or maml@5 >= finetune@100"
+    # one that starts from the support encoder's voice is the zero_shot bar's, whatever its method
+    result["methods"]["maml"]["meta_learner"] = learner("maml", zero_shot_start=True)
+    result["methods"]["metasgd"]["meta_learner"] = learner("metasgd", zero_shot_start=True)
+    encoder = bars.evaluate_bars(result)["adaptation_maml"]
+    assert encoder["status"] == "not measured"
+    assert "zero_shot_start" in encoder["measured"]["maml_note"] and "zero_shot_start" in encoder["reason"]
+    assert encoder["measured"]["metasgd_5_steps"] == 0.7 and encoder["measured"]["maml_5_steps"] == 0.76
+
+
+def test_a_bad_global_variance_weight_is_refused_before_any_run(bars, tmp_path, capsys):
+    out = tmp_path / "bars.json"
+    with pytest.raises(SystemExit):
+        bars.main(["--checkpoints", "zero_shot=outputs/x", "--global-variance-weight", "zero_shot=-1",
+                   "--out", str(out)])
+    assert "--global-variance-weight" in capsys.readouterr().err and not out.exists()

@@ -27,6 +27,7 @@ The result is a JSON-able dict; see :func:`run_benchmark`. :func:`render_markdow
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -66,6 +67,9 @@ class BenchmarkSettings:
     heldout: int = 1
     seed: int = 0
     lrs: dict[str, float] = field(default_factory=dict)
+    #: per method, the weight of the global-variance term in its support loss (``hf_metatts.meta.global_variance``)
+    #: in place of its meta-learner's own (absent: the checkpoint's)
+    global_variance_weights: dict[str, float] = field(default_factory=dict)
     eval_metrics: list[str] = field(default_factory=lambda: ["similarity", "mcd", "wer", "eer", "identification"])
     languages: list[str] | None = None
 
@@ -81,6 +85,9 @@ class BenchmarkSettings:
             raise BenchmarkConfigError(f"Unknown methods {unknown}: choose from {list(BENCHMARK_METHODS)}.")
         if not self.checkpoints:
             raise BenchmarkConfigError("No checkpoints given: pass at least one METHOD=DIR.")
+        bad = {m: w for m, w in self.global_variance_weights.items() if not (w >= 0 and math.isfinite(w))}
+        if bad:
+            raise BenchmarkConfigError(f"global_variance_weights={bad}: give finite weights >= 0.")
         if self.languages is not None and (not self.languages or not all(
                 isinstance(code, str) and code.strip() for code in self.languages)):
             raise BenchmarkConfigError(f"languages={self.languages}: give language-code prefixes such as ['en'], "
@@ -173,6 +180,16 @@ def load_method(method: str, checkpoint: str | None):
     if method == "zero_shot" and getattr(model, "voice_encoder", None) is None:
         return None, None, None, f"{checkpoint} has no support encoder (config.use_voice_encoder is false)"
     return model, processor, head, None
+
+
+def meta_learner_summary(head) -> dict | None:
+    """How a method's meta-learner was trained (what a bar needs to know of it): ``{method, inner_optimizer,
+    inner_lr, zero_shot_start}``, or None without one (fine-tuning)."""
+    if head is None:
+        return None
+    cfg = head.config
+    return {"method": cfg.method, "inner_optimizer": cfg.inner_optimizer, "inner_lr": cfg.inner_lr,
+            "zero_shot_start": bool(cfg.zero_shot_start)}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -330,6 +347,11 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
     rate = model.config.sampling_rate
     steps = sorted(set(settings.steps))
     lr = settings.lrs.get(method)
+    loss_term = None
+    if settings.global_variance_weights.get(method):
+        from ..meta.global_variance import global_variance_term
+
+        loss_term = global_variance_term(settings.global_variance_weights[method])
     results: dict[str, dict] = {}
     for k in sorted(set(settings.shots)):
         cells: dict[int, dict] = {s: {"per_task": {}, "skipped_tasks": {}} for s in steps}
@@ -343,8 +365,8 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
             snapshots: dict[int, tuple[dict, float | None]] = {}
             started = time.perf_counter()
             if 0 in steps:
-                snapshots[0] = (adapt_parameters(model, support, method=method, steps=0, meta_learner=head, lr=lr),
-                                None)
+                snapshots[0] = (adapt_parameters(model, support, method=method, steps=0, meta_learner=head, lr=lr,
+                                                 loss_term=loss_term), None)
 
             def capture(step, loss, params, _snapshots=snapshots):
                 if step in steps:
@@ -352,7 +374,7 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
 
             if max(steps) > 0:
                 adapt_parameters(model, support, method=method, steps=max(steps), meta_learner=head, lr=lr,
-                                 callback=capture)
+                                 callback=capture, loss_term=loss_term)
             adapt_seconds = time.perf_counter() - started
             for s in steps:
                 if s not in snapshots:  # the run stopped early (diverged)
@@ -406,7 +428,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         torch.manual_seed(settings.seed)
         entry = run_method(method, model, processor, head, tasks, audios, settings)
         entry.update(checkpoint=checkpoint, seconds=round(time.perf_counter() - method_started, 1),
-                     lr=settings.lrs.get(method))
+                     lr=settings.lrs.get(method), meta_learner=meta_learner_summary(head),
+                     global_variance_weight=settings.global_variance_weights.get(method))
         methods[method] = entry
     if audios is None:
         raise BenchmarkConfigError("No method could run: " + "; ".join(

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .errors import InvalidMetaConfigError
+from .global_variance import global_variance_term
 from .head import MetaLearnerHead, resolve_adapted_names
 from .learner import encode_support
 from .maml import SGDRule, StepCallback, inner_loop, make_loss_fn, with_fixed_alignment
@@ -53,7 +54,9 @@ def adapt_parameters(
         adapted_names: names of the adapted set; default: the meta-learner's, else
             ``model.adapted_parameter_names()``.
         loss_term: ``loss_term(model_output, batch) -> scalar`` added to each support batch's loss (e.g. a
-            speaker-identity term, ``hf_metatts.meta.identity``); default: the model's own loss alone.
+            speaker-identity term, ``hf_metatts.meta.identity``); default: the global-variance term of the
+            meta-learner's ``global_variance_weight`` when it is > 0 (not for ``finetune``, the baseline), else
+            the model's own loss alone.
 
     Returns:
         ``{name: tensor}`` for the adapted set, detached, same shapes and device as the model's parameters.
@@ -85,6 +88,8 @@ def adapt_parameters(
             init = encode_support(model, batches, params)
     if init is not None:
         params.update({n: t.detach().clone() for n, t in init.items() if n in params})
+    if loss_term is None and cfg is not None and cfg.global_variance_weight > 0 and method != "finetune":
+        loss_term = global_variance_term(cfg.global_variance_weight)
     loss_fn = make_loss_fn(model, term=loss_term)
     with torch.enable_grad():
         if method == "finetune":

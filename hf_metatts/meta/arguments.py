@@ -79,6 +79,12 @@ class MetaTrainingArguments(TrainingArguments):
         metadata={"help": "Add this weight times 1 - cos(identity_encoder(predicted query mels), identity_encoder("
                   "target query mels)) to the meta-objective. The inner loop (and model.adapt) keeps the mel loss."},
     )
+    global_variance_weight: float = field(
+        default=0.0,
+        metadata={"help": "Add this weight times the global-variance term (hf_metatts.meta.global_variance: the log "
+                  "per-bin standard deviation over time of the predicted against the target support mels) to the "
+                  "inner loop's support loss; saved with the meta-learner, so model.adapt uses it too."},
+    )
     eval_inner_steps: int | None = field(
         default=None, metadata={"help": "Steps of the validation adaptation curve (default: inner_steps)."}
     )
@@ -148,6 +154,15 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
         raise InvalidMetaConfigError(
             "identity_loss_weight applies to the meta-objective of maml, metasgd and meta_lstm, "
             "not to method='pretrain'."
+        )
+    if args.global_variance_weight < 0 or not math.isfinite(args.global_variance_weight):
+        raise InvalidMetaConfigError(
+            f"global_variance_weight={args.global_variance_weight} must be a finite number >= 0."
+        )
+    if args.global_variance_weight > 0 and args.method == "pretrain":
+        raise InvalidMetaConfigError(
+            "global_variance_weight applies to the inner loop of maml, metasgd and meta_lstm, not to "
+            "method='pretrain' (its fine-tuning baseline keeps the model's loss)."
         )
     if args.inner_optimizer not in INNER_OPTIMIZERS:
         raise InvalidMetaConfigError(

@@ -40,6 +40,7 @@ class MetaLearnerConfig:
     multi_step_loss_min_weight: float = 0.03
     zero_shot_start: bool = False
     zero_shot_loss_weight: float = 0.0
+    global_variance_weight: float = 0.0
     meta_lstm_hidden_size: int = 20
     meta_lstm_forget_bias: float = 8.0
     meta_lstm_init_scale: float = 1e-3

@@ -101,6 +101,7 @@ class MetaLearner(nn.Module):
         applies)."""
         loss_fn = make_loss_fn(self.model)
         objective = self._query_objective(loss_fn)
+        inner_loss_fn = self._inner_loss_fn(loss_fn)
         support = with_fixed_alignment(self.model, support)
         params = self.initial_params(support)
         start_loss = None
@@ -109,8 +110,8 @@ class MetaLearner(nn.Module):
         weights = None
         if msl:
             weights = multi_step_loss_weights(steps, self.progress, self.meta_config.multi_step_loss_min_weight)
-        result = inner_loop(loss_fn, params, support, steps, self.rule(), first_order, query=query,
-                            query_weights=weights)
+        result = inner_loop(inner_loss_fn, params, support, steps, self.rule(), first_order, query=query,
+                            query_weights=weights, query_loss_fn=loss_fn)
         if not result.finite:
             return result, None, start_loss
         if not msl:
@@ -121,6 +122,15 @@ class MetaLearner(nn.Module):
             query_loss = result.query_loss + objective(result.params, query) - loss_fn(result.params, query)
         self._identity_after = getattr(objective, "last_identity", None)
         return result, query_loss, start_loss
+
+    def _inner_loss_fn(self, loss_fn):
+        """The inner loop's support loss: the model's, plus the global-variance term when one is set."""
+        weight = self.meta_config.global_variance_weight
+        if not weight:
+            return loss_fn
+        from .global_variance import global_variance_term
+
+        return make_loss_fn(self.model, term=global_variance_term(weight))
 
     def _query_objective(self, loss_fn):
         """The meta-objective on query batches: the model's loss, plus the identity term when one is set."""

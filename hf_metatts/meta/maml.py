@@ -203,6 +203,7 @@ def inner_loop(
     query: Sequence[Batch] | None = None,
     query_weights: Sequence[float] | None = None,
     callback: StepCallback | None = None,
+    query_loss_fn: LossFn | None = None,
 ) -> InnerLoopResult:
     """Run ``steps`` updates of ``rule`` from ``params`` on the support batches.
 
@@ -214,6 +215,8 @@ def inner_loop(
         first_order: compute support gradients on detached copies (no second derivatives).
         query, query_weights: when given, the query loss after step t+1 is weighted by ``query_weights[t]``
             (zero weights are skipped) and summed into ``result.query_loss`` (MAML++ multi-step loss).
+        query_loss_fn: the loss of those query batches (default: ``loss_fn``; differs when the support loss has
+            an inner-loop-only term such as the global-variance term).
         callback: ``callback(step, support_loss, params)`` after each step.
 
     Returns:
@@ -247,7 +250,7 @@ def inner_loop(
         if callback is not None:
             callback(step + 1, result.support_losses[-1], params)
         if query is not None and query_weights is not None and query_weights[step] > 0:
-            q = loss_fn(params, query)
+            q = (query_loss_fn or loss_fn)(params, query)
             result.query_losses.append(float(q.detach()))
             weighted = q * query_weights[step] if weighted is None else weighted + q * query_weights[step]
     result.query_loss = weighted

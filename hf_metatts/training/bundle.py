@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import shutil
 
@@ -68,19 +69,40 @@ def check_inner_lr_override(model_dir: str, inner_lr: float) -> None:
         raise BundleConfigError(f"inner_lr={inner_lr} must be positive.")
 
 
-def set_inner_lr(folder: str, inner_lr: float) -> None:
-    """Write ``inner_lr`` into the meta-learner config saved in ``folder`` (the step size adaptation uses)."""
+def check_global_variance_override(model_dir: str, weight: float) -> None:
+    """Raise :class:`BundleConfigError` unless ``model_dir`` holds a meta-learner (the weight is saved in its
+    config) and ``weight`` is a finite number >= 0."""
+    from ..meta.head import META_CONFIG_NAME
+
+    if not os.path.isfile(os.path.join(model_dir, META_CONFIG_NAME)):
+        raise BundleConfigError(f"global_variance_weight={weight} is saved with the meta-learner, and {model_dir} "
+                                f"has no {META_CONFIG_NAME}.")
+    if not (weight >= 0 and math.isfinite(weight)):
+        raise BundleConfigError(f"global_variance_weight={weight} must be a finite number >= 0.")
+
+
+def set_adaptation_settings(folder: str, inner_lr: float | None = None,
+                            global_variance_weight: float | None = None) -> None:
+    """Write the step size (``inner_lr``) and/or the global-variance weight that adaptation uses into the
+    meta-learner config saved in ``folder``; None leaves a setting as it was meta-trained."""
     from ..meta.head import read_meta_config, write_meta_config
 
     config = read_meta_config(folder)
-    logger.info("Step size of the shipped meta-learner: %s (meta-trained with %s).", inner_lr, config.inner_lr)
-    write_meta_config(folder, dataclasses.replace(config, inner_lr=float(inner_lr)))
+    changes = {}
+    if inner_lr is not None:
+        logger.info("Step size of the shipped meta-learner: %s (meta-trained with %s).", inner_lr, config.inner_lr)
+        changes["inner_lr"] = float(inner_lr)
+    if global_variance_weight is not None:
+        logger.info("Global-variance weight of the shipped inner loop: %s (meta-trained with %s).",
+                    global_variance_weight, config.global_variance_weight)
+        changes["global_variance_weight"] = float(global_variance_weight)
+    write_meta_config(folder, dataclasses.replace(config, **changes))
 
 
 def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: list[str] = (),
                       results: list[dict] | None = None, repo_id: str = "hf-metatts/metatts-default",
                       datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
-                      inner_lr: float | None = None) -> dict:
+                      inner_lr: float | None = None, global_variance_weight: float | None = None) -> dict:
     """Write the checkpoint; returns ``{"bytes", "num_parameters", "files"}``.
 
     Args:
@@ -90,10 +112,13 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
         results: ``[{"dataset_name", "dataset_type", "metric_type", "metric_value", ...}]`` for ``model-index``.
         inner_lr: the step size the shipped meta-learner adapts with, in place of the one it was meta-trained
             with (a fixed-rate ``maml`` meta-learner only; choose it on validation tasks).
+        global_variance_weight: the weight of the global-variance term in the shipped inner loop
+            (``hf_metatts.meta.global_variance``), in place of the one it was meta-trained with.
     Raises:
         BundleTooLargeError: the folder would exceed ``max_bytes`` (nothing is left in ``output_dir``).
         BundleConfigError: ``inner_lr`` is given for a folder without a fixed-rate ``maml`` meta-learner, or is
-            not positive (checked before anything is written).
+            not positive; ``global_variance_weight`` for a folder without a meta-learner, or is negative (all
+            checked before anything is written).
     """
     from .. import MetaTTSForTextToSpeech, MetaTTSProcessor
     from ..meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME
@@ -102,6 +127,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
 
     if inner_lr is not None:
         check_inner_lr_override(model_dir, inner_lr)
+    if global_variance_weight is not None:
+        check_global_variance_override(model_dir, global_variance_weight)
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
     attach_trained_vocoder(model, vocoder_dir)
     staging = output_dir.rstrip("/") + ".partial"
@@ -112,8 +139,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
         for name in (META_CONFIG_NAME, META_WEIGHTS_NAME):
             if os.path.isfile(os.path.join(model_dir, name)):
                 shutil.copy2(os.path.join(model_dir, name), staging)
-    if inner_lr is not None:
-        set_inner_lr(staging, inner_lr)
+    if inner_lr is not None or global_variance_weight is not None:
+        set_adaptation_settings(staging, inner_lr, global_variance_weight)
     summaries = [run_summary(run) for run in runs]
     with open(os.path.join(staging, RUNS_FILE), "w") as handle:
         json.dump(summaries, handle, indent=2)
@@ -140,7 +167,8 @@ def _run(args) -> int:
         results = _read_json(args.results)
         results = results.get("model_index", results) if isinstance(results, dict) else results
     bundle_checkpoint(args.model, args.vocoder, args.out, runs=args.runs or [], results=results,
-                      repo_id=args.repo_id, datasets=args.datasets, inner_lr=args.inner_lr)
+                      repo_id=args.repo_id, datasets=args.datasets, inner_lr=args.inner_lr,
+                      global_variance_weight=args.global_variance_weight)
     return 0
 
 
@@ -162,5 +190,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--inner-lr", type=float, default=None,
                         help="step size the shipped meta-learner adapts with, in place of its meta-training one "
                         "(fixed-rate maml meta-learners only; choose it on validation tasks)")
+    parser.add_argument("--global-variance-weight", type=float, default=None,
+                        help="weight of the global-variance term in the shipped inner loop "
+                        "(hf_metatts.meta.global_variance), in place of its meta-training one")
     parser.set_defaults(func=_run)
     return parser
