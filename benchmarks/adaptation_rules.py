@@ -135,11 +135,13 @@ def combined_term(*terms):
 def heldout_gv_ratio(waves: list[np.ndarray], audio: TaskAudio, processor, rate: int) -> float:
     """Mean over utterances and mel bins of sd_t(log-mel of the synthesis) / sd_t(log-mel of the recording),
     both computed from audio (at ``rate``) with the model's feature extractor."""
+    def spread(wave: np.ndarray) -> torch.Tensor:
+        mels = np.asarray(processor.feature_extractor(wave, sampling_rate=rate)["input_features"][0])
+        return global_variance(torch.as_tensor(mels, dtype=torch.float32).unsqueeze(0))
+
     ratios = []
     for synthesised, real in zip(waves, audio.real):
-        ours, theirs = (global_variance(torch.as_tensor(
-            np.asarray(processor.feature_extractor(wave, sampling_rate=rate)["input_features"][0]), dtype=torch.float32).unsqueeze(0))
-            for wave in (synthesised, real))
+        ours, theirs = spread(synthesised), spread(real)
         ratios.append(float((ours / theirs.clamp_min(GLOBAL_VARIANCE_FLOOR)).mean()))
     return float(np.mean(ratios))
 

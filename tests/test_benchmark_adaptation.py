@@ -152,7 +152,8 @@ def test_settings_validate_grids():
         BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, steps=[-1]).validate()
     for weight in (-0.5, float("nan")):
         with pytest.raises(BenchmarkConfigError, match="global_variance_weights"):
-            BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, global_variance_weights={"maml": weight}).validate()
+            BenchmarkSettings(corpus="x", checkpoints={"maml": "x"},
+                              global_variance_weights={"maml": weight}).validate()
 
 
 def test_identification_and_wer_ratios_with_a_stub_recogniser(corpus, checkpoint, monkeypatch):
