@@ -1,4 +1,4 @@
-"""The training recipes (``scripts/train_*_checkpoint.sh``) name configs that exist and parse, and each step
+"""The training recipes (``scripts/train_*.sh``) name configs that exist and parse, and each step
 reads only what an earlier step of the recipe writes (or what the recipe checks for first)."""
 
 import glob
@@ -9,7 +9,7 @@ import pytest
 
 from hf_metatts.meta.cli import parse_config
 
-RECIPES = sorted(glob.glob("scripts/train_*_checkpoint.sh"))
+RECIPES = sorted(glob.glob("scripts/train_*.sh"))
 CONFIG = re.compile(r"--config\s+(examples/configs/[\w.-]+\.json)")
 WRITTEN = re.compile(r"--out\s+(\S+)")
 REQUIRED = re.compile(r"\[ ! -d (\S+) \]")
@@ -28,6 +28,7 @@ def recipe_steps(path: str) -> list[tuple[str, str]]:
 def test_there_are_recipes():
     assert "scripts/train_default_checkpoint.sh" in RECIPES
     assert "scripts/train_speaker_embedding_checkpoint.sh" in RECIPES
+    assert "scripts/train_plain_start_checkpoints.sh" in RECIPES
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
