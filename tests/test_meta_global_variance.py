@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from test_meta_identity import _args
 from tiny_models import tiny_model
 
 from hf_metatts.meta import adapt_parameters
@@ -74,16 +75,6 @@ def test_the_term_changes_adaptation_and_keeps_more_dynamics():
 
 # ------------------------------------------------------------------------------------------------------
 # the weight saved with a meta-learner: meta-training's inner loop and adapt_parameters both use it
-def _args(tmp_path, **kw):
-    from hf_metatts.meta import MetaTrainingArguments
-
-    base = dict(output_dir=str(tmp_path / "out"), method="maml", max_steps=2, inner_steps=2, inner_lr=0.05,
-                shots=3, query_shots=3, tasks_per_step=2, learning_rate=0.01, save_strategy="no", seed=0,
-                use_cpu=True, disable_tqdm=True, first_order=True, report_to="none")
-    base.update(kw)
-    return MetaTrainingArguments(**base)
-
-
 @pytest.mark.parametrize("kw, message", [
     (dict(global_variance_weight=-1.0), "global_variance_weight=-1.0 must be a finite number"),
     (dict(global_variance_weight=float("nan")), "must be a finite number"),
