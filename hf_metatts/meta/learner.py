@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
+from .global_variance import global_variance_term
 from .head import MetaLearnerConfig, MetaLearnerHead
 from .maml import (
     InnerLoopResult,
@@ -128,8 +129,6 @@ class MetaLearner(nn.Module):
         weight = self.meta_config.global_variance_weight
         if not weight:
             return loss_fn
-        from .global_variance import global_variance_term
-
         return make_loss_fn(self.model, term=global_variance_term(weight))
 
     def _query_objective(self, loss_fn):
