@@ -14,6 +14,13 @@ cd "$(dirname "$0")/.."
 mkdir -p logs
 export OMP_NUM_THREADS="${THREADS:-1}"
 
+# The bundled checkpoint's corpus has every synthesiser voice, the Russian festival voice included, which
+# scripts/setup.sh does not install: `sudo WITH_RUSSIAN=1 scripts/install_synthesizers.sh` does.
+if [ ! -f data/voices/dataset_dict.json ] && \
+    ! python -m hf_metatts.data.cli --list-sources 2>/dev/null | grep -q msu_ru_nsh_clunits; then
+  echo "the festival voices are missing: run 'sudo WITH_RUSSIAN=1 scripts/install_synthesizers.sh' first" >&2
+  exit 1
+fi
 [ -f data/voices/dataset_dict.json ] || \
   hf-metatts build-corpus --preset default --out data/voices --workers 2 > logs/build_corpus.log 2>&1
 [ -f data/voices-prepared/dataset_dict.json ] || \
