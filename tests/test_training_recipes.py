@@ -59,3 +59,10 @@ def test_speaker_embedding_recipe_continues_its_own_runs():
     for previous, current in zip(loaded, loaded[1:]):
         assert current["model_name_or_path"] == previous["output_dir"]
     assert loaded[-1]["inner_optimizer"] == "adam"
+
+
+@pytest.mark.parametrize("config", sorted(glob.glob("examples/configs/*.json")))
+def test_every_example_config_parses(config):
+    """Configs outside the recipes (runs reported as tried in BENCHMARKS.md) stay runnable too."""
+    _, _, training_args = parse_config(config)
+    assert training_args.output_dir.startswith("outputs/"), f"{config} writes outside outputs/"
