@@ -5,13 +5,17 @@ Every rule starts from the same voice (the support encoder's, when the checkpoin
 with ``zero_shot_start`` or ``--start encoder`` is given; else the model's own) and adapts the same parameter
 set on the same 5-shot support clips; only the update differs:
 
+- ``start``: no step at all, the start voice itself (what the other rules are measured against);
 - ``learned``: the meta-learner's own rule (its learned rates, one rate for maml, or its Meta-LSTM) for
   ``--steps`` steps;
+- ``scaled:S``: the same with every learned rate (or the maml rate) times S (``MetaLearnerHead.scaled``);
 - ``adam:LR[:STEPS]``: Adam with learning rate LR (the fine-tuning baseline's update) for STEPS steps
   (default ``--steps``);
 - ``sgd:LR[:STEPS]``: plain gradient steps with one learning rate;
 - any rule ``+gvW`` (e.g. ``learned+gv0.5``): the same rule with the global-variance term of weight W
-  (``hf_metatts.meta.global_variance``) added to its support loss.
+  (``hf_metatts.meta.global_variance``) added to its support loss; ``+ctW`` adds the content term
+  (``hf_metatts.meta.content``), e.g. ``learned+gv0.3+ct0.1``. A term given this way replaces the
+  meta-learner's own terms for ``learned``: write them out.
 
 ``--identity-encoder DIR --identity-weight W`` adds a speaker-identity term (``hf_metatts.meta.identity``) to
 every rule's support loss. ``--parameters PATTERN...`` lets the adam and sgd rules update only part of the
@@ -51,6 +55,7 @@ from hf_metatts.evaluation.benchmark import (
 )
 from hf_metatts.evaluation.voice_eval import synthesize_texts
 from hf_metatts.meta import adapt_parameters
+from hf_metatts.meta.content import content_term
 from hf_metatts.meta.global_variance import GLOBAL_VARIANCE_FLOOR, global_variance, global_variance_term
 from hf_metatts.meta.identity import identity_term, load_identity_encoder
 from hf_metatts.meta.learner import encode_support
@@ -59,43 +64,62 @@ from hf_metatts.training.hardware import hardware_description
 
 logger = logging.getLogger("adaptation_rules")
 OPTIMIZERS = ("adam", "sgd")
+TERM_SUFFIXES = ("gv", "ct")
 MEAN_KEYS = ("similarity", "mcd", "support_mel_l1", "moved", "gv_ratio")
 
 
 @dataclass
 class Rule:
-    """One inner-loop rule: ``optimizer`` is "learned", "adam" or "sgd"; ``lr`` and ``steps`` None for learned."""
+    """One inner-loop rule: ``optimizer`` is "start" (no step), "learned", "adam" or "sgd"; ``lr`` and ``steps``
+    None for learned (``steps`` 0 for start)."""
 
     name: str
     optimizer: str
     lr: float | None = None
     steps: int | None = None
     global_variance_weight: float = 0.0
+    content_weight: float = 0.0
+    scale: float = 1.0
 
 
 def parse_rule(text: str, default_steps: int) -> Rule:
-    """``learned`` | ``adam:LR[:STEPS]`` | ``sgd:LR[:STEPS]``, each with an optional ``+gvW`` -> Rule; SystemExit
-    with the format on a bad one."""
-    base, _, suffix = text.partition("+")
-    weight = 0.0
-    if suffix:
+    """``start`` | ``learned`` | ``scaled:S`` | ``adam:LR[:STEPS]`` | ``sgd:LR[:STEPS]``, each but start with
+    optional terms ``+gvW`` (global variance) and ``+ctW`` (content), each at most once -> Rule; SystemExit with
+    the format on a bad one."""
+    base, *suffixes = text.split("+")
+    weights = {}
+    for suffix in suffixes:
         try:
-            if not suffix.startswith("gv"):
+            kind = suffix[:2]
+            if kind not in TERM_SUFFIXES or kind in weights:
                 raise ValueError
-            weight = float(suffix[2:])
-            if not 0 < weight < float("inf"):
+            weights[kind] = float(suffix[2:])
+            if not 0 < weights[kind] < float("inf"):
                 raise ValueError
         except ValueError:
-            raise SystemExit(f"error: rule {text!r}: the only suffix is '+gvW' with a weight W > 0, e.g. "
-                             "'learned+gv0.5'") from None
+            raise SystemExit(f"error: rule {text!r}: the suffixes are '+gvW' and '+ctW', each at most once, with a "
+                             "weight W > 0, e.g. 'learned+gv0.5+ct0.1'") from None
     rule = _parse_update(base, default_steps)
-    rule.name, rule.global_variance_weight = text, weight
+    if rule.optimizer == "start" and weights:
+        raise SystemExit(f"error: rule {text!r}: 'start' takes no step, so no '+gvW' or '+ctW' term")
+    rule.name = text
+    rule.global_variance_weight, rule.content_weight = weights.get("gv", 0.0), weights.get("ct", 0.0)
     return rule
 
 
 def _parse_update(text: str, default_steps: int) -> Rule:
+    if text == "start":
+        return Rule("start", "start", steps=0)
     if text == "learned":
         return Rule("learned", "learned")
+    if text.startswith("scaled:"):
+        try:
+            scale = float(text[len("scaled:"):])
+            if not 0 < scale < float("inf"):
+                raise ValueError
+        except ValueError:
+            raise SystemExit(f"error: rule {text!r}: write 'scaled:S' with a factor S > 0, e.g. 'scaled:1.5'") from None
+        return Rule(text, "learned", scale=scale)
     parts = text.split(":")
     try:
         if parts[0] not in OPTIMIZERS or len(parts) not in (2, 3):
@@ -105,8 +129,8 @@ def _parse_update(text: str, default_steps: int) -> Rule:
         if lr <= 0 or steps < 1:
             raise ValueError
     except ValueError:
-        raise SystemExit(f"error: rule {text!r}: write 'learned', 'adam:LR[:STEPS]' or 'sgd:LR[:STEPS]' with LR > 0 "
-                         "and STEPS >= 1") from None
+        raise SystemExit(f"error: rule {text!r}: write 'start', 'learned', 'adam:LR[:STEPS]' or 'sgd:LR[:STEPS]' "
+                         "with LR > 0 and STEPS >= 1") from None
     return Rule(text, parts[0], lr, steps)
 
 
@@ -114,8 +138,11 @@ def adapt_with(rule: Rule, model, head, support: dict, start: dict, steps: int, 
                loss_term=None) -> dict:
     """The adapted set after ``rule`` from ``start`` (``{name: tensor}`` for the whole adapted set); an adam or
     sgd rule updates only the names in ``updated``, the others keep their start values. ``loss_term`` is added
-    to the support loss (``adapt_parameters``)."""
+    to the support loss (``adapt_parameters``). The start rule returns ``start`` itself."""
+    if rule.optimizer == "start":
+        return dict(start)
     if rule.optimizer == "learned":
+        head = head if rule.scale == 1.0 else head.scaled(rule.scale)
         return adapt_parameters(model, support, method=head.config.method, steps=steps, meta_learner=head,
                                 init=start, loss_term=loss_term)
     method = "finetune" if rule.optimizer == "adam" else "maml"
@@ -197,7 +224,8 @@ def run(args) -> dict:
                 with torch.no_grad():
                     start.update(encode_support(model, [support], start))
             term = combined_term(loss_term, global_variance_term(rule.global_variance_weight)
-                                 if rule.global_variance_weight else None)
+                                 if rule.global_variance_weight else None,
+                                 content_term(model, rule.content_weight) if rule.content_weight else None)
             params = adapt_with(rule, model, head, support, start, args.steps, updated, term)
             waves = synthesize_texts(model, processor.tokenizer, audios[task.name].texts, params,
                                      audios[task.name].languages)
@@ -210,6 +238,7 @@ def run(args) -> dict:
         families = sorted({name.split(":")[0] for name in per_task})
         results[rule.name] = {
             "optimizer": rule.optimizer, "lr": rule.lr, "global_variance_weight": rule.global_variance_weight,
+            "content_weight": rule.content_weight, "rate_scale": rule.scale,
             "steps": rule.steps if rule.steps is not None else args.steps,
             "mean": {key: float(np.mean([v[key] for v in per_task.values()]))
                      for key in MEAN_KEYS + (("wer",) if args.wer else ())},

@@ -378,7 +378,9 @@ def merge(runs: list[dict], checkpoints: dict[str, str], steps: dict[str, list[i
                 "steps_per_method": {m: sorted(set(steps[m])) for m in checkpoints},
                 "lrs": {m: s["lrs"][m] for m, s in method_settings.items() if m in s["lrs"]},
                 "global_variance_weights": {m: s["global_variance_weights"][m] for m, s in method_settings.items()
-                                            if m in s.get("global_variance_weights", {})}}
+                                            if m in s.get("global_variance_weights", {})},
+                "rate_scales": {m: s["rate_scales"][m] for m, s in method_settings.items()
+                                if m in s.get("rate_scales", {})}}
     return {
         "schema_version": first["schema_version"],
         "settings": settings,
@@ -488,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--global-variance-weight", nargs="*", default=[], metavar="METHOD=W",
                         help="weight of the global-variance term in a method's support loss, in place of its "
                         "meta-learner's own (hf_metatts.meta.global_variance)")
+    parser.add_argument("--rate-scale", nargs="*", default=[], metavar="METHOD=S",
+                        help="a factor on a method's meta-learned step sizes (every Meta-SGD rate, or the maml rate); "
+                        "choose it on validation tasks (benchmarks/adaptation_rules.py 'scaled:S')")
     parser.add_argument("--max-tasks", type=int, default=None, help="first N speakers (sorted) only")
     parser.add_argument("--metrics", nargs="+", default=METRICS, choices=METRICS, help="similarity is always on")
     parser.add_argument("--seed", type=int, default=0)
@@ -531,6 +536,10 @@ def main(argv=None) -> int:
     bad = {m: w for m, w in gv_weights.items() if not (w >= 0 and w < float("inf"))}
     if bad:
         parser.error(f"--global-variance-weight {bad}: give finite weights >= 0")
+    rate_scales = parse_pairs(args.rate_scale, float)
+    bad = {m: f for m, f in rate_scales.items() if not (f > 0 and f < float("inf"))}
+    if bad:
+        parser.error(f"--rate-scale {bad}: give finite factors > 0")
     common = {"corpus": args.corpus, "task_column": args.task_column, "split": args.split, "shots": [args.shots],
               "max_tasks": args.max_tasks, "heldout": args.heldout, "seed": args.seed,
               "eval_metrics": sorted(set(args.metrics) | {"similarity"}), "languages": args.languages or None}
@@ -543,7 +552,8 @@ def main(argv=None) -> int:
             parser.error(str(error))
     jobs = [{"method": m, "settings": {**common, "checkpoints": {m: checkpoints[m]}, "steps": steps[m],
                                        "lrs": {m: lrs[m]} if m in lrs else {},
-                                       "global_variance_weights": {m: gv_weights[m]} if m in gv_weights else {}}}
+                                       "global_variance_weights": {m: gv_weights[m]} if m in gv_weights else {},
+                                       "rate_scales": {m: rate_scales[m]} if m in rate_scales else {}}}
             for m in checkpoints]
     # the longest grids first, so that the workers finish together
     order = sorted(range(len(jobs)), key=lambda i: -max(jobs[i]["settings"]["steps"]))

@@ -26,19 +26,31 @@ def rules():
 
 def test_rules_parse_with_default_and_explicit_steps(rules):
     assert rules.parse_rule("learned", 5) == rules.Rule("learned", "learned")
+    assert rules.parse_rule("start", 5) == rules.Rule("start", "start", steps=0)
     assert rules.parse_rule("adam:0.03", 5) == rules.Rule("adam:0.03", "adam", 0.03, 5)
     assert rules.parse_rule("sgd:0.3:20", 5) == rules.Rule("sgd:0.3:20", "sgd", 0.3, 20)
     assert rules.parse_rule("learned+gv0.5", 5) == rules.Rule("learned+gv0.5", "learned", global_variance_weight=0.5)
     assert rules.parse_rule("adam:0.02+gv2", 5) == rules.Rule("adam:0.02+gv2", "adam", 0.02, 5, 2.0)
+    assert rules.parse_rule("learned+gv0.3+ct0.1", 5) == rules.Rule("learned+gv0.3+ct0.1", "learned",
+                                                                     global_variance_weight=0.3, content_weight=0.1)
+    assert rules.parse_rule("adam:0.02+ct1", 5) == rules.Rule("adam:0.02+ct1", "adam", 0.02, 5, content_weight=1.0)
 
 
-@pytest.mark.parametrize("text", ["learned+gv", "learned+gv-1", "learned+gv0", "adam:0.1+id0.5", "learned+gvinf"])
+@pytest.mark.parametrize("text", ["learned+gv", "learned+gv-1", "learned+gv0", "adam:0.1+id0.5", "learned+gvinf",
+                                  "learned+ct", "learned+ct0", "learned+gv1+gv2", "learned+gv1+"])
 def test_a_bad_suffix_is_refused_with_its_format(rules, text):
-    with pytest.raises(SystemExit, match=r"'\+gvW' with a weight W > 0"):
+    with pytest.raises(SystemExit, match=r"'\+gvW' and '\+ctW', each at most once, with a weight W > 0"):
         rules.parse_rule(text, 5)
 
 
-@pytest.mark.parametrize("text", ["adam", "adagrad:0.1", "adam:fast", "adam:-0.1", "sgd:0.1:0", "adam:0.1:2:3"])
+@pytest.mark.parametrize("text", ["start+gv0.3", "start+ct0.1"])
+def test_the_start_rule_takes_no_term(rules, text):
+    with pytest.raises(SystemExit, match="'start' takes no step"):
+        rules.parse_rule(text, 5)
+
+
+@pytest.mark.parametrize("text", ["adam", "start:0.1", "adagrad:0.1", "adam:fast", "adam:-0.1", "sgd:0.1:0",
+                                  "adam:0.1:2:3"])
 def test_a_bad_rule_is_refused_with_the_format(rules, text):
     with pytest.raises(SystemExit, match="adam:LR\\[:STEPS\\]"):
         rules.parse_rule(text, 5)
@@ -78,17 +90,20 @@ def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path):
                     shapes).save_pretrained(str(model_dir))
     out = tmp_path / "rules.json"
     rules.main(["--checkpoint", str(model_dir), "--corpus", str(corpus), "--shots", "2", "--steps", "2",
-                "--heldout", "1", "--rules", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1", "--out", str(out)])
+                "--heldout", "1", "--rules", "start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1", "--out",
+                str(out)])
     result = json.loads(out.read_text())
     assert out.with_suffix(".png").stat().st_size > 1000
     assert result["start"] == "model" and len(result["tasks"]) >= 2
-    assert list(result["results"]) == ["learned", "adam:0.01", "sgd:0.05:3", "learned+gv1"]
-    assert [r["steps"] for r in result["results"].values()] == [2, 2, 3, 2]
-    assert [r["global_variance_weight"] for r in result["results"].values()] == [0.0, 0.0, 0.0, 1.0]
-    for entry in result["results"].values():
+    assert list(result["results"]) == ["start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1"]
+    assert [r["steps"] for r in result["results"].values()] == [0, 2, 2, 3, 2]
+    assert [r["global_variance_weight"] for r in result["results"].values()] == [0.0, 0.0, 0.0, 0.0, 1.0]
+    assert result["results"]["start"]["mean"]["moved"] == 0
+    for name, entry in result["results"].items():
         assert set(entry["per_task"]) == set(result["tasks"])
         assert -1 <= entry["mean"]["similarity"] <= 1 and entry["mean"]["mcd"] > 0
-        assert entry["mean"]["moved"] > 0 and entry["mean"]["support_mel_l1"] > 0 and entry["mean"]["gv_ratio"] > 0
+        assert (entry["mean"]["moved"] > 0) == (name != "start")
+        assert entry["mean"]["support_mel_l1"] > 0 and entry["mean"]["gv_ratio"] > 0
         assert 0 <= entry["identification"] <= 1 and entry["identification_candidates"] == len(result["tasks"])
     assert result["results"]["learned"]["mean"]["moved"] != result["results"]["adam:0.01"]["mean"]["moved"]
     assert result["results"]["learned"]["mean"]["moved"] != result["results"]["learned+gv1"]["mean"]["moved"]

@@ -70,6 +70,8 @@ class BenchmarkSettings:
     #: per method, the weight of the global-variance term in its support loss (``hf_metatts.meta.global_variance``)
     #: in place of its meta-learner's own (absent: the checkpoint's)
     global_variance_weights: dict[str, float] = field(default_factory=dict)
+    #: per method, a factor on its meta-learner's step sizes (``MetaLearnerHead.scaled``; absent: 1)
+    rate_scales: dict[str, float] = field(default_factory=dict)
     eval_metrics: list[str] = field(default_factory=lambda: ["similarity", "mcd", "wer", "eer", "identification"])
     languages: list[str] | None = None
 
@@ -88,6 +90,9 @@ class BenchmarkSettings:
         bad = {m: w for m, w in self.global_variance_weights.items() if not (w >= 0 and math.isfinite(w))}
         if bad:
             raise BenchmarkConfigError(f"global_variance_weights={bad}: give finite weights >= 0.")
+        bad = {m: f for m, f in self.rate_scales.items() if not (f > 0 and math.isfinite(f))}
+        if bad:
+            raise BenchmarkConfigError(f"rate_scales={bad}: give finite factors > 0.")
         if self.languages is not None and (not self.languages or not all(
                 isinstance(code, str) and code.strip() for code in self.languages)):
             raise BenchmarkConfigError(f"languages={self.languages}: give language-code prefixes such as ['en'], "
@@ -419,6 +424,11 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
             logger.warning("%s skipped: %s", method, reason)
             methods[method] = {"status": "skipped", "reason": reason, "checkpoint": checkpoint}
             continue
+        if method in settings.rate_scales:
+            if head is None:
+                raise BenchmarkConfigError(f"rate_scales[{method!r}]: {checkpoint} has no meta-learner whose steps "
+                                           "could be scaled.")
+            head = head.scaled(settings.rate_scales[method])
         rate = model.config.sampling_rate
         if audios is None:
             audios = {t.name: TaskAudio(t, processor, rate, "wer" in settings.eval_metrics) for t in tasks}
@@ -429,7 +439,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         entry = run_method(method, model, processor, head, tasks, audios, settings)
         entry.update(checkpoint=checkpoint, seconds=round(time.perf_counter() - method_started, 1),
                      lr=settings.lrs.get(method), meta_learner=meta_learner_summary(head),
-                     global_variance_weight=settings.global_variance_weights.get(method))
+                     global_variance_weight=settings.global_variance_weights.get(method),
+                     rate_scale=settings.rate_scales.get(method))
         methods[method] = entry
     if audios is None:
         raise BenchmarkConfigError("No method could run: " + "; ".join(

@@ -90,8 +90,10 @@ def render_markdown(result: dict) -> str:
     skipped = [(m, e["reason"]) for m, e in result["methods"].items() if e.get("status") != "ok"]
     for method in _ok_methods(result):
         entry = result["methods"][method]
-        lines.append(f"- `{method}`: checkpoint `{entry['checkpoint']}`" + (f", lr {entry['lr']}" if entry.get("lr")
-                                                                             else ""))
+        notes = [f"{label} {entry[key]}" for key, label in (("lr", "lr"), ("rate_scale", "step sizes x"),
+                                                             ("global_variance_weight", "global-variance weight"))
+                 if entry.get(key)]
+        lines.append(f"- `{method}`: checkpoint `{entry['checkpoint']}`" + "".join(f", {note}" for note in notes))
     for method, reason in skipped:
         lines.append(f"- `{method}`: skipped ({reason})")
     lines.append("")

@@ -5,6 +5,7 @@
 Meta-LSTM weights) go to ``meta_learner.safetensors``. JSON and safetensors only, never pickle.
 """
 
+import dataclasses
 import fnmatch
 import json
 import logging
@@ -146,6 +147,30 @@ class MetaLearnerHead(nn.Module):
         if len(self.inner_lrs):
             return {n: self.inner_lrs[_key(n)] for n in self.config.adapted_parameter_names}
         return self.config.inner_lr
+
+    def scaled(self, factor: float) -> "MetaLearnerHead":
+        """A copy whose steps are ``factor`` times as large: every Meta-SGD rate (or a maml ``inner_lr``) times
+        ``factor``; the config's ``inner_lr`` and ``meta_sgd_lr_init`` follow. ``self`` is unchanged.
+
+        Raises:
+            InvalidMetaConfigError: ``factor`` is not a finite number > 0, or the rule is a Meta-LSTM (it has no
+                rate to scale).
+        """
+        factor = float(factor)
+        if not 0 < factor < float("inf"):
+            raise InvalidMetaConfigError(f"A step-size factor must be a finite number > 0, got {factor}.")
+        if self.meta_lstm is not None:
+            raise InvalidMetaConfigError("A Meta-LSTM meta-learner has no learning rate to scale: its update is "
+                                         "learned as a whole. Scale maml or metasgd meta-learners only.")
+        config = dataclasses.replace(
+            self.config, inner_lr=self.config.inner_lr * factor,
+            meta_sgd_lr_init=None if self.config.meta_sgd_lr_init is None else self.config.meta_sgd_lr_init * factor)
+        shapes = {n: self.inner_lrs[_key(n)].shape for n in config.adapted_parameter_names if _key(n) in self.inner_lrs}
+        copy = MetaLearnerHead(config, shapes)
+        with torch.no_grad():
+            for key, rate in self.inner_lrs.items():
+                copy.inner_lrs[key].copy_(rate * factor)
+        return copy
 
     def rule(self, lr: float | None = None, detach: bool = False):
         """The inner update rule this meta-learner was trained with: the Meta-LSTM, or ``inner_optimizer`` (SGD or
