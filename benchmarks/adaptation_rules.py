@@ -129,8 +129,8 @@ def _parse_update(text: str, default_steps: int) -> Rule:
         if lr <= 0 or steps < 1:
             raise ValueError
     except ValueError:
-        raise SystemExit(f"error: rule {text!r}: write 'start', 'learned', 'adam:LR[:STEPS]' or 'sgd:LR[:STEPS]' "
-                         "with LR > 0 and STEPS >= 1") from None
+        raise SystemExit(f"error: rule {text!r}: write 'start', 'learned', 'scaled:S', 'adam:LR[:STEPS]' or "
+                         "'sgd:LR[:STEPS]' with LR > 0 and STEPS >= 1") from None
     return Rule(text, parts[0], lr, steps)
 
 

@@ -6,8 +6,8 @@
    real speaker's recordings) of the offline corpus's test split (``--preset tiny``: built in seconds); no
    clip of this speaker was seen in training;
 2. loads the bundled checkpoint (``hf_metatts.DEFAULT_CHECKPOINT``: meta-trained acoustic model + neural
-   vocoder, offline) and adapts it with ``model.adapt`` (its meta-learned per-parameter learning rates,
-   ``--adapt-steps`` steps); saves the voice (``voice/``, kilobytes);
+   vocoder, offline) and adapts it with ``model.adapt`` (the support encoder's voice, then the checkpoint's
+   meta-trained inner rule for ``--adapt-steps`` steps); saves the voice (``voice/``, kilobytes);
 3. synthesises the speaker's held-out sentences before and after adaptation and writes the WAVs next to the
    speaker's own recordings;
 4. measures, on those held-out sentences, speaker similarity to the speaker's real recordings (resemblyzer),
@@ -122,7 +122,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--heldout", type=int, default=5, help="held-out sentences of the target to measure on")
     parser.add_argument("--adapt-steps", type=int, default=5)
     parser.add_argument("--adapt-lr", type=float, default=None,
-                        help="inner learning rate (default: the checkpoint's meta-learned rates)")
+                        help="inner learning rate (default: the checkpoint's own inner rule)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.manual_seed(0)

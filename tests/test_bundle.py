@@ -161,6 +161,42 @@ def test_a_run_without_a_summary_is_refused_before_anything_is_written(trained_p
     assert not (tmp_path / "bundle").exists()
 
 
+def test_a_bundle_is_bundled_again_with_its_own_vocoder_and_runs(trained_parts, tmp_path):
+    """Re-bundling (no vocoder folder, no runs) keeps the vocoder, the training records and the rates; here in place,
+    with a new step size and new results for the card."""
+    model_dir, vocoder_dir, vocoder = trained_parts
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(model_dir))
+    names = model.adapted_parameter_names()
+    MetaLearnerHead(MetaLearnerConfig(method="maml", inner_lr=0.03, inner_optimizer="adam",
+                                      adapted_parameter_names=names),
+                    {n: model.get_parameter(n).shape for n in names}).save_pretrained(str(model_dir))
+    out = tmp_path / "bundle"
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), runs=[str(model_dir), str(vocoder_dir)],
+                      inner_lr=0.02)
+    runs_before = (out / "training_runs.json").read_text()
+    results = [{"dataset_name": "held-out speakers", "dataset_type": "voices", "metric_type": "similarity",
+                "metric_value": 0.777}]
+    bundle_checkpoint(str(out), None, str(out), inner_lr=0.01, results=results)
+    assert (out / "training_runs.json").read_text() == runs_before
+    again = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(out)).eval()
+    mel = torch.randn(1, 12, 80)
+    with torch.no_grad():
+        assert torch.equal(again.vocoder(mel), vocoder.eval()(mel))
+    from hf_metatts.meta import load_meta_learner
+
+    assert load_meta_learner(str(out)).config.inner_lr == 0.01
+    card = " ".join((out / "README.md").read_text().split())
+    assert "0.777" in card and "Adam-normalised steps of 0.01" in card and "| model | metasgd | 7 |" in card
+    assert not (tmp_path / "bundle.partial").exists()
+
+
+def test_bundling_a_model_without_a_trained_vocoder_needs_the_vocoder_folder(trained_parts, tmp_path):
+    model_dir, _, _ = trained_parts
+    with pytest.raises(BundleConfigError, match="owns no trained neural vocoder"):
+        bundle_checkpoint(str(model_dir), None, str(tmp_path / "bundle"))
+    assert not (tmp_path / "bundle").exists() and not (tmp_path / "bundle.partial").exists()
+
+
 # ------------------------------------------------------------------------------------------------------
 # the checkpoint that ships in the package
 def test_the_bundled_checkpoint_is_small_and_complete():

@@ -11,8 +11,10 @@ alignment prior::
     term = weight * mean_{b, t valid} -log softmax_n(aligner_logits(predicted)[b, t, :])[token(b, t)]
 
 The aligner and the token embeddings are the model's own and are not adapted; gradients reach the predicted
-mels, so the adapted set, only. ``MetaLearnerConfig.content_weight > 0`` turns it on in ``adapt_parameters``
-(and so ``model.adapt``); ``benchmarks/adaptation_rules.py`` measures it with a ``+ctW`` rule suffix.
+mels, so the adapted set, only. Pass it as ``adapt_parameters(loss_term=content_term(model, weight))``;
+``benchmarks/adaptation_rules.py`` measures it with a ``+ctW`` rule suffix. Measured on the held-out test speakers
+(BENCHMARKS.md) it trades similarity for intelligibility at about the rate smaller steps do, so the bundled
+checkpoint does not use it.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def set_adaptation_settings(folder: str, inner_lr: float | None = None,
     write_meta_config(folder, dataclasses.replace(config, **changes))
 
 
-def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: list[str] = (),
+def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, runs: list[str] = (),
                       results: list[dict] | None = None, repo_id: str = "hf-metatts/metatts-default",
                       datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
                       inner_lr: float | None = None, global_variance_weight: float | None = None) -> dict:
@@ -107,8 +107,10 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
 
     Args:
         model_dir: a meta-training output folder (model + processor + meta-learner).
-        vocoder_dir: a ``hf-metatts train-vocoder`` output folder.
-        runs: training run folders whose ``training_summary.json`` go into the card and ``training_runs.json``.
+        vocoder_dir: a ``hf-metatts train-vocoder`` output folder; None keeps the trained vocoder that ``model_dir``
+            already owns (re-bundling a bundle, e.g. with another step size or new results).
+        runs: training run folders whose ``training_summary.json`` go into the card and ``training_runs.json``;
+            none given: the ``training_runs.json`` of ``model_dir``, when it has one (a bundle's), is kept.
         results: ``[{"dataset_name", "dataset_type", "metric_type", "metric_value", ...}]`` for ``model-index``.
         inner_lr: the step size the shipped meta-learner adapts with, in place of the one it was meta-trained
             with (a fixed-rate ``maml`` meta-learner only; choose it on validation tasks).
@@ -116,9 +118,9 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
             (``hf_metatts.meta.global_variance``), in place of the one it was meta-trained with.
     Raises:
         BundleTooLargeError: the folder would exceed ``max_bytes`` (nothing is left in ``output_dir``).
-        BundleConfigError: ``inner_lr`` is given for a folder without a fixed-rate ``maml`` meta-learner, or is
-            not positive; ``global_variance_weight`` for a folder without a meta-learner, or is negative (all
-            checked before anything is written).
+        BundleConfigError: no ``vocoder_dir`` for a model that owns no trained vocoder; ``inner_lr`` is given for
+            a folder without a fixed-rate ``maml`` meta-learner, or is not positive; ``global_variance_weight`` for
+            a folder without a meta-learner, or is negative (all checked before anything is written).
     """
     from .. import MetaTTSForTextToSpeech, MetaTTSProcessor
     from ..meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME
@@ -130,7 +132,14 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
     if global_variance_weight is not None:
         check_global_variance_override(model_dir, global_variance_weight)
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
-    attach_trained_vocoder(model, vocoder_dir)
+    if vocoder_dir is not None:
+        attach_trained_vocoder(model, vocoder_dir)
+    elif model.config.vocoder_type != "istft":
+        raise BundleConfigError(f"{model_dir} owns no trained neural vocoder (vocoder_type="
+                                f"{model.config.vocoder_type!r}): give the folder of `hf-metatts train-vocoder`.")
+    summaries = [run_summary(run) for run in runs]
+    if not summaries and os.path.isfile(os.path.join(model_dir, RUNS_FILE)):
+        summaries = _read_json(os.path.join(model_dir, RUNS_FILE))
     staging = output_dir.rstrip("/") + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
@@ -141,7 +150,6 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str, output_dir: str, runs: l
                 shutil.copy2(os.path.join(model_dir, name), staging)
     if inner_lr is not None or global_variance_weight is not None:
         set_adaptation_settings(staging, inner_lr, global_variance_weight)
-    summaries = [run_summary(run) for run in runs]
     with open(os.path.join(staging, RUNS_FILE), "w") as handle:
         json.dump(summaries, handle, indent=2)
     num_parameters = sum(p.numel() for p in model.parameters())
@@ -180,7 +188,9 @@ def register(subparsers) -> argparse.ArgumentParser:
         "processor, meta-learner, training summaries and card (at most 25 MiB).",
     )
     parser.add_argument("--model", required=True, help="meta-training output folder")
-    parser.add_argument("--vocoder", required=True, help="train-vocoder output folder")
+    parser.add_argument("--vocoder", default=None,
+                        help="train-vocoder output folder; omit it to keep the vocoder that --model already owns "
+                        "(re-bundling a bundle, whose training_runs.json is kept too unless --runs are given)")
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     parser.add_argument("--runs", nargs="*", help="training run folders to describe in the card")
     parser.add_argument("--results", default=None,
