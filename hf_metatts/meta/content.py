@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from ..modeling_alignment import NEG_INF
+from .global_variance import checked_term_weight
 
 
 def frame_token_nll(model, mels: torch.Tensor, input_ids: torch.Tensor, text_mask: torch.Tensor,
@@ -65,9 +66,7 @@ def content_term(model, weight: float):
     Raises:
         ValueError: ``weight`` is negative or not finite.
     """
-    weight = float(weight)
-    if not weight >= 0 or weight == float("inf"):
-        raise ValueError(f"content_weight must be a finite number >= 0; got {weight}")
+    weight = checked_term_weight("content_weight", weight)
 
     def term(out, batch) -> torch.Tensor:
         ids = batch["input_ids"]

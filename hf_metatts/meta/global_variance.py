@@ -63,6 +63,15 @@ def global_variance_loss(predicted: torch.Tensor, target: torch.Tensor,
     return (ours - reference).abs().mean()
 
 
+def checked_term_weight(name: str, weight: float) -> float:
+    """``weight`` as a float; ValueError naming ``name`` unless it is a finite number >= 0 (the weight of a term in
+    the inner loop's support loss)."""
+    weight = float(weight)
+    if not weight >= 0 or weight == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0; got {weight}")
+    return weight
+
+
 def global_variance_term(weight: float):
     """``term(model_output, batch) -> weight * global_variance_loss(...)`` of the output's mels against the
     batch's ``labels`` (masked by ``labels_attention_mask``), for ``adapt_parameters(loss_term=...)``.
@@ -70,9 +79,7 @@ def global_variance_term(weight: float):
     Raises:
         ValueError: ``weight`` is negative or not finite.
     """
-    weight = float(weight)
-    if not weight >= 0 or weight == float("inf"):
-        raise ValueError(f"global_variance_weight must be a finite number >= 0; got {weight}")
+    weight = checked_term_weight("global_variance_weight", weight)
 
     def term(out, batch) -> torch.Tensor:
         return weight * global_variance_loss(out.spectrogram, batch["labels"], batch.get("labels_attention_mask"))
