@@ -13,7 +13,7 @@ alignment prior::
 The aligner and the token embeddings are the model's own and are not adapted; gradients reach the predicted
 mels, so the adapted set, only. Pass it as ``adapt_parameters(loss_term=content_term(model, weight))``;
 ``benchmarks/adaptation_rules.py`` measures it with a ``+ctW`` rule suffix. Measured on the held-out test speakers
-(BENCHMARKS.md) it trades similarity for intelligibility at about the rate smaller steps do, so the bundled
+(BENCHMARKS.md) it trades similarity for intelligibility at a worse rate than smaller steps do, so the bundled
 checkpoint does not use it.
 """
 
