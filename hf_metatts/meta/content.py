@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from ..modeling_alignment import NEG_INF
+from ..modeling_metatts import _durations_to_path
 from .global_variance import checked_term_weight
 
 
@@ -47,15 +48,12 @@ def frame_token_nll(model, mels: torch.Tensor, input_ids: torch.Tensor, text_mas
                          f"(B, N) {tuple(input_ids.shape)} and durations (B, N) {tuple(durations.shape)} disagree")
     if not bool(mel_mask.any()):
         raise ValueError("no valid frame in mel_mask: the content term needs at least one")
-    ends = durations.long().cumsum(1)
-    frames = torch.arange(mels.shape[1], device=mels.device).view(1, -1, 1)
-    # the token of each frame: how many tokens end at or before it (frames past the last token are masked out)
-    token_of_frame = (frames >= ends.unsqueeze(1)).sum(-1).clamp(max=input_ids.shape[1] - 1)  # (B, T)
+    path = _durations_to_path(durations.long(), mels.shape[1]).to(mels.dtype)  # (B, T, N): each frame's own token
     logits, _ = model.aligner(model.embed_tokens(input_ids), mels, text_mask,
                               torch.zeros(mels.shape[0], mels.shape[1], input_ids.shape[1], device=mels.device,
                                           dtype=mels.dtype))
     log_posterior = torch.log_softmax(logits.masked_fill(~text_mask.unsqueeze(1), NEG_INF), dim=-1)
-    own = log_posterior.gather(-1, token_of_frame.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    own = (log_posterior * path).sum(-1)  # (B, T)
     return -own.masked_select(mel_mask).mean()
 
 
