@@ -1,0 +1,234 @@
+"""Is the adapted voice's pitch level what keeps it from being identified? Each held-out speaker is adapted once
+(the checkpoint's own adaptation, as the bar harness runs it), then its held-out sentences are synthesised four
+times, with four pitch levels:
+
+- ``plain``: the adapted voice as it is;
+- ``support_measured``: shifted by the mean log-F0 of the 5 support recordings minus that of the adapted voice
+  reading the same 5 support texts (WORLD harvest on the audio of both);
+- ``support_predicted``: shifted by the mean, over the voiced support frames, of the recorded pitch minus the
+  pitch predictor's value for the frame's token (inside the model, no vocoder involved);
+- ``oracle``: shifted by the held-out recordings' mean log-F0 minus the plain synthesis' (a bound: it reads the
+  very recordings the voice is scored against).
+
+The shift is ``pitch_shift`` of the model's ``forward`` (semitones, added to the predicted pitch). Per variant the
+JSON has the mean speaker similarity, the speaker identification among all tasks, the shifts per task, and, for
+``plain``, every misidentified utterance with the task it was taken for and whether both are one recorded voice's
+pitch/formant family (the name before ``~``)::
+
+    python benchmarks/pitch_level.py --checkpoint outputs/default_speaker_embedding_maml_adam --lr 0.02 \\
+        --global-variance-weight 0.3 --out benchmarks/results/pitch_level_test.json
+"""
+
+import argparse
+import logging
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import torch
+from torch.func import functional_call
+
+import hf_metatts
+from hf_metatts.evaluation.benchmark import BenchmarkSettings, TaskAudio, load_method, load_tasks, support_batch
+from hf_metatts.evaluation.cli import write_json_atomic
+from hf_metatts.evaluation.speaker import cosine_similarity, embed_utterances, speaker_centroids
+from hf_metatts.meta import adapt_parameters
+from hf_metatts.meta.global_variance import global_variance_term
+from hf_metatts.training.hardware import hardware_description
+
+logger = logging.getLogger("pitch_level")
+VARIANTS = ("plain", "support_measured", "support_predicted", "oracle")
+F0_RANGE_HZ = (60.0, 500.0)
+SEMITONES_PER_LOG = 12.0 / math.log(2.0)
+MAX_SHIFT = 24.0  # the model's pitch_shift range
+
+
+def mean_log_f0(waves: list[np.ndarray], rate: int) -> float:
+    """Mean natural-log F0 (Hz) over the voiced frames of all ``waves`` (each ``(samples,)``); NaN when none is
+    voiced."""
+    import pyworld
+
+    voiced = []
+    for wave in waves:
+        f0, _ = pyworld.harvest(np.asarray(wave, dtype=np.float64), rate, frame_period=10.0,
+                                f0_floor=F0_RANGE_HZ[0], f0_ceil=F0_RANGE_HZ[1])
+        voiced.append(np.log(f0[f0 > 0]))
+    values = np.concatenate(voiced)
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def predicted_pitch_gap(model, params: dict, support: dict) -> float:
+    """Semitones from the pitch predictor to the recorded pitch on the support clips.
+
+    ``support`` is one collated batch with ``pitch`` ``(B, T)`` (log Hz, 0 unvoiced). Each voiced frame compares
+    its normalised recorded pitch with the prediction ``(B, N)`` for the token the aligner gives it; the mean
+    difference, in semitones, is returned.
+    """
+    durations = model.compute_durations(**support)
+    captured = {}
+    hook = model.pitch_predictor.register_forward_hook(lambda module, inputs, output: captured.update(pitch=output))
+    try:
+        with torch.no_grad():
+            functional_call(model, params, args=(), kwargs={**support, "durations": durations}, strict=False)
+    finally:
+        hook.remove()
+    predicted, config = captured["pitch"], model.config
+    total, frames = 0.0, 0
+    for row in range(predicted.shape[0]):
+        tokens = int(support["attention_mask"][row].sum())
+        frame_token = torch.repeat_interleave(torch.arange(tokens), durations[row, :tokens].clamp(min=0))
+        length = min(len(frame_token), int(support["labels_attention_mask"][row].sum()))
+        pitch, frame_token = support["pitch"][row, :length], frame_token[:length]
+        voiced = pitch > 0
+        normalised = (pitch[voiced] - config.pitch_mean) / config.pitch_std
+        total += float((normalised - predicted[row, frame_token[voiced]]).sum())
+        frames += int(voiced.sum())
+    return total / max(frames, 1) * config.pitch_std * SEMITONES_PER_LOG
+
+
+def synthesize(model, tokenizer, texts, languages, params, pitch_shift: float) -> list[np.ndarray]:
+    """One waveform per text with the adapted ``params`` and ``pitch_shift`` semitones."""
+    waves = []
+    for text, language in zip(texts, languages):
+        inputs = tokenizer(text, return_tensors="pt", **({"language": language} if language else {}))
+        with torch.no_grad():
+            output = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), voice=params,
+                           pitch_shift=pitch_shift)
+        waves.append(output.waveform[0].float().numpy())
+    return waves
+
+
+def shift_of(log_gap: float) -> float:
+    """A log-F0 gap -> semitones within the model's range (0 when the gap could not be measured)."""
+    return 0.0 if not math.isfinite(log_gap) else float(np.clip(log_gap * SEMITONES_PER_LOG, -MAX_SHIFT, MAX_SHIFT))
+
+
+def family(task: str) -> str:
+    return task.split("~")[0]
+
+
+def identification(embeddings: dict[str, np.ndarray], audios: dict[str, TaskAudio]) -> tuple[float, list[dict]]:
+    """Accuracy among every task's support centroid, and the misidentified utterances."""
+    names = list(audios)
+    references = np.concatenate([audios[n].pool_emb for n in names])
+    labels, centroids = speaker_centroids(references, [n for n in names for _ in range(len(audios[n].pool_emb))])
+    labels = [str(label) for label in labels]
+    hits, misses = 0, []
+    for task, utterances in embeddings.items():
+        for index, scores in enumerate(cosine_similarity(utterances, centroids)):
+            taken = labels[int(np.argmax(scores))]
+            hits += taken == task
+            if taken != task:
+                misses.append({"task": task, "utterance": index, "taken_for": taken,
+                               "same_family": family(taken) == family(task),
+                               "score_taken": float(scores.max()), "score_target": float(scores[labels.index(task)])})
+    return hits / sum(len(e) for e in embeddings.values()), misses
+
+
+def run(args) -> dict:
+    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={args.method: args.checkpoint}, split=args.split,
+                                 shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
+                                 eval_metrics=["similarity"], languages=args.languages or None)
+    settings.validate()
+    tasks = load_tasks(settings)
+    model, processor, head, reason = load_method(args.method, args.checkpoint)
+    if reason:
+        raise SystemExit(f"error: {reason}")
+    rate, tokenizer = model.config.sampling_rate, processor.tokenizer
+    term = global_variance_term(args.global_variance_weight) if args.global_variance_weight else None
+    audios = {t.name: TaskAudio(t, processor, rate, with_wer=False) for t in tasks}
+    similarity = {v: {} for v in VARIANTS}
+    embeddings = {v: {} for v in VARIANTS}
+    shifts = {}
+    started = time.perf_counter()
+    for task in tasks:
+        audio, support_rows = audios[task.name], task.pool[: args.shots]
+        support = support_batch(support_rows, processor)
+        torch.manual_seed(args.seed)
+        params = adapt_parameters(model, support, method=args.method, steps=args.steps, meta_learner=head, lr=args.lr,
+                                  loss_term=term)
+        plain = synthesize(model, tokenizer, audio.texts, audio.languages, params, 0.0)
+        support_speech = synthesize(model, tokenizer, [r["text"] for r in support_rows],
+                                    [r.get("language") for r in support_rows], params, 0.0)
+        shifts[task.name] = {
+            "support_measured": shift_of(mean_log_f0(audio.pool_audio[: args.shots], rate)
+                                         - mean_log_f0(support_speech, rate)),
+            "support_predicted": float(np.clip(predicted_pitch_gap(model, params, support), -MAX_SHIFT, MAX_SHIFT)),
+            "oracle": shift_of(mean_log_f0(audio.real, rate) - mean_log_f0(plain, rate)),
+        }
+        for variant in VARIANTS:
+            waves = plain if variant == "plain" else synthesize(model, tokenizer, audio.texts, audio.languages, params,
+                                                                shifts[task.name][variant])
+            embeddings[variant][task.name] = embed_utterances(waves, rate)
+            similarity[variant][task.name] = float(np.mean(np.sum(embeddings[variant][task.name] * audio.real_emb, 1)))
+        logger.info("%s: shifts %s, similarity %s", task.name, {k: round(v, 2) for k, v in shifts[task.name].items()},
+                    {v: round(similarity[v][task.name], 3) for v in VARIANTS})
+    results = {}
+    for variant in VARIANTS:
+        accuracy, misses = identification(embeddings[variant], audios)
+        results[variant] = {"similarity": float(np.mean(list(similarity[variant].values()))),
+                            "identification": accuracy, "misidentified": len(misses),
+                            "misidentified_same_family": sum(m["same_family"] for m in misses),
+                            "similarity_per_task": similarity[variant]}
+        if variant == "plain":
+            results[variant]["misses"] = misses
+        logger.info("%s: similarity %.4f, identification %.4f (%d missed, %d within a family)", variant,
+                    results[variant]["similarity"], accuracy, len(misses),
+                    results[variant]["misidentified_same_family"])
+    return {
+        "checkpoint": args.checkpoint, "method": args.method, "split": args.split, "tasks": [t.name for t in tasks],
+        "shots": args.shots, "steps": args.steps, "lr": args.lr, "global_variance_weight": args.global_variance_weight,
+        "shifts_semitones": shifts, "results": results, "seconds": round(time.perf_counter() - started, 1),
+        "machine": {**hardware_description(), "platform": platform.platform()},
+        "library_version": hf_metatts.__version__, "command": "python " + " ".join(sys.argv),
+    }
+
+
+def plot(result: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(result["results"])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    for ax, key in zip(axes, ("similarity", "identification")):
+        ax.bar(variants, [result["results"][v][key] for v in variants], color="tab:blue")
+        ax.set_title(key)
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+        ax.set_ylim(0.0, 1.0)
+    fig.suptitle(f"{result['split']} speakers: pitch level of the adapted voice")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
+    parser.add_argument("--method", default="zero_shot", choices=("zero_shot", "metasgd", "maml", "meta_lstm"))
+    parser.add_argument("--lr", type=float, default=None, help="step size in place of the meta-learner's")
+    parser.add_argument("--global-variance-weight", type=float, default=0.0)
+    parser.add_argument("--corpus", default="data/voices")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--languages", nargs="*", default=["en"], help="language-code prefixes (none: all)")
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--heldout", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/pitch_level.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    result = run(args)
+    write_json_atomic(args.out, result)
+    plot(result, os.path.splitext(args.out)[0] + ".png")
+    logger.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
