@@ -62,8 +62,8 @@ def register_identity(subparsers) -> argparse.ArgumentParser:
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add ``train-vocoder``, ``train-identity-encoder``, ``prepare-corpus`` and ``bundle`` to an argparse
-    subparsers object."""
+    """Add ``train-vocoder``, ``train-identity-encoder``, ``prepare-corpus``, ``bundle`` and ``unbundle`` to an
+    argparse subparsers object."""
     parser = subparsers.add_parser(
         "train-vocoder", help="train the iSTFT neural vocoder on a corpus's audio",
         description="Train the iSTFT-head vocoder (log-mel L1 + multi-resolution STFT losses) on the audio of a "
@@ -75,8 +75,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.set_defaults(func=_run)
     from .bundle import register as register_bundle
     from .prepare import register as register_prepare
+    from .unbundle import register as register_unbundle
 
     register_prepare(subparsers)
     register_bundle(subparsers)
+    register_unbundle(subparsers)
     register_identity(subparsers)
     return parser
