@@ -50,6 +50,10 @@ class MetaTrainingArguments(TrainingArguments):
     meta_sgd_lr_init: float | None = field(
         default=None, metadata={"help": "Initial Meta-SGD per-parameter learning rate (default: inner_lr)."}
     )
+    per_step_rates: bool = field(
+        default=False, metadata={"help": "Meta-SGD: learn one rate per inner step and element (a learned step-size "
+                                 "schedule), not one per element."}
+    )
     meta_lstm_hidden_size: int = field(default=20, metadata={"help": "Hidden size of the Meta-LSTM's first layer."})
     meta_lstm_forget_bias: float = field(
         default=8.0, metadata={"help": "Initial forget-gate bias: sigmoid(8) = 0.9997, i.e. keep the parameters."}
@@ -175,6 +179,11 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
         )
     if args.inner_lr <= 0:
         raise InvalidMetaConfigError(f"inner_lr={args.inner_lr} must be positive.")
+    if args.per_step_rates and args.method != "metasgd":
+        raise InvalidMetaConfigError(
+            f"per_step_rates=true learns Meta-SGD rates per step; method={args.method!r} has no learned rates. "
+            "Choose method='metasgd' or leave per_step_rates false."
+        )
     if args.meta_learner_learning_rate is not None and args.meta_learner_learning_rate <= 0:
         raise InvalidMetaConfigError(
             f"meta_learner_learning_rate={args.meta_learner_learning_rate} must be positive (or unset: learning_rate)."

@@ -149,7 +149,16 @@ def _trained_meta_learner(model_args, training_args):
         logger.info("Not continuing the meta-learner of %s: its rates scale %r steps, this run takes %r steps.",
                     model_args.model_name_or_path, trained.config.inner_optimizer, training_args.inner_optimizer)
         return None
+    if trained.config.per_step_rates != training_args.per_step_rates:
+        logger.info("Not continuing the meta-learner of %s: its rates are %s, this run learns them %s.",
+                    model_args.model_name_or_path, _rates_kind(trained.config.per_step_rates),
+                    _rates_kind(training_args.per_step_rates))
+        return None
     return trained
+
+
+def _rates_kind(per_step: bool) -> str:
+    return "one per step and element" if per_step else "one per element"
 
 
 def write_training_summary(training_args, result, metrics: dict, started: float) -> None:

@@ -47,6 +47,8 @@ class MetaLearnerConfig:
     meta_lstm_init_scale: float = 1e-3
     grad_preprocess_p: float = 10.0
     meta_sgd_lr_init: float | None = None
+    #: Meta-SGD only: one learned rate per inner step and element (``(inner_steps, *shape)``), not one per element
+    per_step_rates: bool = False
     finetune_lr: float = 1e-3
     task_column: str = "speaker_id"
     shots: int = 4
@@ -74,7 +76,7 @@ class MetaLearnerConfig:
     RESUME_KEYS = (
         "method", "inner_steps", "inner_lr", "inner_optimizer", "first_order", "adapted_parameter_names",
         "multi_step_loss", "zero_shot_start", "meta_lstm_hidden_size", "task_column", "shots", "query_shots",
-        "tasks_per_step", "task_names",
+        "tasks_per_step", "task_names", "per_step_rates",
     )
 
 
@@ -121,7 +123,8 @@ class MetaLearnerHead(nn.Module):
 
     Args:
         config: the meta-learner configuration.
-        shapes: name -> shape of the adapted parameters (for Meta-SGD learning rates).
+        shapes: name -> shape of the adapted parameters (for Meta-SGD learning rates: a tensor of that shape per
+            parameter, or ``(inner_steps, *shape)`` with ``config.per_step_rates``).
     """
 
     def __init__(self, config: MetaLearnerConfig, shapes: dict[str, torch.Size]):
@@ -131,8 +134,9 @@ class MetaLearnerHead(nn.Module):
         self.meta_lstm = None
         if config.method == "metasgd":
             init = config.inner_lr if config.meta_sgd_lr_init is None else config.meta_sgd_lr_init
+            steps = (config.inner_steps,) if config.per_step_rates else ()
             for name in config.adapted_parameter_names:
-                self.inner_lrs[_key(name)] = nn.Parameter(torch.full(tuple(shapes[name]), float(init)))
+                self.inner_lrs[_key(name)] = nn.Parameter(torch.full(steps + tuple(shapes[name]), float(init)))
         elif config.method == "meta_lstm":
             self.meta_lstm = MetaLSTMOptimizer(
                 hidden_size=config.meta_lstm_hidden_size,
@@ -143,7 +147,8 @@ class MetaLearnerHead(nn.Module):
             )
 
     def learning_rates(self) -> dict[str, torch.Tensor] | float:
-        """Per-parameter learning rates (Meta-SGD) or the scalar ``inner_lr``."""
+        """Per-parameter learning rates (Meta-SGD; ``(inner_steps, *shape)`` each with ``per_step_rates``) or the
+        scalar ``inner_lr``."""
         if len(self.inner_lrs):
             return {n: self.inner_lrs[_key(n)] for n in self.config.adapted_parameter_names}
         return self.config.inner_lr
@@ -165,8 +170,7 @@ class MetaLearnerHead(nn.Module):
         config = dataclasses.replace(
             self.config, inner_lr=self.config.inner_lr * factor,
             meta_sgd_lr_init=None if self.config.meta_sgd_lr_init is None else self.config.meta_sgd_lr_init * factor)
-        shapes = {n: self.inner_lrs[_key(n)].shape for n in config.adapted_parameter_names if _key(n) in self.inner_lrs}
-        copy = MetaLearnerHead(config, shapes)
+        copy = MetaLearnerHead(config, self.parameter_shapes())
         with torch.no_grad():
             for key, rate in self.inner_lrs.items():
                 copy.inner_lrs[key].copy_(rate * factor)
@@ -181,7 +185,12 @@ class MetaLearnerHead(nn.Module):
         rates = self.learning_rates() if lr is None else lr
         if detach and isinstance(rates, dict):
             rates = {n: t.detach() for n, t in rates.items()}
-        return inner_rule(rates, self.config.inner_optimizer)
+        return inner_rule(rates, self.config.inner_optimizer, per_step=self.config.per_step_rates and lr is None)
+
+    def parameter_shapes(self) -> dict[str, torch.Size]:
+        """Shapes of the adapted parameters that carry Meta-SGD rates (without the step axis of per-step rates)."""
+        return rate_parameter_shapes(self.config, {n: self.inner_lrs[_key(n)].shape for n in
+                                                   self.config.adapted_parameter_names if _key(n) in self.inner_lrs})
 
     def save_pretrained(self, directory: str) -> None:
         """Write ``meta_learner_config.json`` and ``meta_learner.safetensors`` into ``directory``."""
@@ -196,11 +205,17 @@ class MetaLearnerHead(nn.Module):
         config = read_meta_config(directory)
         tensors = load_file(os.path.join(directory, META_WEIGHTS_NAME))
         if shapes is None:
-            shapes = {n: tensors[f"inner_lrs.{_key(n)}"].shape for n in config.adapted_parameter_names
-                      if f"inner_lrs.{_key(n)}" in tensors}
+            saved = {n: tensors[f"inner_lrs.{_key(n)}"].shape for n in config.adapted_parameter_names
+                     if f"inner_lrs.{_key(n)}" in tensors}
+            shapes = rate_parameter_shapes(config, saved)
         head = cls(config, shapes)
         head.load_state_dict(tensors, strict=True)
         return head
+
+
+def rate_parameter_shapes(config: MetaLearnerConfig, rate_shapes: dict[str, torch.Size]) -> dict[str, torch.Size]:
+    """Shapes of saved Meta-SGD rate tensors -> shapes of their parameters (per-step rates drop their step axis)."""
+    return {n: torch.Size(shape[1:]) if config.per_step_rates else shape for n, shape in rate_shapes.items()}
 
 
 def write_meta_config(directory: str, config: MetaLearnerConfig) -> None:

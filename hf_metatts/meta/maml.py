@@ -121,20 +121,29 @@ class InnerLoopResult:
     finite: bool = True
 
 
-class SGDRule:
-    """``theta <- theta - lr * g`` with a float or per-parameter tensor learning rate (Meta-SGD)."""
+def rate_at(lr: float | Mapping[str, torch.Tensor], name: str, step: int, per_step: bool):
+    """The learning rate of parameter ``name`` at inner step ``step`` (from 0): a float, a per-parameter tensor
+    (Meta-SGD), or with ``per_step`` a tensor ``(S, *shape)`` of one rate per step and element, whose last row
+    serves every step past ``S``."""
+    if not isinstance(lr, Mapping):
+        return lr
+    rate = lr[name]
+    return rate[min(step, rate.shape[0] - 1)] if per_step else rate
 
-    def __init__(self, lr: float | Mapping[str, torch.Tensor]):
+
+class SGDRule:
+    """``theta <- theta - lr * g`` with a float or per-parameter tensor learning rate (Meta-SGD), one per step with
+    ``per_step`` (see :func:`rate_at`)."""
+
+    def __init__(self, lr: float | Mapping[str, torch.Tensor], per_step: bool = False):
         self.lr = lr
+        self.per_step = per_step
 
     def init_state(self, params: Params):
         return None
 
     def step(self, state, params: Params, grads: Params, loss: torch.Tensor, step: int):
-        if isinstance(self.lr, Mapping):
-            new = {n: p - self.lr[n] * grads[n] for n, p in params.items()}
-        else:
-            new = {n: p - self.lr * grads[n] for n, p in params.items()}
+        new = {n: p - rate_at(self.lr, n, step, self.per_step) * grads[n] for n, p in params.items()}
         return new, state
 
 
@@ -158,9 +167,11 @@ class AdamRule:
     per-parameter tensor learning rate (Meta-SGD over Adam directions). The same numbers as ``torch.optim.Adam``
     for a float ``lr``, but differentiable in ``lr`` (and, second order, in the parameters)."""
 
-    def __init__(self, lr: float | Mapping[str, torch.Tensor], settings: AdamSettings = INNER_ADAM):
+    def __init__(self, lr: float | Mapping[str, torch.Tensor], settings: AdamSettings = INNER_ADAM,
+                 per_step: bool = False):
         self.lr = lr
         self.settings = settings
+        self.per_step = per_step
 
     def init_state(self, params: Params):
         zeros = {n: torch.zeros_like(p) for n, p in params.items()}
@@ -175,17 +186,17 @@ class AdamRule:
         new = {}
         for n, p in params.items():
             direction = (first[n] / correct1) / ((second[n] / correct2 + s.sqrt_floor).sqrt() + s.eps)
-            lr = self.lr[n] if isinstance(self.lr, Mapping) else self.lr
-            new[n] = p - lr * direction
+            new[n] = p - rate_at(self.lr, n, step, self.per_step) * direction
         return new, (first, second)
 
 
-def inner_rule(lr: float | Mapping[str, torch.Tensor], optimizer: str = "sgd"):
-    """The inner update rule for ``optimizer`` (``"sgd"`` or ``"adam"``) with a float or per-parameter ``lr``."""
+def inner_rule(lr: float | Mapping[str, torch.Tensor], optimizer: str = "sgd", per_step: bool = False):
+    """The inner update rule for ``optimizer`` (``"sgd"`` or ``"adam"``) with a float or per-parameter ``lr``
+    (``per_step``: one rate per step and element, see :func:`rate_at`)."""
     if optimizer == "sgd":
-        return SGDRule(lr)
+        return SGDRule(lr, per_step=per_step)
     if optimizer == "adam":
-        return AdamRule(lr)
+        return AdamRule(lr, per_step=per_step)
     raise ValueError(f"inner_optimizer={optimizer!r} is unknown: choose one of {', '.join(INNER_OPTIMIZERS)}.")
 
 
