@@ -99,6 +99,41 @@ def set_adaptation_settings(folder: str, inner_lr: float | None = None,
     write_meta_config(folder, dataclasses.replace(config, **changes))
 
 
+def check_adaptation_overrides(model_dir: str, inner_lr: float | None, global_variance_weight: float | None) -> None:
+    """:func:`check_inner_lr_override` and :func:`check_global_variance_override` for the settings that are given."""
+    if inner_lr is not None:
+        check_inner_lr_override(model_dir, inner_lr)
+    if global_variance_weight is not None:
+        check_global_variance_override(model_dir, global_variance_weight)
+
+
+def stage_model_folder(model, model_dir: str, output_dir: str, inner_lr: float | None = None,
+                       global_variance_weight: float | None = None, extra_files: tuple[str, ...] = ()) -> str:
+    """Write ``model``, the processor of ``model_dir``, its meta-learner files (with the given adaptation settings
+    replaced) and ``extra_files`` of ``model_dir`` into a fresh ``<output_dir>.partial`` folder; returns its path
+    (:func:`publish_staged_folder` moves it into place)."""
+    from .. import MetaTTSProcessor
+    from ..meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME
+
+    staging = output_dir.rstrip("/") + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    MetaTTSProcessor.from_pretrained(model_dir).save_pretrained(staging)
+    names = (META_CONFIG_NAME, META_WEIGHTS_NAME) if os.path.isfile(os.path.join(model_dir, META_CONFIG_NAME)) else ()
+    for name in names + tuple(extra_files):
+        if os.path.isfile(os.path.join(model_dir, name)):
+            shutil.copy2(os.path.join(model_dir, name), staging)
+    if inner_lr is not None or global_variance_weight is not None:
+        set_adaptation_settings(staging, inner_lr, global_variance_weight)
+    return staging
+
+
+def publish_staged_folder(staging: str, output_dir: str) -> None:
+    """Replace ``output_dir`` with the staged folder."""
+    shutil.rmtree(output_dir, ignore_errors=True)
+    os.replace(staging, output_dir)
+
+
 def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, runs: list[str] = (),
                       results: list[dict] | None = None, repo_id: str = "hf-metatts/metatts-default",
                       datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
@@ -122,15 +157,11 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
             a folder without a fixed-rate ``maml`` meta-learner, or is not positive; ``global_variance_weight`` for
             a folder without a meta-learner, or is negative (all checked before anything is written).
     """
-    from .. import MetaTTSForTextToSpeech, MetaTTSProcessor
-    from ..meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME
+    from .. import MetaTTSForTextToSpeech
     from ..model_cards import base_model_card, meta_learner_card_fields
     from .vocoder import attach_trained_vocoder
 
-    if inner_lr is not None:
-        check_inner_lr_override(model_dir, inner_lr)
-    if global_variance_weight is not None:
-        check_global_variance_override(model_dir, global_variance_weight)
+    check_adaptation_overrides(model_dir, inner_lr, global_variance_weight)
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
     if vocoder_dir is not None:
         attach_trained_vocoder(model, vocoder_dir)
@@ -140,16 +171,7 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     summaries = [run_summary(run) for run in runs]
     if not summaries and os.path.isfile(os.path.join(model_dir, RUNS_FILE)):
         summaries = _read_json(os.path.join(model_dir, RUNS_FILE))
-    staging = output_dir.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    MetaTTSProcessor.from_pretrained(model_dir).save_pretrained(staging)
-    if os.path.isfile(os.path.join(model_dir, META_CONFIG_NAME)):
-        for name in (META_CONFIG_NAME, META_WEIGHTS_NAME):
-            if os.path.isfile(os.path.join(model_dir, name)):
-                shutil.copy2(os.path.join(model_dir, name), staging)
-    if inner_lr is not None or global_variance_weight is not None:
-        set_adaptation_settings(staging, inner_lr, global_variance_weight)
+    staging = stage_model_folder(model, model_dir, output_dir, inner_lr, global_variance_weight)
     with open(os.path.join(staging, RUNS_FILE), "w") as handle:
         json.dump(summaries, handle, indent=2)
     num_parameters = sum(p.numel() for p in model.parameters())
@@ -162,8 +184,7 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
         shutil.rmtree(staging)
         raise BundleTooLargeError(f"The checkpoint would take {size / 2**20:.1f} MiB, over the "
                                   f"{max_bytes / 2**20:.0f} MiB bound: train a smaller config or vocoder.")
-    shutil.rmtree(output_dir, ignore_errors=True)
-    os.replace(staging, output_dir)
+    publish_staged_folder(staging, output_dir)
     files = sorted(os.listdir(output_dir))
     logger.info("bundled %s (%.1f MiB, %d parameters): %s", output_dir, size / 2**20, num_parameters, files)
     return {"bytes": size, "num_parameters": num_parameters, "files": files}

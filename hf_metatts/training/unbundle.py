@@ -16,14 +16,8 @@ Nothing of the bundle changes; the acoustic model's weights are copied bit for b
 import argparse
 import logging
 import os
-import shutil
 
-from .bundle import (
-    RUNS_FILE,
-    check_global_variance_override,
-    check_inner_lr_override,
-    set_adaptation_settings,
-)
+from .bundle import RUNS_FILE, check_adaptation_overrides, publish_staged_folder, stage_model_folder
 
 logger = logging.getLogger(__name__)
 
@@ -43,31 +37,19 @@ def unbundle_checkpoint(bundle_dir: str, output_dir: str, inner_lr: float | None
         BundleConfigError: ``inner_lr`` for a folder without a fixed-rate ``maml`` meta-learner, or not positive;
             ``global_variance_weight`` for a folder without a meta-learner, or negative (checked before writing).
     """
-    from .. import MetaTTSForTextToSpeech, MetaTTSProcessor
-    from ..meta.head import META_CONFIG_NAME, META_WEIGHTS_NAME
+    from .. import MetaTTSForTextToSpeech
     from ..modeling_vocoder import build_vocoder
 
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
         raise RunFolderExistsError(f"{output_dir} already holds files; choose another --out or pass --overwrite "
                                    "to replace it.")
-    if inner_lr is not None:
-        check_inner_lr_override(bundle_dir, inner_lr)
-    if global_variance_weight is not None:
-        check_global_variance_override(bundle_dir, global_variance_weight)
+    check_adaptation_overrides(bundle_dir, inner_lr, global_variance_weight)
     model = MetaTTSForTextToSpeech.from_pretrained(bundle_dir)
     model.config.vocoder_type = "griffin_lim"
     model.vocoder = build_vocoder(model.config)
-    staging = output_dir.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    MetaTTSProcessor.from_pretrained(bundle_dir).save_pretrained(staging)
-    for name in (META_CONFIG_NAME, META_WEIGHTS_NAME, RUNS_FILE):
-        if os.path.isfile(os.path.join(bundle_dir, name)):
-            shutil.copy2(os.path.join(bundle_dir, name), staging)
-    if inner_lr is not None or global_variance_weight is not None:
-        set_adaptation_settings(staging, inner_lr, global_variance_weight)
-    shutil.rmtree(output_dir, ignore_errors=True)
-    os.replace(staging, output_dir)
+    staging = stage_model_folder(model, bundle_dir, output_dir, inner_lr, global_variance_weight,
+                                 extra_files=(RUNS_FILE,))
+    publish_staged_folder(staging, output_dir)
     files = sorted(os.listdir(output_dir))
     num_parameters = sum(p.numel() for p in model.parameters())
     logger.info("wrote %s (%d parameters, Griffin-Lim vocoder): %s", output_dir, num_parameters, files)
