@@ -35,8 +35,10 @@ import hf_metatts
 from hf_metatts.evaluation.benchmark import BenchmarkSettings, TaskAudio, load_method, load_tasks, support_batch
 from hf_metatts.evaluation.cli import write_json_atomic
 from hf_metatts.evaluation.speaker import cosine_similarity, embed_utterances, speaker_centroids
+from hf_metatts.evaluation.voice_eval import synthesize_texts
 from hf_metatts.meta import adapt_parameters
 from hf_metatts.meta.global_variance import global_variance_term
+from hf_metatts.modeling_metatts import _durations_to_path
 from hf_metatts.training.hardware import hardware_description
 
 logger = logging.getLogger("pitch_level")
@@ -61,11 +63,12 @@ def mean_log_f0(waves: list[np.ndarray], rate: int) -> float:
 
 
 def predicted_pitch_gap(model, params: dict, support: dict) -> float:
-    """Semitones from the pitch predictor to the recorded pitch on the support clips.
+    """Log-F0 gap from the pitch predictor to the recorded pitch on the support clips.
 
     ``support`` is one collated batch with ``pitch`` ``(B, T)`` (log Hz, 0 unvoiced). Each voiced frame compares
-    its normalised recorded pitch with the prediction ``(B, N)`` for the token the aligner gives it; the mean
-    difference, in semitones, is returned.
+    its normalised recorded pitch with the prediction ``(B, N)`` for the token the aligner gives it (the
+    ``(B, T, N)`` path of its durations); the mean difference, back in natural-log Hz, is returned (0 without a
+    voiced frame).
     """
     durations = model.compute_durations(**support)
     captured = {}
@@ -75,30 +78,14 @@ def predicted_pitch_gap(model, params: dict, support: dict) -> float:
             functional_call(model, params, args=(), kwargs={**support, "durations": durations}, strict=False)
     finally:
         hook.remove()
-    predicted, config = captured["pitch"], model.config
-    total, frames = 0.0, 0
-    for row in range(predicted.shape[0]):
-        tokens = int(support["attention_mask"][row].sum())
-        frame_token = torch.repeat_interleave(torch.arange(tokens), durations[row, :tokens].clamp(min=0))
-        length = min(len(frame_token), int(support["labels_attention_mask"][row].sum()))
-        pitch, frame_token = support["pitch"][row, :length], frame_token[:length]
-        voiced = pitch > 0
-        normalised = (pitch[voiced] - config.pitch_mean) / config.pitch_std
-        total += float((normalised - predicted[row, frame_token[voiced]]).sum())
-        frames += int(voiced.sum())
-    return total / max(frames, 1) * config.pitch_std * SEMITONES_PER_LOG
-
-
-def synthesize(model, tokenizer, texts, languages, params, pitch_shift: float) -> list[np.ndarray]:
-    """One waveform per text with the adapted ``params`` and ``pitch_shift`` semitones."""
-    waves = []
-    for text, language in zip(texts, languages):
-        inputs = tokenizer(text, return_tensors="pt", **({"language": language} if language else {}))
-        with torch.no_grad():
-            output = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), voice=params,
-                           pitch_shift=pitch_shift)
-        waves.append(output.waveform[0].float().numpy())
-    return waves
+    config, pitch = model.config, support["pitch"]
+    path = _durations_to_path(durations.long(), pitch.shape[1]).to(captured["pitch"].dtype)  # (B, T, N)
+    frame_prediction = torch.einsum("btn,bn->bt", path, captured["pitch"])
+    voiced = (pitch > 0) & support["labels_attention_mask"].bool() & path.sum(-1).bool()
+    if not bool(voiced.any()):
+        return 0.0
+    normalised = (pitch - config.pitch_mean) / config.pitch_std
+    return float((normalised - frame_prediction)[voiced].mean()) * config.pitch_std
 
 
 def shift_of(log_gap: float) -> float:
@@ -150,18 +137,18 @@ def run(args) -> dict:
         torch.manual_seed(args.seed)
         params = adapt_parameters(model, support, method=args.method, steps=args.steps, meta_learner=head, lr=args.lr,
                                   loss_term=term)
-        plain = synthesize(model, tokenizer, audio.texts, audio.languages, params, 0.0)
-        support_speech = synthesize(model, tokenizer, [r["text"] for r in support_rows],
-                                    [r.get("language") for r in support_rows], params, 0.0)
+        plain = synthesize_texts(model, tokenizer, audio.texts, params, audio.languages)
+        support_speech = synthesize_texts(model, tokenizer, [r["text"] for r in support_rows], params,
+                                          [r.get("language") for r in support_rows])
         shifts[task.name] = {
             "support_measured": shift_of(mean_log_f0(audio.pool_audio[: args.shots], rate)
                                          - mean_log_f0(support_speech, rate)),
-            "support_predicted": float(np.clip(predicted_pitch_gap(model, params, support), -MAX_SHIFT, MAX_SHIFT)),
+            "support_predicted": shift_of(predicted_pitch_gap(model, params, support)),
             "oracle": shift_of(mean_log_f0(audio.real, rate) - mean_log_f0(plain, rate)),
         }
         for variant in VARIANTS:
-            waves = plain if variant == "plain" else synthesize(model, tokenizer, audio.texts, audio.languages, params,
-                                                                shifts[task.name][variant])
+            waves = plain if variant == "plain" else synthesize_texts(
+                model, tokenizer, audio.texts, params, audio.languages, pitch_shift=shifts[task.name][variant])
             embeddings[variant][task.name] = embed_utterances(waves, rate)
             similarity[variant][task.name] = float(np.mean(np.sum(embeddings[variant][task.name] * audio.real_emb, 1)))
         logger.info("%s: shifts %s, similarity %s", task.name, {k: round(v, 2) for k, v in shifts[task.name].items()},

@@ -38,7 +38,8 @@ def test_the_predicted_gap_moves_by_exactly_the_recordings_pitch_change(pitch_le
     params = {name: parameter.detach() for name, parameter in model.named_parameters()}
     low = pitch_level.predicted_pitch_gap(model, params, _support(model, 100.0))
     high = pitch_level.predicted_pitch_gap(model, params, _support(model, 200.0))
-    assert high - low == pytest.approx(12.0, abs=1e-3)  # one octave up, whatever the predictor says
+    assert high - low == pytest.approx(math.log(2.0), abs=1e-4)  # one octave up, whatever the predictor says
+    assert pitch_level.shift_of(high) - pitch_level.shift_of(low) == pytest.approx(12.0, abs=1e-3)
 
 
 def test_a_support_set_without_voiced_frames_gives_no_gap(pitch_level):

@@ -55,8 +55,9 @@ def _rows(references: Any, audio_column: str, text_column: str, speaker_column: 
 
 
 def synthesize_texts(model, tokenizer, texts: Iterable[str], voice=None,
-                     languages: Iterable[str | None] | None = None) -> list[np.ndarray]:
-    """Synthesise each text with ``voice`` (a `MetaTTSVoice`, ``{name: tensor}`` or None for the base voice).
+                     languages: Iterable[str | None] | None = None, pitch_shift: float = 0.0) -> list[np.ndarray]:
+    """Synthesise each text with ``voice`` (a `MetaTTSVoice`, ``{name: tensor}`` or None for the base voice),
+    ``pitch_shift`` semitones above the voice's own pitch.
 
     Returns one float32 waveform per text at ``model.config.sampling_rate``.
     """
@@ -67,7 +68,8 @@ def synthesize_texts(model, tokenizer, texts: Iterable[str], voice=None,
         kwargs = {"language": language} if language else {}
         inputs = tokenizer(text, return_tensors="pt", **kwargs)
         with torch.no_grad():
-            output = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), voice=voice)
+            output = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), voice=voice,
+                           pitch_shift=pitch_shift)
         waves.append(output.waveform[0].detach().cpu().float().numpy())
     return waves
 
