@@ -46,25 +46,25 @@ def eval_results(results: Sequence[Mapping] | None) -> list[EvalResult] | None:
 
 
 def meta_learner_card_fields(folder: str) -> dict:
-    """``meta_method``, ``zero_shot_start``, ``inner_optimizer``, ``inner_lr`` and ``global_variance_weight`` for
-    :func:`base_model_card`, from the meta-learner saved in ``folder`` (``meta_learner_config.json``); None,
-    False, "sgd", None and 0 when it has none."""
+    """``meta_method``, ``zero_shot_start``, ``inner_optimizer``, ``inner_lr``, ``global_variance_weight`` and
+    ``per_step_rates`` for :func:`base_model_card`, from the meta-learner saved in ``folder``
+    (``meta_learner_config.json``); None, False, "sgd", None, 0 and False when it has none."""
     from .meta.head import META_CONFIG_NAME, read_meta_config
 
     if not os.path.isfile(os.path.join(folder, META_CONFIG_NAME)):
         return {"meta_method": None, "zero_shot_start": False, "inner_optimizer": "sgd", "inner_lr": None,
-                "global_variance_weight": 0.0}
+                "global_variance_weight": 0.0, "per_step_rates": False}
     config = read_meta_config(folder)
     return {"meta_method": config.method, "zero_shot_start": config.zero_shot_start,
             "inner_optimizer": config.inner_optimizer, "inner_lr": config.inner_lr,
-            "global_variance_weight": config.global_variance_weight}
+            "global_variance_weight": config.global_variance_weight, "per_step_rates": config.per_step_rates}
 
 
 def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = None,
                     datasets: Sequence[str] | None = None, base_model: str | None = None,
                     meta_method: str | None = None, zero_shot_start: bool = False, inner_optimizer: str = "sgd",
                     inner_lr: float | None = None, global_variance_weight: float = 0.0,
-                    num_parameters: int | None = None, license: str = "apache-2.0",
+                    per_step_rates: bool = False, num_parameters: int | None = None, license: str = "apache-2.0",
                     language: Sequence[str] | None = None, tags: Sequence[str] = (),
                     training_runs: Sequence[Mapping] | None = None) -> ModelCard:
     """The card of a base checkpoint: metadata (``library_name``, ``pipeline_tag``, tags, datasets, base model,
@@ -83,6 +83,7 @@ def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = No
         vocoder_type=config.vocoder_type, sampling_rate=config.sampling_rate, num_mel_bins=config.num_mel_bins,
         hop_length=config.hop_length, meta_method=meta_method, zero_shot_start=zero_shot_start,
         adam_steps=inner_optimizer == "adam", inner_lr=inner_lr, global_variance_weight=global_variance_weight,
+        per_step_rates=per_step_rates,
         adapted_floats=_adapted_floats(config, adapted),
         num_parameters=f"{num_parameters:,}" if num_parameters else "see config.json",
         datasets=list(datasets or []), results=[vars(r) for r in evals] if evals else None,

@@ -78,6 +78,22 @@ def test_the_card_of_a_zero_shot_start_meta_learner_says_where_adaptation_starts
     assert "its support encoder reads from the clips" in card
 
 
+@pytest.mark.parametrize("inner_optimizer, phrase", [
+    ("adam", "meta-learned with `metasgd` (learned rates, one per inner step, of Adam-normalised steps)"),
+    ("sgd", "meta-learned with `metasgd` (learned rates, one per inner step) so that")])
+def test_the_card_says_when_the_learned_rates_are_one_per_inner_step(trained_parts, tmp_path, inner_optimizer,
+                                                                      phrase):
+    model_dir, vocoder_dir, _ = trained_parts
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(model_dir))
+    names = model.adapted_parameter_names()
+    MetaLearnerHead(MetaLearnerConfig(method="metasgd", inner_lr=0.02, inner_steps=3, per_step_rates=True,
+                                      inner_optimizer=inner_optimizer, adapted_parameter_names=names),
+                    {n: model.get_parameter(n).shape for n in names}).save_pretrained(str(model_dir))
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(tmp_path / "bundle"))
+    card = " ".join((tmp_path / "bundle" / "README.md").read_text().split())
+    assert phrase in card
+
+
 def test_a_maml_meta_learner_ships_with_the_step_size_given_to_the_bundle(trained_parts, tmp_path):
     model_dir, vocoder_dir, _ = trained_parts
     model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(model_dir))
@@ -194,6 +210,34 @@ def test_bundling_a_model_without_a_trained_vocoder_needs_the_vocoder_folder(tra
     model_dir, _, _ = trained_parts
     with pytest.raises(BundleConfigError, match="owns no trained neural vocoder"):
         bundle_checkpoint(str(model_dir), None, str(tmp_path / "bundle"))
+    assert not (tmp_path / "bundle").exists() and not (tmp_path / "bundle.partial").exists()
+
+
+def test_a_run_takes_the_vocoder_that_another_checkpoint_owns(trained_parts, tmp_path):
+    """`--vocoder` may name a bundle: another run is then heard through the vocoder that bundle ships."""
+    model_dir, vocoder_dir, vocoder = trained_parts
+    donor = tmp_path / "donor"
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(donor))
+    other_run = tmp_path / "other_run"
+    shutil.copytree(model_dir, other_run)
+    out = tmp_path / "bundle"
+    bundle_checkpoint(str(other_run), str(donor), str(out))
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(out)).eval()
+    mel = torch.randn(1, 12, 80)
+    with torch.no_grad():
+        assert torch.equal(model.vocoder(mel), vocoder.eval()(mel))
+    acoustic = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(other_run)).state_dict()
+    assert all(torch.equal(tensor, acoustic[name]) for name, tensor in model.state_dict().items()
+               if not name.startswith("vocoder."))
+
+
+def test_a_vocoder_folder_that_holds_no_trained_vocoder_is_refused_before_anything_is_written(trained_parts,
+                                                                                               tmp_path):
+    from hf_metatts.training.vocoder import VocoderTrainingError
+
+    model_dir, _, _ = trained_parts
+    with pytest.raises(VocoderTrainingError, match="neither vocoder.safetensors nor a model checkpoint"):
+        bundle_checkpoint(str(model_dir), str(model_dir), str(tmp_path / "bundle"))  # Griffin-Lim run folder
     assert not (tmp_path / "bundle").exists() and not (tmp_path / "bundle.partial").exists()
 
 

@@ -282,7 +282,8 @@ def test_attach_refuses_a_vocoder_with_other_audio_settings(trained, tmp_path, f
 
 
 def test_load_trained_vocoder_needs_weights(tmp_path):
-    with pytest.raises(VocoderTrainingError, match="holds no vocoder.safetensors.*train-vocoder"):
+    with pytest.raises(VocoderTrainingError,
+                       match="holds neither vocoder.safetensors nor a model checkpoint.*train-vocoder"):
         load_trained_vocoder(str(tmp_path))
 
 

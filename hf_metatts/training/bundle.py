@@ -142,8 +142,10 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
 
     Args:
         model_dir: a meta-training output folder (model + processor + meta-learner).
-        vocoder_dir: a ``hf-metatts train-vocoder`` output folder; None keeps the trained vocoder that ``model_dir``
-            already owns (re-bundling a bundle, e.g. with another step size or new results).
+        vocoder_dir: a ``hf-metatts train-vocoder`` output folder, or a checkpoint that owns a trained vocoder
+            (e.g. ``hf_metatts.DEFAULT_CHECKPOINT``, to hear another run through the shipped vocoder); None keeps
+            the trained vocoder that ``model_dir`` already owns (re-bundling a bundle, e.g. with another step size
+            or new results).
         runs: training run folders whose ``training_summary.json`` go into the card and ``training_runs.json``;
             none given: the ``training_runs.json`` of ``model_dir``, when it has one (a bundle's), is kept.
         results: ``[{"dataset_name", "dataset_type", "metric_type", "metric_value", ...}]`` for ``model-index``.
@@ -210,8 +212,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", required=True, help="meta-training output folder")
     parser.add_argument("--vocoder", default=None,
-                        help="train-vocoder output folder; omit it to keep the vocoder that --model already owns "
-                        "(re-bundling a bundle, whose training_runs.json is kept too unless --runs are given)")
+                        help="train-vocoder output folder, or a checkpoint that owns a trained vocoder (e.g. the "
+                        "bundled default); omit it to keep the vocoder that --model already owns (re-bundling a "
+                        "bundle, whose training_runs.json is kept too unless --runs are given)")
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     parser.add_argument("--runs", nargs="*", help="training run folders to describe in the card")
     parser.add_argument("--results", default=None,

@@ -1,0 +1,225 @@
+"""Where does adaptation cost intelligibility: in the prosody the adapted voice predicts, or in its spectra?
+
+Each held-out speaker is adapted once (the checkpoint's own adaptation, as the bar harness runs it); its
+held-out sentences are then read four ways:
+
+- ``start``: the voice before the steps (for ``zero_shot``: the support encoder's voice);
+- ``adapted``: the voice after the steps, as the harness hears it;
+- ``adapted_start_durations``: the adapted voice, with the token durations the start voice predicts;
+- ``adapted_start_pitch`` / ``adapted_start_energy``: the adapted voice, with the start voice's pitch or energy;
+- ``adapted_start_prosody``: the adapted voice, with the start voice's durations, pitch and energy;
+- ``adapted_start_contours``: the adapted voice's own durations and its mean pitch and energy per sentence, with
+  the start voice's contours around those means (how pitch and energy move from token to token).
+
+These replace the outputs of the variance predictors (``duration_predictor``, ``pitch_predictor``,
+``energy_predictor``) by the start voice's for the same text, so what is heard of the adaptation is its decoder
+side (and, for the contours, its levels). Per variant the JSON has the mean speaker similarity, the mean WER (the
+harness's ASR), the pooled speaker identification among all tasks and the per-task values; for ``start`` and
+``adapted`` also the spread of the predicted pitch over a sentence's tokens (standard deviation, semitones)::
+
+    python benchmarks/prosody_source.py --checkpoint outputs/default_speaker_embedding_maml_adam --lr 0.02 \\
+        --global-variance-weight 0.3 --out benchmarks/results/prosody_source_test.json
+"""
+
+import argparse
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+import hf_metatts
+from hf_metatts.evaluation.benchmark import (
+    BenchmarkSettings,
+    TaskAudio,
+    load_method,
+    load_tasks,
+    measure,
+    pooled_identification,
+    support_batch,
+)
+from hf_metatts.evaluation.cli import write_json_atomic
+from hf_metatts.evaluation.voice_eval import synthesize_texts
+from hf_metatts.meta import adapt_parameters
+from hf_metatts.meta.global_variance import global_variance_term
+from hf_metatts.training.hardware import hardware_description
+
+logger = logging.getLogger("prosody_source")
+PROSODY = ("duration_predictor", "pitch_predictor", "energy_predictor")
+# variant -> (predictors whose outputs the start voice gives, whether only their contour is taken)
+REPLAYS = {"adapted_start_durations": (("duration_predictor",), False),
+           "adapted_start_pitch": (("pitch_predictor",), False),
+           "adapted_start_energy": (("energy_predictor",), False),
+           "adapted_start_prosody": (PROSODY, False),
+           "adapted_start_contours": (("pitch_predictor", "energy_predictor"), True)}
+VARIANTS = ("start", "adapted", *REPLAYS)
+SEMITONES_PER_LOG = 12.0 / math.log(2.0)
+
+
+@contextmanager
+def recorded(model, names: tuple[str, ...], store: dict[str, list]):
+    """Append every output of the named submodules of ``model`` to ``store[name]`` while the block runs."""
+    hooks = [getattr(model, name).register_forward_hook(
+        lambda module, inputs, output, name=name: store[name].append(output.detach().clone())) for name in names]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+@contextmanager
+def replayed(model, names: tuple[str, ...], store: dict[str, list], contour_only: bool = False):
+    """Replace the outputs of the named submodules by ``store[name]``, in the order they were recorded.
+
+    The submodules are variance predictors, called as ``predictor(encoded, text_mask)`` and returning ``(B, N)``.
+    With ``contour_only`` the recorded values are moved to the running output's mean over each row's tokens
+    (``text_mask``): the running voice keeps its level and takes the recorded contour. The recorded outputs must
+    come from the same texts in the same order, so every replaced output has the shape the running forward
+    expects; a mismatch raises ``RuntimeError``.
+    """
+    queues = {name: list(store[name]) for name in names}
+
+    def replace(module, inputs, output, name):
+        recorded_output = queues[name].pop(0)
+        if recorded_output.shape != output.shape:
+            raise RuntimeError(f"{name}: recorded output {tuple(recorded_output.shape)} does not fit "
+                               f"{tuple(output.shape)}; replay the same texts in the same order.")
+        if contour_only:
+            mask = inputs[1].to(output.dtype)
+            return recorded_output - token_mean(recorded_output, mask) + token_mean(output, mask)
+        return recorded_output
+
+    hooks = [getattr(model, name).register_forward_hook(
+        lambda module, inputs, output, name=name: replace(module, inputs, output, name)) for name in names]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` ``(B, N)`` over each row's tokens (``mask`` ``(B, N)``, 1 for a token) -> ``(B, 1)``."""
+    return (values * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1)
+
+
+def pitch_spread(outputs: list[torch.Tensor], config) -> float:
+    """Mean over the recorded pitch-predictor outputs (each ``(1, N)``, normalised log-F0 of one sentence) of
+    their standard deviation over tokens, in semitones."""
+    return float(np.mean([float(o.std()) * config.pitch_std * SEMITONES_PER_LOG for o in outputs]))
+
+
+def run(args) -> dict:
+    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={args.method: args.checkpoint}, split=args.split,
+                                 shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
+                                 eval_metrics=["similarity", "wer"], languages=args.languages or None)
+    settings.validate()
+    tasks = load_tasks(settings)
+    model, processor, head, reason = load_method(args.method, args.checkpoint)
+    if reason:
+        raise SystemExit(f"error: {reason}")
+    rate, tokenizer = model.config.sampling_rate, processor.tokenizer
+    term = global_variance_term(args.global_variance_weight) if args.global_variance_weight else None
+    audios = {t.name: TaskAudio(t, processor, rate, with_wer=True) for t in tasks}
+    per_task = {v: {} for v in VARIANTS}
+    embeddings = {v: {} for v in VARIANTS}
+    spreads = {"start": [], "adapted": []}
+    started = time.perf_counter()
+    for task in tasks:
+        audio = audios[task.name]
+        support = support_batch(task.pool[: args.shots], processor)
+        voices = {}
+        for name, steps in (("start", 0), ("adapted", args.steps)):
+            torch.manual_seed(args.seed)
+            voices[name] = adapt_parameters(model, support, method=args.method, steps=steps, meta_learner=head,
+                                            lr=args.lr, loss_term=term)
+        store = {name: [] for name in PROSODY}
+        with recorded(model, PROSODY, store):
+            waves = {"start": synthesize_texts(model, tokenizer, audio.texts, voices["start"], audio.languages)}
+        adapted_store = {"pitch_predictor": []}
+        with recorded(model, ("pitch_predictor",), adapted_store):
+            waves["adapted"] = synthesize_texts(model, tokenizer, audio.texts, voices["adapted"], audio.languages)
+        spreads["start"].append(pitch_spread(store["pitch_predictor"], model.config))
+        spreads["adapted"].append(pitch_spread(adapted_store["pitch_predictor"], model.config))
+        for variant, (names, contour_only) in REPLAYS.items():
+            with replayed(model, names, store, contour_only):
+                waves[variant] = synthesize_texts(model, tokenizer, audio.texts, voices["adapted"], audio.languages)
+        for variant in VARIANTS:
+            values, embeddings[variant][task.name] = measure(waves[variant], audio, rate, ["wer"])
+            per_task[variant][task.name] = {"similarity": values["similarity"], "wer": values["wer"],
+                                            "seconds": float(sum(len(w) for w in waves[variant]) / rate)}
+        logger.info("%s: %s", task.name, {v: (round(per_task[v][task.name]["similarity"], 3),
+                                              round(per_task[v][task.name]["wer"], 3)) for v in VARIANTS})
+    results = {}
+    for variant in VARIANTS:
+        accuracy, candidates, _ = pooled_identification(embeddings[variant], audios)
+        cells = per_task[variant].values()
+        results[variant] = {"similarity": float(np.mean([c["similarity"] for c in cells])),
+                            "wer": float(np.mean([c["wer"] for c in cells])),
+                            "seconds_per_utterance": float(np.mean([c["seconds"] for c in cells])) / args.heldout,
+                            "identification": accuracy, "identification_candidates": candidates,
+                            "per_task": per_task[variant]}
+        if variant in spreads:
+            results[variant]["pitch_spread_semitones"] = float(np.mean(spreads[variant]))
+        logger.info("%s: similarity %.4f, WER %.4f, identification %.4f", variant, results[variant]["similarity"],
+                    results[variant]["wer"], accuracy)
+    return {
+        "checkpoint": args.checkpoint, "method": args.method, "split": args.split, "tasks": [t.name for t in tasks],
+        "shots": args.shots, "steps": args.steps, "lr": args.lr, "global_variance_weight": args.global_variance_weight,
+        "recordings_wer": float(np.mean([a.real_wer for a in audios.values()])), "results": results,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": {**hardware_description(), "platform": platform.platform()},
+        "library_version": hf_metatts.__version__, "command": "python " + " ".join(sys.argv),
+    }
+
+
+def plot(result: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(result["results"])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for ax, key in zip(axes, ("similarity", "wer", "identification")):
+        ax.bar(variants, [result["results"][v][key] for v in variants], color="tab:blue")
+        ax.set_title(key)
+        ax.tick_params(axis="x", labelrotation=20, labelsize=7)
+    fig.suptitle(f"{result['split']} speakers: prosody of the start voice, spectra of the adapted one")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
+    parser.add_argument("--method", default="zero_shot", choices=("zero_shot", "metasgd", "maml", "meta_lstm"))
+    parser.add_argument("--lr", type=float, default=None, help="step size in place of the meta-learner's")
+    parser.add_argument("--global-variance-weight", type=float, default=0.0)
+    parser.add_argument("--corpus", default="data/voices")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--languages", nargs="*", default=["en"], help="language-code prefixes (none: all)")
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--heldout", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/prosody_source.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    result = run(args)
+    write_json_atomic(args.out, result)
+    plot(result, os.path.splitext(args.out)[0] + ".png")
+    logger.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
