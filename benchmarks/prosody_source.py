@@ -14,8 +14,10 @@ held-out sentences are then read four ways:
 These replace the outputs of the variance predictors (``duration_predictor``, ``pitch_predictor``,
 ``energy_predictor``) by the start voice's for the same text, so what is heard of the adaptation is its decoder
 side (and, for the contours, its levels). Per variant the JSON has the mean speaker similarity, the mean WER (the
-harness's ASR), the pooled speaker identification among all tasks and the per-task values; for ``start`` and
-``adapted`` also the spread of the predicted pitch over a sentence's tokens (standard deviation, semitones)::
+harness's ASR), the pooled speaker identification among all tasks and the per-task values, and the spread of
+the pitch heard in the audio over a sentence (standard deviation of the voiced frames' log-F0 in semitones, by the
+feature extractor's WORLD tracker; also for the recordings); for ``start`` and ``adapted`` also the spread of the
+predicted pitch over a sentence's tokens::
 
     python benchmarks/prosody_source.py --checkpoint outputs/default_speaker_embedding_maml_adam --lr 0.02 \\
         --global-variance-weight 0.3 --out benchmarks/results/prosody_source_test.json
@@ -115,6 +117,18 @@ def pitch_spread(outputs: list[torch.Tensor], config) -> float:
     return float(np.mean([float(o.std()) * config.pitch_std * SEMITONES_PER_LOG for o in outputs]))
 
 
+def f0_spread(waves: list[np.ndarray], feature_extractor) -> float:
+    """Mean over ``waves`` (each ``(samples,)``) of the standard deviation of their voiced frames' log-F0, in
+    semitones (the feature extractor's ``log_f0``); NaN when no wave has two voiced frames."""
+    spreads = []
+    for wave in waves:
+        log_f0 = feature_extractor.log_f0(np.asarray(wave), len(wave) // feature_extractor.hop_length + 1)
+        voiced = log_f0[log_f0 > 0]
+        if len(voiced) > 1:
+            spreads.append(float(voiced.std()) * SEMITONES_PER_LOG)
+    return float(np.mean(spreads)) if spreads else float("nan")
+
+
 def run(args) -> dict:
     settings = BenchmarkSettings(corpus=args.corpus, checkpoints={args.method: args.checkpoint}, split=args.split,
                                  shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
@@ -130,6 +144,7 @@ def run(args) -> dict:
     per_task = {v: {} for v in VARIANTS}
     embeddings = {v: {} for v in VARIANTS}
     spreads = {"start": [], "adapted": []}
+    heard_spreads = {v: [] for v in ("recordings", *VARIANTS)}
     started = time.perf_counter()
     for task in tasks:
         audio = audios[task.name]
@@ -150,7 +165,9 @@ def run(args) -> dict:
         for variant, (names, contour_only) in REPLAYS.items():
             with replayed(model, names, store, contour_only):
                 waves[variant] = synthesize_texts(model, tokenizer, audio.texts, voices["adapted"], audio.languages)
+        heard_spreads["recordings"].append(f0_spread(audio.real, processor.feature_extractor))
         for variant in VARIANTS:
+            heard_spreads[variant].append(f0_spread(waves[variant], processor.feature_extractor))
             values, embeddings[variant][task.name] = measure(waves[variant], audio, rate, ["wer"])
             per_task[variant][task.name] = {"similarity": values["similarity"], "wer": values["wer"],
                                             "seconds": float(sum(len(w) for w in waves[variant]) / rate)}
@@ -164,6 +181,7 @@ def run(args) -> dict:
                             "wer": float(np.mean([c["wer"] for c in cells])),
                             "seconds_per_utterance": float(np.mean([c["seconds"] for c in cells])) / args.heldout,
                             "identification": accuracy, "identification_candidates": candidates,
+                            "f0_spread_semitones": float(np.nanmean(heard_spreads[variant])),
                             "per_task": per_task[variant]}
         if variant in spreads:
             results[variant]["pitch_spread_semitones"] = float(np.mean(spreads[variant]))
@@ -172,7 +190,8 @@ def run(args) -> dict:
     return {
         "checkpoint": args.checkpoint, "method": args.method, "split": args.split, "tasks": [t.name for t in tasks],
         "shots": args.shots, "steps": args.steps, "lr": args.lr, "global_variance_weight": args.global_variance_weight,
-        "recordings_wer": float(np.mean([a.real_wer for a in audios.values()])), "results": results,
+        "recordings_wer": float(np.mean([a.real_wer for a in audios.values()])),
+        "recordings_f0_spread_semitones": float(np.nanmean(heard_spreads["recordings"])), "results": results,
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {**hardware_description(), "platform": platform.platform()},
         "library_version": hf_metatts.__version__, "command": "python " + " ".join(sys.argv),

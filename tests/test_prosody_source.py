@@ -4,6 +4,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tiny_models import tiny_model, tiny_processor
@@ -87,3 +88,15 @@ def test_replaying_another_text_is_refused(prosody_source):
         with prosody_source.replayed(model, ("duration_predictor",), store):
             _read(model, tokenizer("A much longer sentence than that.", return_tensors="pt")["input_ids"], None)
     assert not model.duration_predictor._forward_hooks  # no hook is left behind after the error
+
+
+def test_the_heard_pitch_spread_is_zero_for_a_steady_tone_and_an_octave_glide_spreads_it(prosody_source):
+    extractor = tiny_processor().feature_extractor
+    rate = extractor.sampling_rate
+    time = np.arange(int(1.5 * rate)) / rate
+    steady = 0.3 * np.sin(2 * np.pi * 150.0 * time)
+    semitones = 12.0 * time / time[-1]  # 150 Hz up to 300 Hz, evenly in semitones
+    glide = 0.3 * np.sin(2 * np.pi * np.cumsum(150.0 * 2 ** (semitones / 12.0)) / rate)
+    assert prosody_source.f0_spread([steady], extractor) < 0.2
+    assert prosody_source.f0_spread([glide], extractor) == pytest.approx(12.0 / math.sqrt(12.0), rel=0.1)
+    assert math.isnan(prosody_source.f0_spread([np.zeros(rate)], extractor))  # silence: no voiced frame
