@@ -22,24 +22,17 @@ pitch/formant family (the name before ``~``)::
 import argparse
 import logging
 import math
-import os
-import platform
-import sys
 import time
 
 import numpy as np
 import torch
 from torch.func import functional_call
 
-import hf_metatts
-from hf_metatts.evaluation.benchmark import BenchmarkSettings, TaskAudio, load_method, load_tasks, support_batch
-from hf_metatts.evaluation.cli import write_json_atomic
+from hf_metatts.evaluation.adaptation_study import add_study_arguments, load_study, run_study_main, study_record
+from hf_metatts.evaluation.benchmark import TaskAudio
 from hf_metatts.evaluation.speaker import cosine_similarity, embed_utterances, speaker_centroids
 from hf_metatts.evaluation.voice_eval import synthesize_texts
-from hf_metatts.meta import adapt_parameters
-from hf_metatts.meta.global_variance import global_variance_term
 from hf_metatts.modeling_metatts import _durations_to_path
-from hf_metatts.training.hardware import hardware_description
 
 logger = logging.getLogger("pitch_level")
 VARIANTS = ("plain", "support_measured", "support_predicted", "oracle")
@@ -116,27 +109,16 @@ def identification(embeddings: dict[str, np.ndarray], audios: dict[str, TaskAudi
 
 
 def run(args) -> dict:
-    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={args.method: args.checkpoint}, split=args.split,
-                                 shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
-                                 eval_metrics=["similarity"], languages=args.languages or None)
-    settings.validate()
-    tasks = load_tasks(settings)
-    model, processor, head, reason = load_method(args.method, args.checkpoint)
-    if reason:
-        raise SystemExit(f"error: {reason}")
-    rate, tokenizer = model.config.sampling_rate, processor.tokenizer
-    term = global_variance_term(args.global_variance_weight) if args.global_variance_weight else None
-    audios = {t.name: TaskAudio(t, processor, rate, with_wer=False) for t in tasks}
+    study = load_study(args, eval_metrics=["similarity"])
+    model, audios, rate, tokenizer = study.model, study.audios, study.rate, study.processor.tokenizer
     similarity = {v: {} for v in VARIANTS}
     embeddings = {v: {} for v in VARIANTS}
     shifts = {}
     started = time.perf_counter()
-    for task in tasks:
+    for task in study.tasks:
         audio, support_rows = audios[task.name], task.pool[: args.shots]
-        support = support_batch(support_rows, processor)
-        torch.manual_seed(args.seed)
-        params = adapt_parameters(model, support, method=args.method, steps=args.steps, meta_learner=head, lr=args.lr,
-                                  loss_term=term)
+        support = study.support(task, args.shots)
+        params = study.adapt(support, args)
         plain = synthesize_texts(model, tokenizer, audio.texts, params, audio.languages)
         support_speech = synthesize_texts(model, tokenizer, [r["text"] for r in support_rows], params,
                                           [r.get("language") for r in support_rows])
@@ -165,13 +147,8 @@ def run(args) -> dict:
         logger.info("%s: similarity %.4f, identification %.4f (%d missed, %d within a family)", variant,
                     results[variant]["similarity"], accuracy, len(misses),
                     results[variant]["misidentified_same_family"])
-    return {
-        "checkpoint": args.checkpoint, "method": args.method, "split": args.split, "tasks": [t.name for t in tasks],
-        "shots": args.shots, "steps": args.steps, "lr": args.lr, "global_variance_weight": args.global_variance_weight,
-        "shifts_semitones": shifts, "results": results, "seconds": round(time.perf_counter() - started, 1),
-        "machine": {**hardware_description(), "platform": platform.platform()},
-        "library_version": hf_metatts.__version__, "command": "python " + " ".join(sys.argv),
-    }
+    return {**study_record(args, study), "shifts_semitones": shifts, "results": results,
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def plot(result: dict, path: str) -> None:
@@ -194,27 +171,9 @@ def plot(result: dict, path: str) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
-    parser.add_argument("--method", default="zero_shot", choices=("zero_shot", "metasgd", "maml", "meta_lstm"))
-    parser.add_argument("--lr", type=float, default=None, help="step size in place of the meta-learner's")
-    parser.add_argument("--global-variance-weight", type=float, default=0.0)
-    parser.add_argument("--corpus", default="data/voices")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--languages", nargs="*", default=["en"], help="language-code prefixes (none: all)")
-    parser.add_argument("--shots", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--heldout", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default="benchmarks/results/pitch_level.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
-    result = run(args)
-    write_json_atomic(args.out, result)
-    plot(result, os.path.splitext(args.out)[0] + ".png")
-    logger.info("wrote %s", args.out)
+    parser = argparse.ArgumentParser(prog="pitch_level", description=__doc__.split("\n")[0])
+    add_study_arguments(parser, "benchmarks/results/pitch_level.json")
+    run_study_main(parser, run, plot, argv)
 
 
 if __name__ == "__main__":

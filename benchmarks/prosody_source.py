@@ -26,30 +26,15 @@ predicted pitch over a sentence's tokens::
 import argparse
 import logging
 import math
-import os
-import platform
-import sys
 import time
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-import hf_metatts
-from hf_metatts.evaluation.benchmark import (
-    BenchmarkSettings,
-    TaskAudio,
-    load_method,
-    load_tasks,
-    measure,
-    pooled_identification,
-    support_batch,
-)
-from hf_metatts.evaluation.cli import write_json_atomic
+from hf_metatts.evaluation.adaptation_study import add_study_arguments, load_study, run_study_main, study_record
+from hf_metatts.evaluation.benchmark import measure, pooled_identification
 from hf_metatts.evaluation.voice_eval import synthesize_texts
-from hf_metatts.meta import adapt_parameters
-from hf_metatts.meta.global_variance import global_variance_term
-from hf_metatts.training.hardware import hardware_description
 
 logger = logging.getLogger("prosody_source")
 PROSODY = ("duration_predictor", "pitch_predictor", "energy_predictor")
@@ -130,30 +115,18 @@ def f0_spread(waves: list[np.ndarray], feature_extractor) -> float:
 
 
 def run(args) -> dict:
-    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={args.method: args.checkpoint}, split=args.split,
-                                 shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
-                                 eval_metrics=["similarity", "wer"], languages=args.languages or None)
-    settings.validate()
-    tasks = load_tasks(settings)
-    model, processor, head, reason = load_method(args.method, args.checkpoint)
-    if reason:
-        raise SystemExit(f"error: {reason}")
-    rate, tokenizer = model.config.sampling_rate, processor.tokenizer
-    term = global_variance_term(args.global_variance_weight) if args.global_variance_weight else None
-    audios = {t.name: TaskAudio(t, processor, rate, with_wer=True) for t in tasks}
+    study = load_study(args, eval_metrics=["similarity", "wer"])
+    model, processor, audios, rate = study.model, study.processor, study.audios, study.rate
+    tokenizer = processor.tokenizer
     per_task = {v: {} for v in VARIANTS}
     embeddings = {v: {} for v in VARIANTS}
     spreads = {"start": [], "adapted": []}
     heard_spreads = {v: [] for v in ("recordings", *VARIANTS)}
     started = time.perf_counter()
-    for task in tasks:
+    for task in study.tasks:
         audio = audios[task.name]
-        support = support_batch(task.pool[: args.shots], processor)
-        voices = {}
-        for name, steps in (("start", 0), ("adapted", args.steps)):
-            torch.manual_seed(args.seed)
-            voices[name] = adapt_parameters(model, support, method=args.method, steps=steps, meta_learner=head,
-                                            lr=args.lr, loss_term=term)
+        support = study.support(task, args.shots)
+        voices = {"start": study.adapt(support, args, steps=0), "adapted": study.adapt(support, args)}
         store = {name: [] for name in PROSODY}
         with recorded(model, PROSODY, store):
             waves = {"start": synthesize_texts(model, tokenizer, audio.texts, voices["start"], audio.languages)}
@@ -187,15 +160,9 @@ def run(args) -> dict:
             results[variant]["pitch_spread_semitones"] = float(np.mean(spreads[variant]))
         logger.info("%s: similarity %.4f, WER %.4f, identification %.4f", variant, results[variant]["similarity"],
                     results[variant]["wer"], accuracy)
-    return {
-        "checkpoint": args.checkpoint, "method": args.method, "split": args.split, "tasks": [t.name for t in tasks],
-        "shots": args.shots, "steps": args.steps, "lr": args.lr, "global_variance_weight": args.global_variance_weight,
-        "recordings_wer": float(np.mean([a.real_wer for a in audios.values()])),
-        "recordings_f0_spread_semitones": float(np.nanmean(heard_spreads["recordings"])), "results": results,
-        "seconds": round(time.perf_counter() - started, 1),
-        "machine": {**hardware_description(), "platform": platform.platform()},
-        "library_version": hf_metatts.__version__, "command": "python " + " ".join(sys.argv),
-    }
+    return {**study_record(args, study), "recordings_wer": float(np.mean([a.real_wer for a in audios.values()])),
+            "recordings_f0_spread_semitones": float(np.nanmean(heard_spreads["recordings"])), "results": results,
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def plot(result: dict, path: str) -> None:
@@ -217,27 +184,9 @@ def plot(result: dict, path: str) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
-    parser.add_argument("--method", default="zero_shot", choices=("zero_shot", "metasgd", "maml", "meta_lstm"))
-    parser.add_argument("--lr", type=float, default=None, help="step size in place of the meta-learner's")
-    parser.add_argument("--global-variance-weight", type=float, default=0.0)
-    parser.add_argument("--corpus", default="data/voices")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--languages", nargs="*", default=["en"], help="language-code prefixes (none: all)")
-    parser.add_argument("--shots", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--heldout", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default="benchmarks/results/prosody_source.json")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
-    result = run(args)
-    write_json_atomic(args.out, result)
-    plot(result, os.path.splitext(args.out)[0] + ".png")
-    logger.info("wrote %s", args.out)
+    parser = argparse.ArgumentParser(prog="prosody_source", description=__doc__.split("\n")[0])
+    add_study_arguments(parser, "benchmarks/results/prosody_source.json")
+    run_study_main(parser, run, plot, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,122 @@
+"""The common frame of the benchmark scripts that adapt every held-out speaker once, as the bar harness does
+(``benchmarks/default_checkpoint.py``), and then read its held-out sentences in several ways
+(``benchmarks/pitch_level.py``, ``benchmarks/prosody_source.py``): their command-line arguments, the loading of
+tasks, model and audio, the adaptation itself, and the JSON/plot/log ending of ``main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .benchmark import BenchmarkSettings, Task, TaskAudio, load_method, load_tasks, support_batch
+
+STUDY_METHODS = ("zero_shot", "metasgd", "maml", "meta_lstm")
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """The arguments every study takes: the checkpoint and its adaptation (method, step size, global-variance
+    weight), the corpus split and languages, shots, steps, held-out sentences, seed, threads and output file."""
+    parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
+    parser.add_argument("--method", default="zero_shot", choices=STUDY_METHODS)
+    parser.add_argument("--lr", type=float, default=None, help="step size in place of the meta-learner's")
+    parser.add_argument("--global-variance-weight", type=float, default=0.0,
+                        help="weight of the global-variance term (0: the meta-learner's own)")
+    parser.add_argument("--corpus", default="data/voices")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--languages", nargs="*", default=["en"], help="language-code prefixes (none: all)")
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--heldout", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=default_out)
+
+
+@dataclass
+class Study:
+    """What a study works on: the held-out tasks, the loaded method and each task's real audio."""
+
+    tasks: list[Task]
+    model: object
+    processor: object
+    head: object
+    audios: dict[str, TaskAudio]
+    loss_term: Callable | None
+
+    @property
+    def rate(self) -> int:
+        return self.model.config.sampling_rate
+
+    def support(self, task: Task, shots: int) -> dict:
+        """The collated batch of ``task``'s first ``shots`` support clips (see :func:`support_batch`)."""
+        return support_batch(task.pool[:shots], self.processor)
+
+    def adapt(self, support: dict, args: argparse.Namespace, steps: int | None = None) -> dict[str, torch.Tensor]:
+        """The adapted parameter set after ``steps`` (default ``args.steps``) steps on ``support``, as the bar
+        harness adapts (``args.method``, ``args.lr``, the study's loss term; seeded with ``args.seed``)."""
+        from ..meta import adapt_parameters
+
+        torch.manual_seed(args.seed)
+        return adapt_parameters(self.model, support, method=args.method,
+                                steps=args.steps if steps is None else steps, meta_learner=self.head, lr=args.lr,
+                                loss_term=self.loss_term)
+
+
+def load_study(args: argparse.Namespace, eval_metrics: list[str]) -> Study:
+    """Tasks, method and real audio for ``args`` (from :func:`add_study_arguments`); the recordings' WER is
+    measured when ``eval_metrics`` has ``"wer"``. Raises ``SystemExit`` when the method cannot run."""
+    from ..meta.global_variance import global_variance_term
+
+    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={args.method: args.checkpoint}, split=args.split,
+                                 shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
+                                 eval_metrics=eval_metrics, languages=args.languages or None)
+    settings.validate()
+    tasks = load_tasks(settings)
+    model, processor, head, reason = load_method(args.method, args.checkpoint)
+    if reason:
+        raise SystemExit(f"error: {reason}")
+    rate = model.config.sampling_rate
+    audios = {t.name: TaskAudio(t, processor, rate, with_wer="wer" in eval_metrics) for t in tasks}
+    term = global_variance_term(args.global_variance_weight) if args.global_variance_weight else None
+    return Study(tasks=tasks, model=model, processor=processor, head=head, audios=audios, loss_term=term)
+
+
+def study_record(args: argparse.Namespace, study: Study) -> dict:
+    """The fields every study's JSON starts with: what was adapted how, on which machine, by which command."""
+    import hf_metatts
+
+    from ..training.hardware import hardware_description
+
+    return {
+        "checkpoint": args.checkpoint, "method": args.method, "split": args.split,
+        "tasks": [t.name for t in study.tasks], "shots": args.shots, "steps": args.steps, "lr": args.lr,
+        "global_variance_weight": args.global_variance_weight,
+        "machine": {**hardware_description(), "platform": platform.platform()},
+        "library_version": hf_metatts.__version__, "command": "python " + " ".join(sys.argv),
+    }
+
+
+def run_study_main(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],
+                   plot: Callable[[dict, str], None], argv=None) -> None:
+    """Parse ``argv``, set logging and torch threads, ``run`` the study, write its JSON to ``--out`` and its plot
+    beside it (same name, ``.png``)."""
+    from .cli import write_json_atomic
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    result = run(args)
+    write_json_atomic(args.out, result)
+    plot(result, os.path.splitext(args.out)[0] + ".png")
+    logging.getLogger(parser.prog).info("wrote %s", args.out)
+
+
+__all__ = ["STUDY_METHODS", "Study", "add_study_arguments", "load_study", "run_study_main", "study_record"]

@@ -1,0 +1,69 @@
+"""hf_metatts.evaluation.adaptation_study: the common frame of the adapt-then-read benchmark scripts."""
+
+import argparse
+import json
+
+import pytest
+import torch
+from tiny_models import tiny_model
+
+from hf_metatts.evaluation.adaptation_study import Study, add_study_arguments, run_study_main
+
+
+def _parser(out: str = "results/study.json") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="study")
+    add_study_arguments(parser, out)
+    return parser
+
+
+def test_the_arguments_default_to_the_bar_harness_adaptation():
+    args = _parser().parse_args(["--checkpoint", "ckpt"])
+    assert (args.method, args.lr, args.global_variance_weight) == ("zero_shot", None, 0.0)
+    assert (args.split, args.languages, args.shots, args.steps, args.heldout) == ("test", ["en"], 5, 5, 3)
+    assert args.out == "results/study.json"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--checkpoint", "ckpt", "--method", "finetune"])  # not a meta-learned method
+
+
+def _support(model) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    return {"input_ids": torch.randint(1, 20, (2, 6), generator=generator),
+            "attention_mask": torch.ones(2, 6, dtype=torch.long),
+            "labels": torch.randn(2, 24, model.config.num_mel_bins, generator=generator) - 4.0,
+            "labels_attention_mask": torch.ones(2, 24, dtype=torch.long)}
+
+
+def test_a_study_adapts_as_asked_and_the_same_way_each_time():
+    model = tiny_model()
+    study = Study(tasks=[], model=model, processor=None, head=None, audios={}, loss_term=None)
+    args = _parser().parse_args(["--checkpoint", "ckpt", "--method", "maml", "--lr", "0.05", "--steps", "3"])
+    support = _support(model)
+    start = study.adapt(support, args, steps=0)
+    adapted, again = study.adapt(support, args), study.adapt(support, args)
+    assert set(start) == set(adapted) == set(model.adapted_parameter_names())
+    assert all(torch.equal(start[name], model.get_parameter(name)) for name in start)  # 0 steps: the start
+    assert any(not torch.equal(adapted[name], start[name]) for name in start)
+    assert all(torch.equal(adapted[name], again[name]) for name in adapted)
+    assert study.rate == model.config.sampling_rate
+
+
+def test_main_writes_the_result_and_its_plot_beside_it(tmp_path):
+    out = tmp_path / "deep" / "study.json"
+    seen = {}
+
+    def run(args):
+        seen["threads"] = torch.get_num_threads()
+        return {"checkpoint": args.checkpoint, "value": 0.5}
+
+    def plot(result, path):
+        with open(path, "wb") as handle:
+            handle.write(b"png of " + str(result["value"]).encode())
+
+    threads = torch.get_num_threads()
+    try:
+        run_study_main(_parser(), run, plot, ["--checkpoint", "ckpt", "--out", str(out), "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads(out.read_text()) == {"checkpoint": "ckpt", "value": 0.5}
+    assert (tmp_path / "deep" / "study.png").read_bytes() == b"png of 0.5"
+    assert seen["threads"] == 1
