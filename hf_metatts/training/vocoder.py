@@ -188,22 +188,21 @@ def save_vocoder(vocoder: ISTFTVocoder, config: MetaTTSConfig, output_dir: str) 
 def load_trained_vocoder(folder: str) -> ISTFTVocoder:
     """The vocoder saved by `train_vocoder` in ``folder``, or the trained vocoder a model checkpoint in ``folder``
     owns (``vocoder_type="istft"``, e.g. ``hf_metatts.DEFAULT_CHECKPOINT``): its ``vocoder.*`` weights."""
+    config_path = os.path.join(folder, "config.json")
     weights = os.path.join(folder, VOCODER_WEIGHTS_NAME)
     if os.path.isfile(weights):
-        config = MetaTTSConfig.from_json_file(os.path.join(folder, "config.json"))
-        vocoder = ISTFTVocoder(config)
-        vocoder.load_state_dict(load_file(weights), strict=True)
-        return vocoder.eval()
-    checkpoint = os.path.join(folder, CHECKPOINT_MODEL_WEIGHTS)
-    config_path = os.path.join(folder, "config.json")
-    config = MetaTTSConfig.from_json_file(config_path) if os.path.isfile(config_path) else None
-    if not os.path.isfile(checkpoint) or config is None or config.vocoder_type != "istft":
-        raise VocoderTrainingError(
-            f"{folder} holds neither {VOCODER_WEIGHTS_NAME} nor a model checkpoint that owns a trained vocoder "
-            "(vocoder_type='istft'): train one with `hf-metatts train-vocoder`, or give a bundled checkpoint."
-        )
-    prefix = "vocoder."
-    state = {name[len(prefix):]: tensor for name, tensor in load_file(checkpoint).items() if name.startswith(prefix)}
+        config, state = MetaTTSConfig.from_json_file(config_path), load_file(weights)
+    else:
+        checkpoint = os.path.join(folder, CHECKPOINT_MODEL_WEIGHTS)
+        config = MetaTTSConfig.from_json_file(config_path) if os.path.isfile(config_path) else None
+        if not os.path.isfile(checkpoint) or config is None or config.vocoder_type != "istft":
+            raise VocoderTrainingError(
+                f"{folder} holds neither {VOCODER_WEIGHTS_NAME} nor a model checkpoint that owns a trained vocoder "
+                "(vocoder_type='istft'): train one with `hf-metatts train-vocoder`, or give a bundled checkpoint."
+            )
+        prefix = "vocoder."
+        state = {name[len(prefix):]: tensor for name, tensor in load_file(checkpoint).items()
+                 if name.startswith(prefix)}
     vocoder = ISTFTVocoder(config)
     vocoder.load_state_dict(state, strict=True)
     return vocoder.eval()
