@@ -28,7 +28,13 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from hf_metatts.evaluation.adaptation_study import add_study_arguments, load_study, run_study_main, study_record
+from hf_metatts.evaluation.adaptation_study import (
+    add_study_arguments,
+    load_study,
+    plot_variants,
+    run_study_main,
+    study_record,
+)
 from hf_metatts.evaluation.benchmark import TaskAudio
 from hf_metatts.evaluation.speaker import cosine_similarity, embed_utterances, speaker_centroids
 from hf_metatts.evaluation.voice_eval import synthesize_texts
@@ -152,22 +158,8 @@ def run(args) -> dict:
 
 
 def plot(result: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    variants = list(result["results"])
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-    for ax, key in zip(axes, ("similarity", "identification")):
-        ax.bar(variants, [result["results"][v][key] for v in variants], color="tab:blue")
-        ax.set_title(key)
-        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-        ax.set_ylim(0.0, 1.0)
-    fig.suptitle(f"{result['split']} speakers: pitch level of the adapted voice")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_variants(result, ("similarity", "identification"),
+                  f"{result['split']} speakers: pitch level of the adapted voice", path, ylim=(0.0, 1.0))
 
 
 def main(argv=None) -> None:

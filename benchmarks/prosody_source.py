@@ -32,7 +32,13 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from hf_metatts.evaluation.adaptation_study import add_study_arguments, load_study, run_study_main, study_record
+from hf_metatts.evaluation.adaptation_study import (
+    add_study_arguments,
+    load_study,
+    plot_variants,
+    run_study_main,
+    study_record,
+)
 from hf_metatts.evaluation.benchmark import measure, pooled_identification
 from hf_metatts.evaluation.voice_eval import synthesize_texts
 
@@ -166,21 +172,8 @@ def run(args) -> dict:
 
 
 def plot(result: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    variants = list(result["results"])
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    for ax, key in zip(axes, ("similarity", "wer", "identification")):
-        ax.bar(variants, [result["results"][v][key] for v in variants], color="tab:blue")
-        ax.set_title(key)
-        ax.tick_params(axis="x", labelrotation=20, labelsize=7)
-    fig.suptitle(f"{result['split']} speakers: prosody of the start voice, spectra of the adapted one")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_variants(result, ("similarity", "wer", "identification"),
+                  f"{result['split']} speakers: prosody of the start voice, spectra of the adapted one", path)
 
 
 def main(argv=None) -> None:

@@ -67,3 +67,20 @@ def test_main_writes_the_result_and_its_plot_beside_it(tmp_path):
     assert json.loads(out.read_text()) == {"checkpoint": "ckpt", "value": 0.5}
     assert (tmp_path / "deep" / "study.png").read_bytes() == b"png of 0.5"
     assert seen["threads"] == 1
+
+
+def test_the_variant_plot_has_one_chart_per_measure(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from hf_metatts.evaluation.adaptation_study import plot_variants
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to look at it
+    result = {"results": {"plain": {"similarity": 0.7, "identification": 0.6},
+                          "shifted": {"similarity": 0.65, "identification": 0.8}}}
+    plot_variants(result, ("similarity", "identification"), "a title", str(tmp_path / "plot.png"), ylim=(0.0, 1.0))
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    axes = figures[0].axes
+    assert [ax.get_title() for ax in axes] == ["similarity", "identification"]
+    assert [bar.get_height() for bar in axes[1].patches] == [0.6, 0.8]
+    assert axes[0].get_ylim() == (0.0, 1.0)

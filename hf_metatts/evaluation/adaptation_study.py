@@ -104,6 +104,29 @@ def study_record(args: argparse.Namespace, study: Study) -> dict:
     }
 
 
+def plot_variants(result: dict, keys: tuple[str, ...], title: str, path: str,
+                  ylim: tuple[float, float] | None = None) -> None:
+    """One bar chart per measure in ``keys``: its value for each variant of ``result["results"]`` (variant ->
+    measures), side by side, written to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(result["results"])
+    fig, axes = plt.subplots(1, len(keys), figsize=(1.0 + 4.0 * len(keys), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        ax.bar(variants, [result["results"][v][key] for v in variants], color="tab:blue")
+        ax.set_title(key)
+        ax.tick_params(axis="x", labelrotation=20, labelsize=7)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def run_study_main(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],
                    plot: Callable[[dict, str], None], argv=None) -> None:
     """Parse ``argv``, set logging and torch threads, ``run`` the study, write its JSON to ``--out`` and its plot
@@ -119,4 +142,5 @@ def run_study_main(parser: argparse.ArgumentParser, run: Callable[[argparse.Name
     logging.getLogger(parser.prog).info("wrote %s", args.out)
 
 
-__all__ = ["STUDY_METHODS", "Study", "add_study_arguments", "load_study", "run_study_main", "study_record"]
+__all__ = ["STUDY_METHODS", "Study", "add_study_arguments", "load_study", "plot_variants", "run_study_main",
+           "study_record"]
