@@ -1,27 +1,22 @@
 """benchmarks/adaptation_rules.py: rule parsing (bad rules are refused with the format), and one run on the tiny
 corpus with a tiny Meta-SGD checkpoint: every rule starts from the same voice and the JSON says what each did."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import load_benchmark_script
 from tiny_models import save_tiny_checkpoint, tiny_model
 
 from hf_metatts.meta.head import MetaLearnerConfig, MetaLearnerHead
 
 pytest.importorskip("resemblyzer", reason="resemblyzer (evaluation extra) is needed")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "adaptation_rules.py"
 
 
 @pytest.fixture(scope="module")
 def rules():
-    spec = importlib.util.spec_from_file_location("adaptation_rules", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("adaptation_rules")
 
 
 def test_rules_parse_with_default_and_explicit_steps(rules):

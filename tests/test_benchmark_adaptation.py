@@ -5,13 +5,12 @@ identification, the language filter and the WER ratios."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark_script
 from tiny_models import save_tiny_checkpoint
 
 pytest.importorskip("resemblyzer", reason="resemblyzer (evaluation extra) is needed")
@@ -27,15 +26,11 @@ from hf_metatts.evaluation.benchmark import (  # noqa: E402
 from hf_metatts.evaluation.cli import add_benchmark_arguments  # noqa: E402
 from hf_metatts.evaluation.curves import render_markdown  # noqa: E402
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "adaptation.py"
 SHOTS, STEPS = [1, 2], [0, 1, 3]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("adaptation_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("adaptation", "adaptation_benchmark")
 
 
 @pytest.fixture(scope="module")

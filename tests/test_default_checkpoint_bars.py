@@ -4,21 +4,15 @@ measured), the speed JSONs, the model-index entries and the merging of per-metho
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "default_checkpoint.py"
+from benchmark_scripts import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def bars():
-    spec = importlib.util.spec_from_file_location("default_checkpoint_bars", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("default_checkpoint", "default_checkpoint_bars")
 
 
 def cell(**mean) -> dict:

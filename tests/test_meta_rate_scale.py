@@ -1,18 +1,14 @@
 """A factor on a meta-learner's step sizes (``MetaLearnerHead.scaled``): the numbers it writes, the copies it leaves
 alone, the rules it refuses, and where the benchmarks take it (``scaled:S`` rules, ``--rate-scale``)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from benchmark_scripts import load_benchmark_script
 from tiny_models import tiny_model
 
 from hf_metatts.evaluation.benchmark import BenchmarkConfigError, BenchmarkSettings, run_benchmark
 from hf_metatts.meta import InvalidMetaConfigError, adapt_parameters
 from hf_metatts.meta.head import MetaLearnerConfig, MetaLearnerHead
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _head(method="metasgd", **kw):
@@ -77,15 +73,8 @@ def test_larger_steps_move_the_voice_further():
     assert one > 0 and two == pytest.approx(2 * one, rel=0.3)
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_scaled_rule_parses_and_bad_factors_are_refused():
-    rules = _load("adaptation_rules")
+    rules = load_benchmark_script("adaptation_rules")
     assert rules.parse_rule("scaled:1.5", 5) == rules.Rule("scaled:1.5", "learned", scale=1.5)
     assert rules.parse_rule("scaled:2+gv0.3", 5) == rules.Rule("scaled:2+gv0.3", "learned", scale=2.0,
                                                                  global_variance_weight=0.3)
@@ -98,7 +87,7 @@ def test_the_harness_refuses_bad_factors_before_it_runs(tmp_path):
     for factor in (0.0, -2.0, float("nan")):
         with pytest.raises(BenchmarkConfigError, match="rate_scales"):
             BenchmarkSettings(corpus="x", checkpoints={"metasgd": "x"}, rate_scales={"metasgd": factor}).validate()
-    harness = _load("default_checkpoint")
+    harness = load_benchmark_script("default_checkpoint")
     out = tmp_path / "never.json"
     with pytest.raises(SystemExit):
         harness.main(["--checkpoints", "metasgd=x", "--rate-scale", "metasgd=0", "--out", str(out)])

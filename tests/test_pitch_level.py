@@ -1,26 +1,21 @@
 """benchmarks/pitch_level.py: the pitch-level gaps it shifts by, and its identification of misses by voice family."""
 
-import importlib.util
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from benchmark_scripts import load_benchmark_script
 from tiny_models import tiny_model
 
 pytest.importorskip("resemblyzer", reason="resemblyzer (evaluation extra) is needed")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pitch_level.py"
 
 
 @pytest.fixture(scope="module")
 def pitch_level():
-    spec = importlib.util.spec_from_file_location("pitch_level", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("pitch_level")
 
 
 def _support(model, pitch_hz: float) -> dict:

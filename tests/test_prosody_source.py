@@ -1,23 +1,17 @@
 """benchmarks/prosody_source.py: replaying the start voice's variance predictions under the adapted voice."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from benchmark_scripts import load_benchmark_script
 from tiny_models import tiny_model, tiny_processor
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "prosody_source.py"
 
 
 @pytest.fixture(scope="module")
 def prosody_source():
-    spec = importlib.util.spec_from_file_location("prosody_source", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("prosody_source")
 
 
 def _voices(model) -> tuple[dict, dict]:

@@ -1,22 +1,16 @@
 """benchmarks/transcript_check.py: the mismatch detector's numbers (ROC AUC, summaries) and clip scoring."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_benchmark_script
 from tiny_models import tiny_model
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "transcript_check.py"
 
 
 @pytest.fixture(scope="module")
 def check():
-    spec = importlib.util.spec_from_file_location("transcript_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("transcript_check")
 
 
 def test_roc_auc(check):
