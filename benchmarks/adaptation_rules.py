@@ -288,7 +288,8 @@ def plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's arguments (also how ``checkpoint_soup.py`` sets up its validation runs)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
     parser.add_argument("--corpus", default="data/voices")
@@ -310,7 +311,11 @@ def main(argv=None) -> None:
                         "real support mels to every rule's support loss (0: the model's loss alone)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/adaptation_rules.json")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     result = run(args)

@@ -62,8 +62,8 @@ def register_identity(subparsers) -> argparse.ArgumentParser:
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add ``train-vocoder``, ``train-identity-encoder``, ``prepare-corpus``, ``bundle`` and ``unbundle`` to an
-    argparse subparsers object."""
+    """Add ``train-vocoder``, ``train-identity-encoder``, ``prepare-corpus``, ``bundle``, ``unbundle`` and
+    ``average`` to an argparse subparsers object."""
     parser = subparsers.add_parser(
         "train-vocoder", help="train the iSTFT neural vocoder on a corpus's audio",
         description="Train the iSTFT-head vocoder (log-mel L1 + multi-resolution STFT losses) on the audio of a "
@@ -73,6 +73,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", dest="output_dir", default=None, help="output folder (default outputs/vocoder)")
     _add_fields(parser, VocoderTrainingArguments)
     parser.set_defaults(func=_run)
+    from .average import register as register_average
     from .bundle import register as register_bundle
     from .prepare import register as register_prepare
     from .unbundle import register as register_unbundle
@@ -81,4 +82,5 @@ def register(subparsers) -> argparse.ArgumentParser:
     register_bundle(subparsers)
     register_unbundle(subparsers)
     register_identity(subparsers)
+    register_average(subparsers)
     return parser
