@@ -150,7 +150,7 @@ def main(argv=None) -> None:
         logger.info("wrote %s: the soup of %s", args.out, result["members"])
     else:
         logger.info("no run joined %s: nothing written", result["members"][0])
-    result.update({"split": args.split, "corpus": args.corpus, "shots": args.shots, "steps": args.steps,
+    result.update({"split": args.split, "corpus": args.corpus, "shots": args.shots, "inner_steps": args.steps,
                    "heldout": args.heldout, "out": args.out if len(result["members"]) > 1 else None,
                    "seconds": round(time.perf_counter() - started, 1),
                    "machine": {**hardware_description(), "platform": platform.platform()},

@@ -1,6 +1,8 @@
 """benchmarks/checkpoint_soup.py: the greedy soup keeps a run only when the soup with it scores at least as well,
 on tiny checkpoints with a scorer whose best point is known."""
 
+import json
+
 import pytest
 import torch
 from benchmark_scripts import load_benchmark_script
@@ -53,6 +55,20 @@ def test_runs_join_when_the_soup_improves_and_are_left_out_when_it_does_not(tmp_
     assert len(calls) == 5  # three runs, two candidate soups
     assert not (tmp_path / "candidate").exists()
     soup_script.plot({**result, "split": "validation"}, str(tmp_path / "soup.png"))
+    assert (tmp_path / "soup.png").stat().st_size > 0
+
+
+def test_main_writes_the_soup_the_json_and_the_plot(tmp_path, soup_script, monkeypatch):
+    dim = 8
+    runs = [_run(tmp_path / "a", torch.full((dim,), 1.0)), _run(tmp_path / "b", torch.full((dim,), -1.2))]
+    monkeypatch.setattr(soup_script, "validation_scorer", lambda *args: _scorer(torch.zeros(dim), []))
+    out, path = tmp_path / "soup", tmp_path / "soup.json"
+    soup_script.main(["--runs", *runs, "--out", str(out), "--json", str(path), "--steps", "3"])
+    result = json.loads(path.read_text())
+    assert result["members"] == runs and result["out"] == str(out) and result["inner_steps"] == 3
+    assert [step["kept"] for step in result["steps"]] == [True]
+    vector = load_file(str(out / "model.safetensors"))["voice.speaker_vector"]
+    torch.testing.assert_close(vector, torch.full((dim,), -0.1))
     assert (tmp_path / "soup.png").stat().st_size > 0
 
 
