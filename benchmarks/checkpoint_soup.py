@@ -8,7 +8,8 @@ speakers, never on the test speakers:
    speaker similarity on held-out sentences is measured (``adaptation_rules.py``'s ``learned`` rule);
 2. the runs are sorted best first and the soup starts as the best one;
 3. each next run joins the soup when the average of the soup with it scores at least as high, else it is left out;
-4. the final soup is written to ``--out`` with :func:`hf_metatts.training.average.average_checkpoints` (nothing is
+4. for comparison, the uniform soup (the mean of all runs) is scored too;
+5. the final soup is written to ``--out`` with :func:`hf_metatts.training.average.average_checkpoints` (nothing is
    written when no run joins the best one).
 
 ::
@@ -51,17 +52,22 @@ Scorer = Callable[[str], dict]
 
 
 def greedy_soup(runs: list[str], score: Scorer, candidate_dir: str) -> dict:
-    """Steps 1-3 of the module docstring. ``score`` measures a folder; candidate soups are written to
-    ``candidate_dir`` (replaced each time, removed at the end). Returns ``{"runs": {run: scores}, "steps": [...],
-    "members": [...], "similarity": ...}`` where each step is ``{"added", "members", "similarity",
-    "identification", "kept"}``."""
+    """Steps 1-4 of the module docstring. ``score`` measures a folder; candidate soups are written to
+    ``candidate_dir`` (replaced each time, removed at the end). Returns ``{"runs": {run: scores}, "order",
+    "steps": [...], "members": [...], "similarity", "uniform"}`` where each step is ``{"added", "members",
+    "similarity", "identification", "kept"}`` and ``uniform`` the scores of the mean of all runs (None for two
+    runs, where it is the first step)."""
     if len(runs) < 2:
         raise ValueError(f"a soup needs two or more runs, got {runs}")
     scores = {run: score(run) for run in runs}
     ordered = sorted(runs, key=lambda run: -scores[run]["similarity"])
     members, best = [ordered[0]], scores[ordered[0]]["similarity"]
-    steps = []
+    steps, uniform = [], None
     try:
+        if len(runs) > 2:  # the uniform soup, for comparison (Wortsman et al.'s other recipe)
+            average_checkpoints(ordered, candidate_dir, overwrite=True)
+            uniform = score(candidate_dir)
+            logger.info("uniform soup of all %d runs: similarity %.4f", len(runs), uniform["similarity"])
         for run in ordered[1:]:
             average_checkpoints(members + [run], candidate_dir, overwrite=True)
             measured = score(candidate_dir)
@@ -74,7 +80,8 @@ def greedy_soup(runs: list[str], score: Scorer, candidate_dir: str) -> dict:
                 members, best = members + [run], measured["similarity"]
     finally:
         shutil.rmtree(candidate_dir, ignore_errors=True)
-    return {"runs": scores, "order": ordered, "steps": steps, "members": members, "similarity": best}
+    return {"runs": scores, "order": ordered, "steps": steps, "members": members, "similarity": best,
+            "uniform": uniform}
 
 
 def validation_scorer(corpus: str, split: str, languages: list[str] | None, shots: int, steps: int, heldout: int,
@@ -107,11 +114,14 @@ def plot(result: dict, path: str) -> None:
         ax.scatter(index, step["similarity"], marker="o" if step["kept"] else "x", s=60, zorder=3,
                    color="tab:green" if step["kept"] else "tab:red",
                    label="soup with it: kept" if step["kept"] else "soup with it: left out")
+    low = min(values + [s["similarity"] for s in result["steps"]])
+    if result.get("uniform"):
+        ax.axhline(result["uniform"]["similarity"], color="tab:gray", linestyle="--", label="uniform soup")
+        low = min(low, result["uniform"]["similarity"])
     handles, names = ax.get_legend_handles_labels()
     unique = dict(zip(names, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=8)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=7)
-    low = min(values + [s["similarity"] for s in result["steps"]])
     ax.set_ylim(low - 0.02, max(values + [result["similarity"]]) + 0.01)
     ax.set_ylabel(f"similarity, {result['split']} speakers")
     ax.set_title("greedy soup (runs best first)")

@@ -52,7 +52,8 @@ def test_runs_join_when_the_soup_improves_and_are_left_out_when_it_does_not(tmp_
     assert result["similarity"] == pytest.approx(-0.1 * dim ** 0.5, rel=1e-5)
     assert result["similarity"] > result["runs"][runs[2]]["similarity"]
     assert result["steps"][1]["members"] == [runs[2], runs[1], runs[0]]
-    assert len(calls) == 5  # three runs, two candidate soups
+    assert result["uniform"]["similarity"] == pytest.approx(-((5 - 0.2) / 3) * dim ** 0.5, rel=1e-5)
+    assert len(calls) == 6  # three runs, the uniform soup, two candidate soups
     assert not (tmp_path / "candidate").exists()
     soup_script.plot({**result, "split": "validation"}, str(tmp_path / "soup.png"))
     assert (tmp_path / "soup.png").stat().st_size > 0
@@ -66,7 +67,7 @@ def test_main_writes_the_soup_the_json_and_the_plot(tmp_path, soup_script, monke
     soup_script.main(["--runs", *runs, "--out", str(out), "--json", str(path), "--steps", "3"])
     result = json.loads(path.read_text())
     assert result["members"] == runs and result["out"] == str(out) and result["inner_steps"] == 3
-    assert [step["kept"] for step in result["steps"]] == [True]
+    assert [step["kept"] for step in result["steps"]] == [True] and result["uniform"] is None
     vector = load_file(str(out / "model.safetensors"))["voice.speaker_vector"]
     torch.testing.assert_close(vector, torch.full((dim,), -0.1))
     assert (tmp_path / "soup.png").stat().st_size > 0
