@@ -22,7 +22,6 @@ the machine and the command; the PNG beside it shows the runs and the greedy ste
 """
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -42,6 +41,7 @@ if str(ROOT) not in sys.path:
 import hf_metatts  # noqa: E402
 from benchmarks.adaptation_rules import build_parser as rules_parser  # noqa: E402
 from benchmarks.adaptation_rules import run as run_rules  # noqa: E402
+from hf_metatts.evaluation.cli import write_json_atomic  # noqa: E402
 from hf_metatts.training.average import average_checkpoints  # noqa: E402
 from hf_metatts.training.hardware import hardware_description  # noqa: E402
 
@@ -166,9 +166,7 @@ def main(argv=None) -> None:
                    "machine": {**hardware_description(), "platform": platform.platform()},
                    "library_version": hf_metatts.__version__,
                    "command": "python " + " ".join(shlex.quote(a) for a in sys.argv)})
-    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-    with open(args.json, "w") as handle:
-        json.dump(result, handle, indent=1)
+    write_json_atomic(args.json, result)
     plot(result, os.path.splitext(args.json)[0] + ".png")
     logger.info("wrote %s", args.json)
 
