@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from tiny_models import tiny_model
+from tiny_models import tiny_model, tiny_support_batch
 
 from hf_metatts.evaluation.adaptation_study import Study, add_study_arguments, run_study_main
 
@@ -25,19 +25,11 @@ def test_the_arguments_default_to_the_bar_harness_adaptation():
         _parser().parse_args(["--checkpoint", "ckpt", "--method", "finetune"])  # not a meta-learned method
 
 
-def _support(model) -> dict:
-    generator = torch.Generator().manual_seed(0)
-    return {"input_ids": torch.randint(1, 20, (2, 6), generator=generator),
-            "attention_mask": torch.ones(2, 6, dtype=torch.long),
-            "labels": torch.randn(2, 24, model.config.num_mel_bins, generator=generator) - 4.0,
-            "labels_attention_mask": torch.ones(2, 24, dtype=torch.long)}
-
-
 def test_a_study_adapts_as_asked_and_the_same_way_each_time():
     model = tiny_model()
     study = Study(tasks=[], model=model, processor=None, head=None, audios={}, loss_term=None)
     args = _parser().parse_args(["--checkpoint", "ckpt", "--method", "maml", "--lr", "0.05", "--steps", "3"])
-    support = _support(model)
+    support = tiny_support_batch(model)
     start = study.adapt(support, args, steps=0)
     adapted, again = study.adapt(support, args), study.adapt(support, args)
     assert set(start) == set(adapted) == set(model.adapted_parameter_names())

@@ -53,3 +53,14 @@ def save_tiny_checkpoint(path, **overrides):
     model.save_pretrained(path)
     tiny_processor(model.config).save_pretrained(path)
     return model
+
+
+def tiny_support_batch(model, seed: int = 0) -> dict:
+    """A random 2-utterance support batch for ``model`` (6 tokens, 24 mel frames each)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return {"input_ids": torch.randint(1, 20, (2, 6), generator=generator),
+            "attention_mask": torch.ones(2, 6, dtype=torch.long),
+            "labels": torch.randn(2, 24, model.config.num_mel_bins, generator=generator) - 4.0,
+            "labels_attention_mask": torch.ones(2, 24, dtype=torch.long)}

@@ -73,6 +73,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", dest="output_dir", default=None, help="output folder (default outputs/vocoder)")
     _add_fields(parser, VocoderTrainingArguments)
     parser.set_defaults(func=_run)
+    from .adapters import register as register_adapters
     from .average import register as register_average
     from .bundle import register as register_bundle
     from .prepare import register as register_prepare
@@ -83,4 +84,5 @@ def register(subparsers) -> argparse.ArgumentParser:
     register_unbundle(subparsers)
     register_identity(subparsers)
     register_average(subparsers)
+    register_adapters(subparsers)
     return parser
