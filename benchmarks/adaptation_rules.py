@@ -134,6 +134,21 @@ def _parse_update(text: str, default_steps: int) -> Rule:
     return Rule(text, parts[0], lr, steps)
 
 
+def _tasks_and_audio(settings: BenchmarkSettings, args, processor, rate: int, reuse: dict | None):
+    """The tasks of ``args`` and each one's real audio (``TaskAudio``), from ``reuse`` when it holds them."""
+    key = (args.corpus, args.split, tuple(args.languages or ()), tuple(args.tasks or ()), args.shots, args.heldout,
+           args.seed, bool(args.wer), rate)
+    if reuse is not None and key in reuse:
+        return reuse[key]
+    tasks = [t for t in load_tasks(settings) if not args.tasks or any(t.name.startswith(p) for p in args.tasks)]
+    if not tasks:
+        raise SystemExit(f"error: no task of split {args.split!r} starts with one of {args.tasks}")
+    loaded = tasks, {t.name: TaskAudio(t, processor, rate, with_wer=args.wer) for t in tasks}
+    if reuse is not None:
+        reuse[key] = loaded
+    return loaded
+
+
 def adapt_with(rule: Rule, model, head, support: dict, start: dict, steps: int, updated: list[str],
                loss_term=None) -> dict:
     """The adapted set after ``rule`` from ``start`` (``{name: tensor}`` for the whole adapted set); an adam or
@@ -180,15 +195,15 @@ def support_mel_l1(model, params: dict, support: dict) -> float:
     return float(out.losses["mel"])
 
 
-def run(args) -> dict:
+def run(args, reuse: dict | None = None) -> dict:
+    """Adapt and measure every rule of ``args``; ``reuse`` (a dict the caller keeps between calls, e.g. one per
+    candidate checkpoint) holds the tasks and their real audio and measurements, so that they are loaded once
+    for every call with the same corpus, split, speakers, shots, held-out sentences, seed and metrics."""
     settings = BenchmarkSettings(corpus=args.corpus, checkpoints={"zero_shot": args.checkpoint}, split=args.split,
                                  shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
                                  eval_metrics=["similarity", "mcd", "identification"],
                                  languages=args.languages or None)
     settings.validate()
-    tasks = [t for t in load_tasks(settings) if not args.tasks or any(t.name.startswith(p) for p in args.tasks)]
-    if not tasks:
-        raise SystemExit(f"error: no task of split {args.split!r} starts with one of {args.tasks}")
     model, processor, head, reason = load_method("zero_shot", args.checkpoint)
     if reason:
         raise SystemExit(f"error: {reason}")
@@ -208,7 +223,7 @@ def run(args) -> dict:
                              "(one written by hf-metatts train-identity-encoder)")
         loss_term = identity_term(load_identity_encoder(args.identity_encoder), args.identity_weight)
     rate = model.config.sampling_rate
-    audios = {t.name: TaskAudio(t, processor, rate, with_wer=args.wer) for t in tasks}
+    tasks, audios = _tasks_and_audio(settings, args, processor, rate, reuse)
     metrics = ["mcd", "wer"] if args.wer else ["mcd"]
     own = dict(model.named_parameters())
     results = {}

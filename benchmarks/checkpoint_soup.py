@@ -86,14 +86,17 @@ def greedy_soup(runs: list[str], score: Scorer, candidate_dir: str) -> dict:
 
 def validation_scorer(corpus: str, split: str, languages: list[str] | None, shots: int, steps: int, heldout: int,
                       seed: int, threads: int) -> Scorer:
-    """Mean speaker similarity (and pooled identification) of a checkpoint's learned rule on ``split``."""
+    """Mean speaker similarity (and pooled identification) of a checkpoint's learned rule on ``split``; the
+    tasks and their real audio are loaded at the first call and reused by the next ones."""
+    reuse: dict = {}
+
     def score(folder: str) -> dict:
         argv = ["--checkpoint", folder, "--corpus", corpus, "--split", split, "--rules", "learned", "--shots",
                 str(shots), "--steps", str(steps), "--heldout", str(heldout), "--seed", str(seed), "--threads",
                 str(threads)]
         if languages:
             argv += ["--languages", *languages]
-        result = run_rules(rules_parser().parse_args(argv))["results"]["learned"]
+        result = run_rules(rules_parser().parse_args(argv), reuse=reuse)["results"]["learned"]
         return {"similarity": result["mean"]["similarity"], "identification": result["identification"],
                 "tasks": len(result["per_task"])}
     return score

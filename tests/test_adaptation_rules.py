@@ -71,7 +71,7 @@ def test_a_rule_limited_to_some_parameters_leaves_the_others_at_their_start(rule
 
 
 @pytest.mark.slow
-def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path):
+def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path, monkeypatch):
     from hf_metatts.data import build_corpus
 
     corpus = tmp_path / "voices"
@@ -108,3 +108,18 @@ def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path):
         rules.main(["--checkpoint", str(model_dir), "--corpus", str(corpus), "--parameters", "encoder.*",
                     "--out", str(tmp_path / "never.json")])
     assert not (tmp_path / "never.json").exists()
+
+    # a caller that scores several checkpoints (checkpoint_soup.py) loads the tasks' real audio once
+    argv = ["--checkpoint", str(model_dir), "--corpus", str(corpus), "--shots", "2", "--steps", "2", "--heldout", "1",
+            "--rules", "learned"]
+    reuse = {}
+    first = rules.run(rules.build_parser().parse_args(argv), reuse=reuse)
+    built = []
+    original = rules.TaskAudio
+    monkeypatch.setattr(rules, "TaskAudio", lambda *a, **k: built.append(a[0].name) or original(*a, **k))
+    again = rules.run(rules.build_parser().parse_args(argv), reuse=reuse)
+    assert built == [] and again["tasks"] == first["tasks"]
+    assert again["results"]["learned"]["mean"] == pytest.approx(first["results"]["learned"]["mean"], rel=1e-6)
+    other = rules.run(rules.build_parser().parse_args(argv[:-4] + ["--heldout", "2", "--rules", "learned"]),
+                      reuse=reuse)
+    assert sorted(built) == sorted(other["tasks"]) and len(reuse) == 2  # other held-out sentences: loaded afresh
