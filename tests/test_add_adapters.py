@@ -11,7 +11,7 @@ from hf_metatts.cli import main
 from hf_metatts.meta import adapt_parameters, load_meta_learner
 from hf_metatts.meta.head import MetaLearnerConfig, MetaLearnerHead, _key
 from hf_metatts.meta.trainer import continue_meta_learner
-from hf_metatts.training.adapters import AdapterError, add_decoder_adapters, widened_model
+from hf_metatts.training.adapters import AdapterError, add_decoder_adapters, widened_meta_learner, widened_model
 
 ADAPTERS = ["decoder.layers.0.lora_a", "decoder.layers.0.lora_b"]  # the tiny model has one decoder block
 
@@ -127,3 +127,20 @@ def test_bad_requests_are_refused_and_nothing_is_written(tmp_path, case, message
     assert _snapshot(source) == before
     assert (_snapshot(out) if out.exists() else None) == out_before
     assert not (tmp_path / "out.partial").exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_per_step_rates_get_a_rate_per_step_for_the_adapters():
+    model = tiny_model()
+    names = model.adapted_parameter_names()
+    head = MetaLearnerHead(MetaLearnerConfig(method="metasgd", inner_lr=0.03, inner_steps=3, per_step_rates=True,
+                                             inner_optimizer="adam", adapted_parameter_names=names),
+                           {name: model.get_parameter(name).shape for name in names})
+    widened = widened_model(model, 2)
+    wide_names = widened.adapted_parameter_names()
+    wide = widened_meta_learner(head, wide_names, {n: widened.get_parameter(n).shape for n in wide_names}, 0.004)
+    hidden = model.config.hidden_size
+    assert wide.inner_lrs[_key("decoder.layers.0.lora_a")].shape == (3, hidden, 2)
+    assert torch.all(wide.inner_lrs[_key("decoder.layers.0.lora_b")] == 0.004)
+    assert torch.equal(wide.inner_lrs[_key("voice.speaker_vector")], head.inner_lrs[_key("voice.speaker_vector")])
+    with pytest.raises(AdapterError, match="lost"):
+        widened_meta_learner(head, wide_names[1:], {n: widened.get_parameter(n).shape for n in wide_names[1:]})
