@@ -64,8 +64,8 @@ def test_the_widened_checkpoint_speaks_as_before_and_adapts_its_adapters(tmp_pat
     assert torch.count_nonzero(adapted["decoder.layers.0.lora_b"]) > 0
     assert torch.count_nonzero(widened.get_parameter("decoder.layers.0.lora_b")) == 0  # the model is not changed
     # and a meta-training run from the folder continues this meta-learner
-    trainer_head = MetaLearnerHead(new.config, {n: widened.get_parameter(n).shape for n in ADAPTERS} | {
-        n: widened.get_parameter(n).shape for n in old.config.adapted_parameter_names})
+    trainer_head = MetaLearnerHead(new.config, {n: widened.get_parameter(n).shape
+                                                for n in new.config.adapted_parameter_names})
     continue_meta_learner(trainer_head, new)
     speaker = _key("voice.speaker_vector")
     assert torch.equal(trainer_head.inner_lrs[speaker], old.inner_lrs[speaker])

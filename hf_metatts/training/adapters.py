@@ -22,7 +22,7 @@ import os
 
 import torch
 
-from .bundle import RUNS_FILE, publish_staged_folder, stage_model_folder
+from .bundle import RUNS_FILE, publish_staged_folder, refuse_taken_output_folder, stage_model_folder
 
 logger = logging.getLogger(__name__)
 
@@ -107,28 +107,27 @@ def add_decoder_adapters(model_dir: str, output_dir: str, lora_rank: int, adapte
             changed.
     """
     from .. import MetaTTSForTextToSpeech
-    from ..meta.head import META_CONFIG_NAME, load_meta_learner
+    from ..meta.head import load_meta_learner
 
     if os.path.abspath(model_dir) == os.path.abspath(output_dir):
         raise AdapterError(f"--out {output_dir} is the checkpoint itself; write the widened one to a new folder.")
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise AdapterError(f"{output_dir} already holds files; choose another --out or pass --overwrite.")
+    refuse_taken_output_folder(output_dir, overwrite, AdapterError)
     if adapter_rate is not None and not 0 < float(adapter_rate) < float("inf"):
         raise AdapterError(f"--adapter-rate must be a finite number > 0, got {adapter_rate}.")
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
     widened = widened_model(model, lora_rank, seed=seed)
     names = widened.adapted_parameter_names()
+    parameters = dict(widened.named_parameters())
     head = load_meta_learner(model_dir)
+    if head is not None:  # widened before staging: a refusal leaves no partial folder
+        head = widened_meta_learner(head, names, {name: parameters[name].shape for name in names}, adapter_rate)
     staging = stage_model_folder(widened, model_dir, output_dir, extra_files=(RUNS_FILE,))
-    if head is not None:
-        parameters = dict(widened.named_parameters())
-        shapes = {name: parameters[name].shape for name in names}
-        os.remove(os.path.join(staging, META_CONFIG_NAME))
-        widened_meta_learner(head, names, shapes, adapter_rate).save_pretrained(staging)
+    if head is not None:  # replaces the copied meta-learner files
+        head.save_pretrained(staging)
     publish_staged_folder(staging, output_dir)
-    added = [n for n, _ in widened.named_parameters() if ".lora_" in n]
+    added = [name for name in parameters if ".lora_" in name]
     logger.info("wrote %s: rank-%d decoder adapters (%d tensors, %d values) added to %s", output_dir, lora_rank,
-                len(added), sum(dict(widened.named_parameters())[n].numel() for n in added), model_dir)
+                len(added), sum(parameters[name].numel() for name in added), model_dir)
     return {"files": sorted(os.listdir(output_dir)), "adapter_parameters": added, "adapted_names": names}
 
 

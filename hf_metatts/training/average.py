@@ -21,7 +21,7 @@ import os
 
 import torch
 
-from .bundle import RUNS_FILE, publish_staged_folder, stage_model_folder
+from .bundle import RUNS_FILE, publish_staged_folder, refuse_taken_output_folder, stage_model_folder
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +113,7 @@ def average_checkpoints(model_dirs: list[str], output_dir: str, weights: list[fl
         raise CheckpointAverageError(f"averaging needs two or more runs, got {model_dirs}.")
     if any(os.path.abspath(d) == os.path.abspath(output_dir) for d in model_dirs):
         raise CheckpointAverageError(f"--out {output_dir} is one of the runs; write the average to a new folder.")
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise CheckpointAverageError(f"{output_dir} already holds files; choose another --out or pass --overwrite.")
+    refuse_taken_output_folder(output_dir, overwrite, CheckpointAverageError)
     weights = _normalised_weights(len(model_dirs), weights)
     models = [MetaTTSForTextToSpeech.from_pretrained(d) for d in model_dirs]
     reference_config = models[0].config.to_dict()

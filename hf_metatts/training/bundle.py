@@ -128,6 +128,13 @@ def stage_model_folder(model, model_dir: str, output_dir: str, inner_lr: float |
     return staging
 
 
+def refuse_taken_output_folder(output_dir: str, overwrite: bool, error: type[Exception]) -> None:
+    """Raise ``error`` when ``output_dir`` already holds files and ``overwrite`` is not set (commands that write a
+    whole checkpoint folder check this before they write anything)."""
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
+        raise error(f"{output_dir} already holds files; choose another --out or pass --overwrite to replace it.")
+
+
 def publish_staged_folder(staging: str, output_dir: str) -> None:
     """Replace ``output_dir`` with the staged folder."""
     shutil.rmtree(output_dir, ignore_errors=True)

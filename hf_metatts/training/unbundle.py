@@ -17,7 +17,13 @@ import argparse
 import logging
 import os
 
-from .bundle import RUNS_FILE, check_adaptation_overrides, publish_staged_folder, stage_model_folder
+from .bundle import (
+    RUNS_FILE,
+    check_adaptation_overrides,
+    publish_staged_folder,
+    refuse_taken_output_folder,
+    stage_model_folder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +46,7 @@ def unbundle_checkpoint(bundle_dir: str, output_dir: str, inner_lr: float | None
     from .. import MetaTTSForTextToSpeech
     from ..modeling_vocoder import build_vocoder
 
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise RunFolderExistsError(f"{output_dir} already holds files; choose another --out or pass --overwrite "
-                                   "to replace it.")
+    refuse_taken_output_folder(output_dir, overwrite, RunFolderExistsError)
     check_adaptation_overrides(bundle_dir, inner_lr, global_variance_weight)
     model = MetaTTSForTextToSpeech.from_pretrained(bundle_dir)
     model.config.vocoder_type = "griffin_lim"
