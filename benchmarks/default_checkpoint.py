@@ -38,6 +38,11 @@ method in ``--checkpoints`` order that ran, ``method_settings`` the settings of 
 fine-tuning baseline when only a new meta-trained checkpoint changed); it must have the same corpus, split,
 seed, shots and held-out sentences, and the result names it under ``reused``.
 
+The comparative bars (``adaptation_maml``, ``adaptation_meta_lstm``, ``no_naturalness_loss``) also report the
+paired per-task difference of their two numbers with a 95% bootstrap interval over the speakers
+(``hf_metatts.evaluation.paired``) and how many speakers lie above zero; the verdict stays the point estimates'.
+``--rescore EARLIER.json`` checks the bars of an earlier result again without running any method.
+
 A bar whose numbers are missing (a method not run, a step not in its grid, a metric not measured) is
 "not measured", with the reason. The markdown (``.md`` beside the JSON) holds the bar table and the full
 tables; the PNG curves go beside it too. Nothing is written when no method could run.
@@ -109,6 +114,30 @@ def cell_value(result: dict, method: str, shots: int, step: int, key: str):
     return value, None
 
 
+def per_task_values(result: dict, method: str, shots: int, step: int, key: str) -> dict[str, float]:
+    """``{task: value}`` of one cell of the merged result (empty when the cell or its per-task values are missing)."""
+    entry = (result.get("methods") or {}).get(method) or {}
+    cell = ((entry.get("results") or {}).get(str(shots)) or {}).get(str(step)) or {}
+    return {task: values[key] for task, values in (cell.get("per_task") or {}).items()
+            if isinstance(values, dict) and values.get(key) is not None}
+
+
+def paired_measures(result: dict, shots: int, first: tuple[str, int], second: tuple[str, int], key: str) -> dict:
+    """The paired per-task difference ``first - second`` (each ``(method, step)``) of ``key`` for a bar's
+    ``measured``: ``difference`` (its mean), ``difference_ci95`` (bootstrap over the tasks,
+    :func:`hf_metatts.evaluation.paired.paired_difference`) and ``tasks_above_zero`` (tasks whose difference is
+    positive); empty when fewer than 2 tasks have both values (e.g. a result without per-task numbers)."""
+    from hf_metatts.evaluation.paired import PairedComparisonError, paired_difference
+
+    try:
+        paired = paired_difference(per_task_values(result, first[0], shots, first[1], key),
+                                   per_task_values(result, second[0], shots, second[1], key))
+    except PairedComparisonError:
+        return {}
+    return {"difference": _round(paired.mean), "difference_ci95": [_round(paired.low), _round(paired.high)],
+            "tasks_above_zero": f"{paired.above}/{paired.tasks}"}
+
+
 def _bar(requirement: str, threshold: str, measured: dict, status: str, reason: str | None = None) -> dict:
     return {"requirement": requirement, "threshold": threshold, "measured": measured, "status": status,
             "reason": reason}
@@ -157,7 +186,7 @@ def bar_similarity_over_finetune(result: dict, shots: int, methods: tuple[str, .
             if len(methods) > 1 or not_counted:
                 measured[f"{method}_note"] = why or f"not counted: {not_counted}"
         else:
-            found.append(value)
+            found.append((value, method))
     measured[f"finetune_{FINETUNE_STEPS}_steps"] = _round(base)
     for other in also:
         value, why_other = cell_value(result, other, shots, META_STEPS, "similarity")
@@ -166,7 +195,8 @@ def bar_similarity_over_finetune(result: dict, shots: int, methods: tuple[str, .
             measured[f"{other}_note"] = why_other
     if not found or base is None:  # with one counted method, only the baseline's reason is the bar's
         return _not_measured(requirement, threshold, measured, [*(reasons if not found else []), why_base])
-    ours = max(found)
+    ours, best = max(found)
+    measured.update(paired_measures(result, shots, (best, META_STEPS), ("finetune", FINETUNE_STEPS), "similarity"))
     passed = ours > base if strict else ours >= base
     return _bar(requirement, threshold, measured, PASS if passed else FAIL)
 
@@ -211,6 +241,7 @@ def bar_no_naturalness_loss(result: dict, shots: int, best: str = BEST_META) -> 
     measured = {f"wer_{META_STEPS}_steps": _round(after), "wer_0_steps": _round(before)}
     if after is None or before is None:
         return _not_measured(requirement, threshold, measured, [why, why_before])
+    measured.update(paired_measures(result, shots, (best, META_STEPS), (best, 0), "wer"))
     return _bar(requirement, threshold, measured, PASS if after <= before else FAIL)
 
 
@@ -287,6 +318,8 @@ def _measured_text(measured: dict) -> str:
     for key, value in measured.items():
         if key == "source" or value is None and not key.endswith("_note"):
             continue
+        if isinstance(value, list):
+            value = "[" + ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value) + "]"
         parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
     return ", ".join(parts) or "-"
 
@@ -501,12 +534,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="JSON of benchmarks/synthesis_speed.py and/or benchmarks/voice_adaptation_speed.py")
     parser.add_argument("--dataset-id", default="hf-metatts/voices-default",
                         help="dataset name in the model_index entries")
-    parser.add_argument("--best", default=BEST_META, choices=["maml", "metasgd", "meta_lstm", "zero_shot"],
+    parser.add_argument("--best", default=None, choices=["maml", "metasgd", "meta_lstm", "zero_shot"],
                         help="the method whose 5-step speech the intelligibility, identification and naturalness "
-                        "bars judge: the one the bundled checkpoint adapts with (default: %(default)s)")
+                        f"bars judge: the one the bundled checkpoint adapts with (default: {BEST_META}; with "
+                        "--rescore, the earlier result's)")
     parser.add_argument("--reuse", default=None, metavar="JSON",
                         help="an earlier result of this script: its methods that are not run now are merged in "
                         "(same corpus, split, seed, shots and tasks required)")
+    parser.add_argument("--rescore", default=None, metavar="JSON",
+                        help="check the bars of an earlier result of this script again, running no method (its "
+                        "--best and speed JSONs unless given now), and write it to --out with its .md and .png")
     parser.add_argument("--out", default="benchmarks/results/default_checkpoint.json",
                         help="JSON path; .md and .png are written beside it")
     return parser
@@ -518,6 +555,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s")
+    if args.rescore:
+        return rescore(args, parser, argv)
     checkpoints = parse_pairs(args.checkpoints)
     try:
         steps = {**DEFAULT_STEPS, **_parse_steps(args.steps)}
@@ -588,22 +627,49 @@ def main(argv=None) -> int:
     result["machine"] = machine()
     result["command"] = "python benchmarks/default_checkpoint.py " + shlex.join(
         sys.argv[1:] if argv is None else list(argv))
-    result["best"] = args.best
-    result["bars"] = evaluate_bars(result, args.shots, _read_speed(args.speed_json), best=args.best)
-    result["model_index"] = model_index(result, args.shots, args.dataset_id, best=args.best)
+    result["best"] = args.best or BEST_META
+    result["bars"] = evaluate_bars(result, args.shots, _read_speed(args.speed_json), best=result["best"])
+    result["model_index"] = model_index(result, args.shots, args.dataset_id, best=result["best"])
+    write_report(result, args.out)
+    return 0
 
+
+def rescore(args, parser: argparse.ArgumentParser, argv=None) -> int:
+    """``--rescore EARLIER.json``: the bars and model-index entries of an earlier result checked again (e.g. after
+    this script learned a new measure), its methods untouched; the command is recorded as ``rescore_command``."""
+    try:
+        result = json.loads(Path(args.rescore).read_text())
+    except (OSError, ValueError) as error:
+        parser.error(f"--rescore {args.rescore}: {error}")
+    if not isinstance(result, dict) or not isinstance(result.get("methods"), dict):
+        parser.error(f"--rescore {args.rescore}: not a result of this script (it has no 'methods')")
+    shots = (result.get("settings") or {}).get("shots") or [args.shots]
+    shots = shots[0] if isinstance(shots, list) else shots
+    best = args.best or result.get("best") or BEST_META
+    speed_paths = args.speed_json or [bar["measured"]["source"] for bar in (result.get("bars") or {}).values()
+                                      if (bar.get("measured") or {}).get("source")]
+    result["best"] = best
+    result["bars"] = evaluate_bars(result, shots, _read_speed(speed_paths), best=best)
+    result["model_index"] = model_index(result, shots, args.dataset_id, best=best)
+    result["rescore_command"] = "python benchmarks/default_checkpoint.py " + shlex.join(
+        sys.argv[1:] if argv is None else list(argv))
+    write_report(result, args.out)
+    return 0
+
+
+def write_report(result: dict, out: str) -> None:
+    """The result's JSON at ``out``, and beside it the markdown (bars, then every table) and the curves' PNG."""
     from hf_metatts.evaluation.cli import write_json_atomic
     from hf_metatts.evaluation.curves import plot_curves, render_markdown
 
     table = render_bars(result["bars"])
-    stem = os.path.splitext(args.out)[0]
-    write_json_atomic(args.out, result)
+    stem = os.path.splitext(out)[0]
+    write_json_atomic(out, result)
     plot_curves(result, stem + ".png")
     with open(stem + ".md", "w", encoding="utf-8") as stream:
         stream.write(f"## Bars of the default checkpoint\n\n{table}\n\n{render_markdown(result)}\n")
     logger.info("bars:\n%s", table)
-    logger.info("wrote %s, %s.md, %s.png in %.0f s", args.out, stem, stem, result["seconds"])
-    return 0
+    logger.info("wrote %s, %s.md, %s.png (%s s of benchmark)", out, stem, stem, result.get("seconds"))
 
 
 if __name__ == "__main__":

@@ -232,3 +232,71 @@ def test_a_bad_global_variance_weight_is_refused_before_any_run(bars, tmp_path, 
         bars.main(["--checkpoints", "zero_shot=outputs/x", "--global-variance-weight", "zero_shot=-1",
                    "--out", str(out)])
     assert "--global-variance-weight" in capsys.readouterr().err and not out.exists()
+
+
+def with_per_task(result: dict, method: str, step: int, key: str, values: dict) -> None:
+    per_task = result["methods"][method]["results"]["5"][str(step)]["per_task"]
+    for task, value in values.items():
+        per_task.setdefault(task, {})[key] = value
+
+
+def test_comparative_bars_carry_the_paired_difference_and_its_interval(bars):
+    result = copy.deepcopy(RESULT)
+    result["tasks"] = [{"name": n} for n in "abcdef"]
+    with_per_task(result, "metasgd", 5, "similarity", dict(zip("abcdef", [0.82, 0.78, 0.84, 0.77, 0.80, 0.79])))
+    with_per_task(result, "finetune", 100, "similarity", dict(zip("abcdef", [0.76, 0.74, 0.77, 0.73, 0.75, 0.75])))
+    with_per_task(result, "metasgd", 0, "wer", dict(zip("abcdef", [0.3, 0.2, 0.4, 0.3, 0.3, 0.3])))
+    with_per_task(result, "metasgd", 5, "wer", dict(zip("abcdef", [0.2, 0.3, 0.4, 0.2, 0.2, 0.2])))
+    out = bars.evaluate_bars(result)
+    maml = out["adaptation_maml"]["measured"]
+    assert maml["difference"] == pytest.approx(0.05, abs=1e-4) and maml["tasks_above_zero"] == "6/6"
+    low, high = maml["difference_ci95"]
+    assert 0 < low < maml["difference"] < high
+    natural = out["no_naturalness_loss"]["measured"]
+    assert natural["difference"] == pytest.approx(-0.05, abs=1e-4) and natural["tasks_above_zero"] == "1/6"
+    assert natural["difference_ci95"][0] < natural["difference"] < natural["difference_ci95"][1]
+    # the interval is reported, never the verdict's judge: the point estimates decide as before
+    assert out["adaptation_maml"]["status"] == out["no_naturalness_loss"]["status"] == "pass"
+    assert "difference_ci95 [" in bars.render_bars(out)
+    # the second bar compares its best counted method (meta_lstm here, 0.7, with two tasks) with fine-tuning
+    with_per_task(result, "meta_lstm", 5, "similarity", {"a": 0.7, "b": 0.7})
+    second = bars.evaluate_bars(result)["adaptation_meta_lstm"]["measured"]
+    assert second["difference"] == pytest.approx(-0.05) and second["tasks_above_zero"] == "0/2"
+    # a result without per-task numbers (RESULT) reports the means alone
+    assert "difference" not in bars.evaluate_bars(RESULT)["adaptation_maml"]["measured"]
+
+
+def test_rescore_checks_the_bars_of_an_earlier_result_again(bars, tmp_path):
+    earlier = copy.deepcopy(RESULT)
+    earlier["best"] = "metasgd"
+    earlier["settings"].update(steps=[0, 5, 100], eval_metrics=["similarity", "wer"], heldout=3,
+                               task_column="speaker_id")
+    earlier["upper_bounds"], earlier["seconds"] = {}, 1.0
+    for method, entry in earlier["methods"].items():
+        entry.setdefault("checkpoint", f"outputs/{method}")
+    with_per_task(earlier, "metasgd", 5, "similarity", {"a": 0.8, "b": 0.82})
+    with_per_task(earlier, "finetune", 100, "similarity", {"a": 0.75, "b": 0.74})
+    earlier["bars"] = {"adaptation_maml": {"status": "stale", "measured": {}}}
+    source = tmp_path / "earlier.json"
+    source.write_text(json.dumps(earlier))
+    out = tmp_path / "again.json"
+    assert bars.main(["--rescore", str(source), "--out", str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert again["methods"] == earlier["methods"] and again["best"] == "metasgd"
+    assert again["bars"]["adaptation_maml"]["status"] == "pass"
+    assert again["bars"]["adaptation_maml"]["measured"]["difference"] == pytest.approx(0.065)
+    assert again["rescore_command"].endswith(f"--rescore {source} --out {out}")
+    assert (tmp_path / "again.md").read_text().startswith("## Bars of the default checkpoint")
+    assert json.loads(source.read_text()) == earlier  # the earlier result is read, not rewritten
+
+
+def test_rescore_refuses_a_file_that_is_not_a_result(bars, tmp_path, capsys):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"metatts_istft_rtf": 0.01}))
+    out = tmp_path / "again.json"
+    with pytest.raises(SystemExit):
+        bars.main(["--rescore", str(other), "--out", str(out)])
+    assert "not a result of this script" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bars.main(["--rescore", str(tmp_path / "missing.json"), "--out", str(out)])
+    assert not out.exists() and json.loads(other.read_text()) == {"metatts_istft_rtf": 0.01}
