@@ -1,0 +1,148 @@
+"""Paired comparison of measured results on the same held-out speakers: for each candidate, the mean per-speaker
+difference to a baseline and its 95% bootstrap interval over the speakers (``hf_metatts.evaluation.paired``).
+
+A validation mean that is 0.0002 higher says nothing by itself; this says whether the speakers agree on it::
+
+    python benchmarks/paired_comparison.py \\
+        --baseline benchmarks/results/adaptation_rules_validation_plain_soup.json \\
+        --candidates benchmarks/results/adaptation_rules_validation_plain_soup_gv.json \\
+                     benchmarks/results/adaptation_rules_validation_plain_soup_tasks8.json \\
+        --out benchmarks/results/paired_validation_plain_soup.json
+
+Each item is a result of ``benchmarks/adaptation_rules.py`` (``PATH``, or ``PATH#RULE`` when it holds several
+rules) or of ``benchmarks/default_checkpoint.py`` (``PATH#METHOD@STEP``, e.g. ``...#finetune@100``). Every
+candidate must come from the same split and shots as the baseline; speakers only one side measured are left out
+and counted. ``--metric`` picks the per-speaker number (default ``similarity``; ``mcd``, ``wer`` where measured).
+Writes the JSON and a markdown table beside it (``.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from hf_metatts.evaluation.cli import write_json_atomic  # noqa: E402
+from hf_metatts.evaluation.paired import CONFIDENCE_LEVEL, PairedComparisonError, paired_difference  # noqa: E402
+
+logger = logging.getLogger("paired_comparison")
+
+
+class ResultSelectionError(ValueError):
+    """An item does not name one set of per-speaker numbers of a result file."""
+
+
+def load_selection(item: str, metric: str) -> dict:
+    """``PATH[#SELECTOR]`` -> ``{"item", "split", "shots", "values": {speaker: value}}``.
+
+    Raises:
+        ResultSelectionError: the file cannot be read, is neither script's result, the selector is missing,
+            unknown or ambiguous, or no speaker has ``metric``.
+    """
+    path, _, selector = item.partition("#")
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ResultSelectionError(f"{path}: cannot read it as JSON ({error})") from None
+    if isinstance(data.get("results"), dict) and "checkpoint" in data:  # benchmarks/adaptation_rules.py
+        rules = data["results"]
+        if not selector and len(rules) != 1:
+            raise ResultSelectionError(f"{path} holds the rules {sorted(rules)}: name one as {path}#RULE")
+        rule = selector or next(iter(rules))
+        if rule not in rules:
+            raise ResultSelectionError(f"{path} has no rule {rule!r}; it has {sorted(rules)}")
+        per_task = rules[rule].get("per_task") or {}
+        split, shots = data.get("split"), data.get("shots")
+    elif isinstance(data.get("methods"), dict):  # benchmarks/default_checkpoint.py
+        method, _, step = selector.partition("@")
+        if not method or not step:
+            raise ResultSelectionError(f"{path} is a bar result: name a method and step as {path}#METHOD@STEP "
+                                       f"(methods: {sorted(data['methods'])})")
+        settings = data.get("settings") or {}
+        shots = (settings.get("shots") or [None])[0]
+        cells = (((data["methods"].get(method) or {}).get("results") or {}).get(str(shots)) or {})
+        if step not in cells:
+            raise ResultSelectionError(f"{path} has no {method} at {step} steps with {shots} shots "
+                                       f"(its steps: {sorted(cells, key=int)})")
+        per_task, split = cells[step].get("per_task") or {}, settings.get("split")
+    else:
+        raise ResultSelectionError(f"{path} is not a result of adaptation_rules.py or default_checkpoint.py")
+    values = {task: row[metric] for task, row in per_task.items() if row.get(metric) is not None}
+    if not values:
+        raise ResultSelectionError(f"{item}: no speaker has {metric!r}")
+    return {"item": item, "split": split, "shots": shots, "values": values}
+
+
+def compare(baseline: dict, candidate: dict, seed: int = 0) -> dict:
+    """One row: the candidate's and the baseline's means over the shared speakers and the paired difference.
+
+    Raises:
+        ResultSelectionError: the two were measured on another split or number of shots.
+        PairedComparisonError: fewer than 2 shared speakers.
+    """
+    for key in ("split", "shots"):
+        if candidate[key] != baseline[key]:
+            raise ResultSelectionError(f"{candidate['item']} was measured with {key}={candidate[key]!r}, the "
+                                       f"baseline with {key}={baseline[key]!r}: compare like with like")
+    paired = paired_difference(candidate["values"], baseline["values"], seed=seed)
+    shared = sorted(set(candidate["values"]) & set(baseline["values"]))
+    mean = lambda values: round(sum(values[t] for t in shared) / len(shared), 4)  # noqa: E731
+    return {"candidate": candidate["item"], "candidate_mean": mean(candidate["values"]),
+            "baseline_mean": mean(baseline["values"]), "paired": paired.to_dict(),
+            "left_out": len(set(candidate["values"]) ^ set(baseline["values"]))}
+
+
+def render(result: dict) -> str:
+    level = round(100 * CONFIDENCE_LEVEL)
+    lines = [f"Baseline `{result['baseline']}`, metric `{result['metric']}`, paired over speakers", "",
+             f"| candidate | its mean | baseline's | difference | {level}% interval | speakers above / below |",
+             "|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        p = row["paired"]
+        lines.append(f"| `{row['candidate']}` | {row['candidate_mean']:.4f} | {row['baseline_mean']:.4f} | "
+                     f"{p['mean']:+.4f} | [{p['low']:+.4f}, {p['high']:+.4f}] | {p['above']} / {p['below']} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", required=True, metavar="PATH[#SELECTOR]")
+    parser.add_argument("--candidates", required=True, nargs="+", metavar="PATH[#SELECTOR]")
+    parser.add_argument("--metric", default="similarity", help="per-speaker number to compare (default: similarity)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    parser.add_argument("--out", default=None, help="JSON path (a .md table is written beside it); default: log only")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        baseline = load_selection(args.baseline, args.metric)
+        rows = [compare(baseline, load_selection(item, args.metric), args.seed) for item in args.candidates]
+    except (ResultSelectionError, PairedComparisonError) as error:
+        parser.error(str(error))
+    result = {"baseline": args.baseline, "metric": args.metric, "confidence": CONFIDENCE_LEVEL, "seed": args.seed,
+              "rows": rows, "command": "python benchmarks/paired_comparison.py " + shlex.join(
+                  sys.argv[1:] if argv is None else list(argv))}
+    table = render(result)
+    logger.info("\n%s", table)
+    if args.out:
+        write_json_atomic(args.out, result)
+        with open(os.path.splitext(args.out)[0] + ".md", "w", encoding="utf-8") as stream:
+            stream.write(table)
+        logger.info("wrote %s and its .md", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""benchmarks/paired_comparison.py on made-up results of adaptation_rules.py and default_checkpoint.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from benchmark_scripts import load_benchmark_script
+
+SPEAKERS = ["espeak:a", "espeak:b", "flite:c", "flite:d", "festival:e"]
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_benchmark_script("paired_comparison")
+
+
+def rules_result(path, rules: dict[str, list[float]], split="validation", shots=5):
+    data = {"checkpoint": "outputs/x", "split": split, "shots": shots,
+            "results": {rule: {"per_task": {s: {"similarity": v, "mcd": 10.0 - v} for s, v in zip(SPEAKERS, values)}}
+                        for rule, values in rules.items()}}
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def bars_result(path):
+    def cell(values):
+        return {"mean": {}, "per_task": {s: {"similarity": v} for s, v in zip(SPEAKERS, values)}}
+
+    data = {"settings": {"split": "validation", "shots": [5]},
+            "methods": {"finetune": {"status": "ok", "results": {"5": {"100": cell([0.70, 0.72, 0.60, 0.62, 0.65])}}},
+                        "metasgd": {"status": "ok", "results": {"5": {"5": cell([0.71, 0.70, 0.61, 0.60, 0.66])}}}}}
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_candidates_against_a_baseline_with_json_and_markdown(script, tmp_path):
+    base = rules_result(tmp_path / "base.json", {"learned": [0.80, 0.82, 0.70, 0.72, 0.75]})
+    better = rules_result(tmp_path / "better.json", {"learned": [0.83, 0.84, 0.73, 0.74, 0.78]})
+    two = rules_result(tmp_path / "two.json", {"learned": [0.79, 0.83, 0.69, 0.73, 0.74],
+                                               "adam:0.01": [0.7] * 5})
+    out = tmp_path / "cmp.json"
+    assert script.main(["--baseline", base, "--candidates", better, f"{two}#learned", f"{two}#adam:0.01",
+                        "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["candidate"] for r in rows] == [better, f"{two}#learned", f"{two}#adam:0.01"]
+    gain = rows[0]["paired"]
+    assert gain["mean"] == pytest.approx(0.026) and gain["above"] == 5 and gain["low"] > 0
+    assert rows[0]["candidate_mean"] == pytest.approx(0.784) and rows[0]["baseline_mean"] == pytest.approx(0.758)
+    mixed = rows[1]["paired"]
+    assert mixed["low"] < 0 < mixed["high"] and (mixed["above"], mixed["below"]) == (2, 3)
+    assert rows[2]["paired"]["mean"] == pytest.approx(-0.058)
+    table = (tmp_path / "cmp.md").read_text()
+    assert "| difference | 95% interval |" in table and "+0.0260" in table
+
+
+def test_bar_results_by_method_and_step_and_another_metric(script, tmp_path):
+    bars = bars_result(tmp_path / "bars.json")
+    row = script.compare(script.load_selection(f"{bars}#finetune@100", "similarity"),
+                         script.load_selection(f"{bars}#metasgd@5", "similarity"))
+    assert row["paired"]["mean"] == pytest.approx(-0.002) and row["left_out"] == 0
+    base = rules_result(tmp_path / "base.json", {"learned": [0.8, 0.8, 0.7, 0.7, 0.7]})
+    mcd = script.load_selection(base, "mcd")
+    assert mcd["values"]["flite:c"] == pytest.approx(9.3)
+
+
+def test_bad_items_are_refused_with_what_to_do_and_nothing_written(script, tmp_path, capsys):
+    base = rules_result(tmp_path / "base.json", {"learned": [0.8] * 5})
+    two = rules_result(tmp_path / "two.json", {"learned": [0.8] * 5, "start": [0.6] * 5})
+    test_split = rules_result(tmp_path / "test.json", {"learned": [0.8] * 5}, split="test")
+    bars = bars_result(tmp_path / "bars.json")
+    unrelated = tmp_path / "speed.json"
+    unrelated.write_text(json.dumps({"metatts_istft_rtf": 0.01}))
+    out = tmp_path / "cmp.json"
+    cases = [([two], "name one as"), ([f"{two}#adam:0.1"], "has no rule 'adam:0.1'"),
+             ([test_split], "split='test'"), ([bars], "METHOD@STEP"), ([f"{bars}#finetune@5"], "no finetune at 5"),
+             ([str(unrelated)], "not a result of"), ([str(tmp_path / "missing.json")], "cannot read")]
+    for candidates, message in cases:
+        with pytest.raises(SystemExit):
+            script.main(["--baseline", base, "--candidates", *candidates, "--out", str(out)])
+        assert message in capsys.readouterr().err
+        assert not out.exists()
+    with pytest.raises(SystemExit):
+        script.main(["--baseline", base, "--candidates", base, "--metric", "wer", "--out", str(out)])
+    assert "no speaker has 'wer'" in capsys.readouterr().err and not out.exists()
