@@ -12,7 +12,9 @@ A validation mean that is 0.0002 higher says nothing by itself; this says whethe
 Each item is a result of ``benchmarks/adaptation_rules.py`` (``PATH``, or ``PATH#RULE`` when it holds several
 rules) or of ``benchmarks/default_checkpoint.py`` (``PATH#METHOD@STEP``, e.g. ``...#finetune@100``). Every
 candidate must come from the same split and shots as the baseline; speakers only one side measured are left out
-and counted. ``--metric`` picks the per-speaker number (default ``similarity``; ``mcd``, ``wer`` where measured).
+and counted. ``--metric`` picks the per-speaker number (default ``similarity``; ``mcd``, ``wer`` where measured);
+``--families espeak`` (or ``flite festival``) keeps the speakers of those voice families only (the source before
+``:`` in a speaker's name).
 Writes the JSON and a markdown table beside it (``.md``).
 """
 
@@ -40,12 +42,13 @@ class ResultSelectionError(ValueError):
     """An item does not name one set of per-speaker numbers of a result file."""
 
 
-def load_selection(item: str, metric: str) -> dict:
-    """``PATH[#SELECTOR]`` -> ``{"item", "split", "shots", "values": {speaker: value}}``.
+def load_selection(item: str, metric: str, families: list[str] | None = None) -> dict:
+    """``PATH[#SELECTOR]`` -> ``{"item", "split", "shots", "values": {speaker: value}}``, the speakers of
+    ``families`` only when given.
 
     Raises:
         ResultSelectionError: the file cannot be read, is neither script's result, the selector is missing,
-            unknown or ambiguous, or no speaker has ``metric``.
+            unknown or ambiguous, or no speaker (of those families) has ``metric``.
     """
     path, _, selector = item.partition("#")
     try:
@@ -75,9 +78,11 @@ def load_selection(item: str, metric: str) -> dict:
         per_task, split = cells[step].get("per_task") or {}, settings.get("split")
     else:
         raise ResultSelectionError(f"{path} is not a result of adaptation_rules.py or default_checkpoint.py")
-    values = {task: row[metric] for task, row in per_task.items() if row.get(metric) is not None}
+    values = {task: row[metric] for task, row in per_task.items() if row.get(metric) is not None
+              and (not families or task.split(":", 1)[0] in families)}
     if not values:
-        raise ResultSelectionError(f"{item}: no speaker has {metric!r}")
+        among = f" among the families {families}" if families else ""
+        raise ResultSelectionError(f"{item}: no speaker{among} has {metric!r}")
     return {"item": item, "split": split, "shots": shots, "values": values}
 
 
@@ -102,7 +107,8 @@ def compare(baseline: dict, candidate: dict, seed: int = 0) -> dict:
 
 def render(result: dict) -> str:
     level = round(100 * CONFIDENCE_LEVEL)
-    lines = [f"Baseline `{result['baseline']}`, metric `{result['metric']}`, paired over speakers", "",
+    among = f" of the families {', '.join(result['families'])}" if result.get("families") else ""
+    lines = [f"Baseline `{result['baseline']}`, metric `{result['metric']}`, paired over speakers{among}", "",
              f"| candidate | its mean | baseline's | difference | {level}% interval | speakers above / below |",
              "|---|---|---|---|---|---|"]
     for row in result["rows"]:
@@ -117,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", required=True, metavar="PATH[#SELECTOR]")
     parser.add_argument("--candidates", required=True, nargs="+", metavar="PATH[#SELECTOR]")
     parser.add_argument("--metric", default="similarity", help="per-speaker number to compare (default: similarity)")
+    parser.add_argument("--families", nargs="+", default=None, metavar="FAMILY",
+                        help="only the speakers of these voice families (espeak, flite, festival)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     parser.add_argument("--out", default=None, help="JSON path (a .md table is written beside it); default: log only")
     return parser
@@ -127,11 +135,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        baseline = load_selection(args.baseline, args.metric)
-        rows = [compare(baseline, load_selection(item, args.metric), args.seed) for item in args.candidates]
+        baseline = load_selection(args.baseline, args.metric, args.families)
+        rows = [compare(baseline, load_selection(item, args.metric, args.families), args.seed)
+                for item in args.candidates]
     except (ResultSelectionError, PairedComparisonError) as error:
         parser.error(str(error))
-    result = {"baseline": args.baseline, "metric": args.metric, "confidence": CONFIDENCE_LEVEL, "seed": args.seed,
+    result = {"baseline": args.baseline, "metric": args.metric, "families": args.families,
+              "confidence": CONFIDENCE_LEVEL, "seed": args.seed,
               "rows": rows, "command": "python benchmarks/paired_comparison.py " + shlex.join(
                   sys.argv[1:] if argv is None else list(argv))}
     table = render(result)

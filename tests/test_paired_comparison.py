@@ -83,3 +83,20 @@ def test_bad_items_are_refused_with_what_to_do_and_nothing_written(script, tmp_p
     with pytest.raises(SystemExit):
         script.main(["--baseline", base, "--candidates", base, "--metric", "wer", "--out", str(out)])
     assert "no speaker has 'wer'" in capsys.readouterr().err and not out.exists()
+
+
+def test_families_keep_only_their_speakers(script, tmp_path):
+    base = rules_result(tmp_path / "base.json", {"learned": [0.80, 0.82, 0.70, 0.72, 0.75]})
+    other = rules_result(tmp_path / "other.json", {"learned": [0.90, 0.92, 0.69, 0.71, 0.74]})
+    out = tmp_path / "cmp.json"
+    assert script.main(["--baseline", base, "--candidates", other, "--families", "flite", "festival",
+                        "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["families"] == ["flite", "festival"]
+    row = result["rows"][0]
+    assert row["paired"]["tasks"] == 3 and row["paired"]["mean"] == pytest.approx(-0.01)
+    assert "of the families flite, festival" in (tmp_path / "cmp.md").read_text()
+    assert script.load_selection(other, "similarity", ["espeak"])["values"] == {"espeak:a": 0.90, "espeak:b": 0.92}
+    with pytest.raises(script.ResultSelectionError, match="no speaker among the families"):
+        script.load_selection(other, "similarity", ["piper"])
+
