@@ -18,7 +18,9 @@ speakers, never on the test speakers:
         --out outputs/soup --json benchmarks/results/checkpoint_soup.json
 
 The JSON has every run's and every candidate soup's validation similarity and identification, which runs joined,
-the machine and the command; the PNG beside it shows the runs and the greedy steps.
+the chosen soup's paired per-speaker difference to its best run with a 95% bootstrap interval
+(``soup_vs_best_run``: a soup ahead by 0.0002 is not ahead unless the speakers agree), the machine and the
+command; the PNG beside it shows the runs and the greedy steps.
 """
 
 import argparse
@@ -54,14 +56,18 @@ Scorer = Callable[[str], dict]
 def greedy_soup(runs: list[str], score: Scorer, candidate_dir: str) -> dict:
     """Steps 1-4 of the module docstring. ``score`` measures a folder; candidate soups are written to
     ``candidate_dir`` (replaced each time, removed at the end). Returns ``{"runs": {run: scores}, "order",
-    "steps": [...], "members": [...], "similarity", "uniform"}`` where each step is ``{"added", "members",
-    "similarity", "identification", "kept"}`` and ``uniform`` the scores of the mean of all runs (None for two
-    runs, where it is the first step)."""
+    "steps": [...], "members": [...], "similarity", "uniform", "soup_vs_best_run"}`` where each step is
+    ``{"added", "members", "similarity", "identification", "kept"}``, ``uniform`` the scores of the mean of all
+    runs (None for two runs, where it is the first step) and ``soup_vs_best_run`` the paired per-speaker
+    difference of the chosen soup to its best run with its 95% bootstrap interval
+    (:func:`hf_metatts.evaluation.paired.paired_difference`; None when the soup is that run or the scorer gives no
+    ``per_task`` similarities): whether the speakers agree that the soup is better."""
     if len(runs) < 2:
         raise ValueError(f"a soup needs two or more runs, got {runs}")
     scores = {run: score(run) for run in runs}
     ordered = sorted(runs, key=lambda run: -scores[run]["similarity"])
     members, best = [ordered[0]], scores[ordered[0]]["similarity"]
+    chosen = scores[ordered[0]]
     steps, uniform = [], None
     try:
         if len(runs) > 2:  # the uniform soup, for comparison (Wortsman et al.'s other recipe)
@@ -77,11 +83,28 @@ def greedy_soup(runs: list[str], score: Scorer, candidate_dir: str) -> dict:
             logger.info("%s: soup of %d -> similarity %.4f (best so far %.4f): %s", run, len(members) + 1,
                         measured["similarity"], best, "kept" if kept else "left out")
             if kept:
-                members, best = members + [run], measured["similarity"]
+                members, best, chosen = members + [run], measured["similarity"], measured
     finally:
         shutil.rmtree(candidate_dir, ignore_errors=True)
     return {"runs": scores, "order": ordered, "steps": steps, "members": members, "similarity": best,
-            "uniform": uniform}
+            "uniform": uniform, "soup_vs_best_run": soup_against_best_run(chosen, scores[ordered[0]], len(members))}
+
+
+def soup_against_best_run(soup: dict, best_run: dict, members: int) -> dict | None:
+    """The paired per-speaker difference of the soup's similarity to its best run's (``PairedDifference.to_dict``),
+    or None for a soup of one run or scores without ``per_task``."""
+    from hf_metatts.evaluation.paired import PairedComparisonError, paired_difference
+
+    if members < 2 or not soup.get("per_task") or not best_run.get("per_task"):
+        return None
+    try:
+        paired = paired_difference(soup["per_task"], best_run["per_task"])
+    except PairedComparisonError as error:
+        logger.warning("soup against its best run: %s", error)
+        return None
+    logger.info("the soup against its best run: %+.4f [%+.4f, %+.4f] over %d speakers (%d ahead, %d behind)",
+                paired.mean, paired.low, paired.high, paired.tasks, paired.above, paired.below)
+    return paired.to_dict()
 
 
 def validation_scorer(corpus: str, split: str, languages: list[str] | None, shots: int, steps: int, heldout: int,
@@ -98,7 +121,8 @@ def validation_scorer(corpus: str, split: str, languages: list[str] | None, shot
             argv += ["--languages", *languages]
         result = run_rules(rules_parser().parse_args(argv), reuse=reuse)["results"]["learned"]
         return {"similarity": result["mean"]["similarity"], "identification": result["identification"],
-                "tasks": len(result["per_task"])}
+                "tasks": len(result["per_task"]),
+                "per_task": {task: values["similarity"] for task, values in result["per_task"].items()}}
     return score
 
 

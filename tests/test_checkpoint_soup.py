@@ -34,7 +34,9 @@ def _scorer(target: torch.Tensor, calls: list):
     def score(folder):
         calls.append(folder)
         vector = load_file(f"{folder}/model.safetensors")["voice.speaker_vector"]
-        return {"similarity": float(-torch.linalg.vector_norm(vector - target)), "identification": 0.5}
+        per_task = {f"speaker{i}": float(-abs(v - t)) for i, (v, t) in enumerate(zip(vector, target))}
+        return {"similarity": float(-torch.linalg.vector_norm(vector - target)), "identification": 0.5,
+                "per_task": per_task}
     return score
 
 
@@ -54,6 +56,12 @@ def test_runs_join_when_the_soup_improves_and_are_left_out_when_it_does_not(tmp_
     assert result["steps"][1]["members"] == [runs[2], runs[1], runs[0]]
     assert result["uniform"]["similarity"] == pytest.approx(-((5 - 0.2) / 3) * dim ** 0.5, rel=1e-5)
     assert len(calls) == 6  # three runs, the uniform soup, two candidate soups
+    # every element ("speaker") of the soup is 0.1 from the target, of the best run 1.0: 0.9 ahead on all of them
+    paired = result["soup_vs_best_run"]
+    assert paired["mean"] == pytest.approx(0.9, abs=1e-4) and paired["above"] == paired["tasks"] == dim
+    assert paired["low"] == pytest.approx(0.9, abs=1e-4)
+    assert soup_script.soup_against_best_run(result["runs"][runs[2]], result["runs"][runs[2]], 1) is None
+    assert soup_script.soup_against_best_run({"similarity": 0.7}, result["runs"][runs[2]], 2) is None
     assert not (tmp_path / "candidate").exists()
     soup_script.plot({**result, "split": "validation"}, str(tmp_path / "soup.png"))
     assert (tmp_path / "soup.png").stat().st_size > 0
