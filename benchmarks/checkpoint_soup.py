@@ -87,15 +87,15 @@ def greedy_soup(runs: list[str], score: Scorer, candidate_dir: str) -> dict:
     finally:
         shutil.rmtree(candidate_dir, ignore_errors=True)
     return {"runs": scores, "order": ordered, "steps": steps, "members": members, "similarity": best,
-            "uniform": uniform, "soup_vs_best_run": soup_against_best_run(chosen, scores[ordered[0]], len(members))}
+            "uniform": uniform, "soup_vs_best_run": soup_against_best_run(chosen, scores[ordered[0]])}
 
 
-def soup_against_best_run(soup: dict, best_run: dict, members: int) -> dict | None:
+def soup_against_best_run(soup: dict, best_run: dict) -> dict | None:
     """The paired per-speaker difference of the soup's similarity to its best run's (``PairedDifference.to_dict``),
-    or None for a soup of one run or scores without ``per_task``."""
+    or None when the soup is that run (no other run joined) or the scores have no ``per_task``."""
     from hf_metatts.evaluation.paired import PairedComparisonError, paired_difference
 
-    if members < 2 or not soup.get("per_task") or not best_run.get("per_task"):
+    if soup is best_run or not soup.get("per_task") or not best_run.get("per_task"):
         return None
     try:
         paired = paired_difference(soup["per_task"], best_run["per_task"])

@@ -91,8 +91,9 @@ PASS, FAIL, NOT_MEASURED = "pass", "fail", "not measured"
 
 # ------------------------------------------------------------------------------------------------------
 # bars: pure functions of the merged result
-def cell_value(result: dict, method: str, shots: int, step: int, key: str):
-    """``(value, None)`` of one mean of the merged result, or ``(None, reason)`` when it was not measured."""
+def result_cell(result: dict, method: str, shots: int, step: int):
+    """``(cell, None)``: one cell (``{"mean", "per_task", "skipped_tasks"}``) of the merged result, or ``(None,
+    reason)`` when that method, shot count or step was not run."""
     entry = (result.get("methods") or {}).get(method)
     if entry is None:
         return None, f"{method} was not run"
@@ -104,6 +105,14 @@ def cell_value(result: dict, method: str, shots: int, step: int, key: str):
     cell = by_step.get(str(step))
     if cell is None:
         return None, f"{method} was not run to {step} steps (its steps: {sorted(int(s) for s in by_step)})"
+    return cell, None
+
+
+def cell_value(result: dict, method: str, shots: int, step: int, key: str):
+    """``(value, None)`` of one mean of the merged result, or ``(None, reason)`` when it was not measured."""
+    cell, reason = result_cell(result, method, shots, step)
+    if cell is None:
+        return None, reason
     value = (cell.get("mean") or {}).get(key)
     if value is None:
         note = (cell.get("mean") or {}).get(f"{key}_note")
@@ -116,8 +125,7 @@ def cell_value(result: dict, method: str, shots: int, step: int, key: str):
 
 def per_task_values(result: dict, method: str, shots: int, step: int, key: str) -> dict[str, float]:
     """``{task: value}`` of one cell of the merged result (empty when the cell or its per-task values are missing)."""
-    entry = (result.get("methods") or {}).get(method) or {}
-    cell = ((entry.get("results") or {}).get(str(shots)) or {}).get(str(step)) or {}
+    cell = result_cell(result, method, shots, step)[0] or {}
     return {task: values[key] for task, values in (cell.get("per_task") or {}).items()
             if isinstance(values, dict) and values.get(key) is not None}
 
@@ -625,13 +633,17 @@ def main(argv=None) -> int:
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["workers"] = args.workers
     result["machine"] = machine()
-    result["command"] = "python benchmarks/default_checkpoint.py " + shlex.join(
-        sys.argv[1:] if argv is None else list(argv))
+    result["command"] = command_line(argv)
     result["best"] = args.best or BEST_META
     result["bars"] = evaluate_bars(result, args.shots, _read_speed(args.speed_json), best=result["best"])
     result["model_index"] = model_index(result, args.shots, args.dataset_id, best=result["best"])
     write_report(result, args.out)
     return 0
+
+
+def command_line(argv=None) -> str:
+    """How this script was called (``argv``, or the process's own arguments), for the result's record."""
+    return "python benchmarks/default_checkpoint.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
 
 
 def rescore(args, parser: argparse.ArgumentParser, argv=None) -> int:
@@ -651,8 +663,7 @@ def rescore(args, parser: argparse.ArgumentParser, argv=None) -> int:
     result["best"] = best
     result["bars"] = evaluate_bars(result, shots, _read_speed(speed_paths), best=best)
     result["model_index"] = model_index(result, shots, args.dataset_id, best=best)
-    result["rescore_command"] = "python benchmarks/default_checkpoint.py " + shlex.join(
-        sys.argv[1:] if argv is None else list(argv))
+    result["rescore_command"] = command_line(argv)
     write_report(result, args.out)
     return 0
 

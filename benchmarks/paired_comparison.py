@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.default_checkpoint import result_cell  # noqa: E402
 from hf_metatts.evaluation.cli import write_json_atomic  # noqa: E402
 from hf_metatts.evaluation.paired import CONFIDENCE_LEVEL, PairedComparisonError, paired_difference  # noqa: E402
 
@@ -71,11 +72,10 @@ def load_selection(item: str, metric: str, families: list[str] | None = None) ->
                                        f"(methods: {sorted(data['methods'])})")
         settings = data.get("settings") or {}
         shots = (settings.get("shots") or [None])[0]
-        cells = (((data["methods"].get(method) or {}).get("results") or {}).get(str(shots)) or {})
-        if step not in cells:
-            raise ResultSelectionError(f"{path} has no {method} at {step} steps with {shots} shots "
-                                       f"(its steps: {sorted(cells, key=int)})")
-        per_task, split = cells[step].get("per_task") or {}, settings.get("split")
+        cell, reason = result_cell(data, method, shots, step)
+        if cell is None:
+            raise ResultSelectionError(f"{path} has no {method} at {step} steps with {shots} shots ({reason})")
+        per_task, split = cell.get("per_task") or {}, settings.get("split")
     else:
         raise ResultSelectionError(f"{path} is not a result of adaptation_rules.py or default_checkpoint.py")
     values = {task: row[metric] for task, row in per_task.items() if row.get(metric) is not None

@@ -60,8 +60,8 @@ def test_runs_join_when_the_soup_improves_and_are_left_out_when_it_does_not(tmp_
     paired = result["soup_vs_best_run"]
     assert paired["mean"] == pytest.approx(0.9, abs=1e-4) and paired["above"] == paired["tasks"] == dim
     assert paired["low"] == pytest.approx(0.9, abs=1e-4)
-    assert soup_script.soup_against_best_run(result["runs"][runs[2]], result["runs"][runs[2]], 1) is None
-    assert soup_script.soup_against_best_run({"similarity": 0.7}, result["runs"][runs[2]], 2) is None
+    assert soup_script.soup_against_best_run(result["runs"][runs[2]], result["runs"][runs[2]]) is None
+    assert soup_script.soup_against_best_run({"similarity": 0.7}, result["runs"][runs[2]]) is None
     assert not (tmp_path / "candidate").exists()
     soup_script.plot({**result, "split": "validation"}, str(tmp_path / "soup.png"))
     assert (tmp_path / "soup.png").stat().st_size > 0

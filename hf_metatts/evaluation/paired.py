@@ -75,13 +75,12 @@ def paired_difference(a: Mapping[str, float], b: Mapping[str, float], confidence
     if np.ptp(differences) == 0:
         low = high = mean
     else:
-        interval = bootstrap((differences,), np.mean, n_resamples=resamples, confidence_level=confidence,
-                             method="BCa", random_state=np.random.default_rng(seed)).confidence_interval
-        low, high = float(interval.low), float(interval.high)
-        if not (math.isfinite(low) and math.isfinite(high)):  # BCa degenerates on a few tasks: percentiles
+        for method in ("BCa", "percentile"):  # BCa degenerates (non-finite ends) on a few tasks: percentiles then
             interval = bootstrap((differences,), np.mean, n_resamples=resamples, confidence_level=confidence,
-                                 method="percentile", random_state=np.random.default_rng(seed)).confidence_interval
+                                 method=method, random_state=np.random.default_rng(seed)).confidence_interval
             low, high = float(interval.low), float(interval.high)
+            if math.isfinite(low) and math.isfinite(high):
+                break
     return PairedDifference(mean=mean, low=low, high=high, confidence=confidence, tasks=len(shared),
                             above=int((differences > 0).sum()), below=int((differences < 0).sum()))
 
