@@ -83,6 +83,12 @@ class MetaTrainingArguments(TrainingArguments):
         metadata={"help": "Add this weight times 1 - cos(identity_encoder(predicted query mels), identity_encoder("
                   "target query mels)) to the meta-objective. The inner loop (and model.adapt) keeps the mel loss."},
     )
+    content_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "Add this weight times the content term (hf_metatts.meta.content: the model's own aligner, "
+                  "frozen, reading each predicted query frame as its token) to the meta-objective, so adaptation "
+                  "learns to keep speech readable. The inner loop (and model.adapt) keeps its loss."},
+    )
     global_variance_weight: float = field(
         default=0.0,
         metadata={"help": "Add this weight times the global-variance term (hf_metatts.meta.global_variance: the log "
@@ -157,6 +163,13 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
     if args.identity_loss_weight > 0 and args.method == "pretrain":
         raise InvalidMetaConfigError(
             "identity_loss_weight applies to the meta-objective of maml, metasgd and meta_lstm, "
+            "not to method='pretrain'."
+        )
+    if args.content_loss_weight < 0 or not math.isfinite(args.content_loss_weight):
+        raise InvalidMetaConfigError(f"content_loss_weight={args.content_loss_weight} must be a finite number >= 0.")
+    if args.content_loss_weight > 0 and args.method == "pretrain":
+        raise InvalidMetaConfigError(
+            "content_loss_weight applies to the meta-objective of maml, metasgd and meta_lstm, "
             "not to method='pretrain'."
         )
     if args.global_variance_weight < 0 or not math.isfinite(args.global_variance_weight):

@@ -49,9 +49,13 @@ def frame_token_nll(model, mels: torch.Tensor, input_ids: torch.Tensor, text_mas
     if not bool(mel_mask.any()):
         raise ValueError("no valid frame in mel_mask: the content term needs at least one")
     path = _durations_to_path(durations.long(), mels.shape[1]).to(mels.dtype)  # (B, T, N): each frame's own token
-    logits, _ = model.aligner(model.embed_tokens(input_ids), mels, text_mask,
-                              torch.zeros(mels.shape[0], mels.shape[1], input_ids.shape[1], device=mels.device,
-                                          dtype=mels.dtype))
+    # The aligner and the token embeddings are a fixed critic: gradients reach the mels, never the reader, so a
+    # meta-objective with this term cannot teach the aligner to read anything.
+    reader = {name: weight.detach() for name, weight in model.aligner.named_parameters()}
+    logits, _ = torch.func.functional_call(
+        model.aligner, reader,
+        (model.embed_tokens(input_ids).detach(), mels, text_mask,
+         torch.zeros(mels.shape[0], mels.shape[1], input_ids.shape[1], device=mels.device, dtype=mels.dtype)))
     log_posterior = torch.log_softmax(logits.masked_fill(~text_mask.unsqueeze(1), NEG_INF), dim=-1)
     own = (log_posterior * path).sum(-1)  # (B, T)
     return -own.masked_select(mel_mask).mean()
@@ -67,12 +71,18 @@ def content_term(model, weight: float):
     weight = checked_term_weight("content_weight", weight)
 
     def term(out, batch) -> torch.Tensor:
-        ids = batch["input_ids"]
-        text_mask = batch["attention_mask"].bool() if "attention_mask" in batch else ids.ne(model.config.pad_token_id)
-        mel_mask = batch.get("labels_attention_mask")
-        mels = out.spectrogram
-        mel_mask = (torch.ones(mels.shape[:2], dtype=torch.bool, device=mels.device) if mel_mask is None
-                    else mel_mask.bool())
-        return weight * frame_token_nll(model, mels, ids, text_mask, out.durations, mel_mask)
+        return weight * output_token_nll(model, out, batch)
 
     return term
+
+
+def output_token_nll(model, out, batch) -> torch.Tensor:
+    """:func:`frame_token_nll` of a training forward's predicted mels ``out.spectrogram`` ``(B, T, M)`` on ``batch``'s
+    tokens, valid frames (``labels_attention_mask``) and the output's durations ``out.durations`` ``(B, N)``."""
+    ids = batch["input_ids"]
+    text_mask = batch["attention_mask"].bool() if "attention_mask" in batch else ids.ne(model.config.pad_token_id)
+    mel_mask = batch.get("labels_attention_mask")
+    mels = out.spectrogram
+    mel_mask = (torch.ones(mels.shape[:2], dtype=torch.bool, device=mels.device) if mel_mask is None
+                else mel_mask.bool())
+    return frame_token_nll(model, mels, ids, text_mask, out.durations, mel_mask)

@@ -26,11 +26,12 @@ from torch import nn
 
 from ..modeling_speaker_encoder import IdentityEncoderConfig, SpeakerIdentityEncoder
 from .errors import InvalidMetaConfigError
+from .objective import QueryObjective
 
 IDENTITY_CONFIG_NAME = "identity_encoder_config.json"
 IDENTITY_WEIGHTS_NAME = "identity_encoder.safetensors"
 
-__all__ = ["IdentityEncoderConfig", "SpeakerIdentityEncoder", "identity_loss", "identity_term",
+__all__ = ["IdentityEncoderConfig", "SpeakerIdentityEncoder", "identity_loss", "identity_measure", "identity_term",
            "load_identity_encoder", "save_identity_encoder"]
 
 
@@ -87,29 +88,27 @@ def identity_term(encoder: SpeakerIdentityEncoder, weight: float):
     return term
 
 
-class IdentityObjective:
+class IdentityObjective(QueryObjective):
     """The meta-objective with the identity term: ``loss_fn(params, batches) -> scalar``, one forward per batch.
 
     Per batch: ``model(**batch).loss + weight * identity_loss(encoder, spectrogram, labels, labels_attention_mask)``,
-    averaged over batches weighted by their number of utterances (``maml.make_loss_fn`` with a ``term``).
+    averaged over batches weighted by their number of utterances (a :class:`~hf_metatts.meta.objective.QueryObjective`).
     ``last_identity`` holds the mean identity term of the last call (a float, for logging).
     """
 
     def __init__(self, model: nn.Module, encoder: SpeakerIdentityEncoder, weight: float):
-        from .maml import make_loss_fn
-
         self.encoder, self.weight = encoder, float(weight)
-        self.last_identity = float("nan")
-        self._terms: list[tuple[float, int]] = []
-        self._loss_fn = make_loss_fn(model, term=self._term)
+        super().__init__(model, {"identity": (weight, identity_measure(encoder))})
 
-    def _term(self, out, batch) -> torch.Tensor:
-        identity = identity_loss(self.encoder, out.spectrogram, batch["labels"], batch.get("labels_attention_mask"))
-        self._terms.append((float(identity.detach()), int(batch["labels"].shape[0])))
-        return self.weight * identity
+    @property
+    def last_identity(self) -> float:
+        return self.last["identity"]
 
-    def __call__(self, params, batches) -> torch.Tensor:
-        self._terms = []
-        loss = self._loss_fn(params, batches)
-        self.last_identity = sum(v * n for v, n in self._terms) / sum(n for _, n in self._terms)
-        return loss
+
+def identity_measure(encoder: SpeakerIdentityEncoder):
+    """``measure(output, batch) -> identity_loss`` of a training forward's mels against the batch's ``labels``."""
+
+    def measure(out, batch) -> torch.Tensor:
+        return identity_loss(encoder, out.spectrogram, batch["labels"], batch.get("labels_attention_mask"))
+
+    return measure

@@ -54,10 +54,14 @@ class MetaLearner(nn.Module):
         identity_encoder / identity_loss_weight: with a weight > 0, the query loss of the meta-objective adds
             ``weight * (1 - cos)`` between the encoder's embeddings of the predicted and the target query mels
             (:class:`~hf_metatts.meta.identity.IdentityObjective`); the inner loop keeps the model's loss.
+        content_loss_weight: with a weight > 0, the query loss of the meta-objective adds ``weight`` times the
+            model's own aligner's negative log posterior of each predicted query frame's token
+            (:func:`~hf_metatts.meta.content.output_token_nll`, a fixed critic); the inner loop keeps its loss.
     """
 
     def __init__(self, model: nn.Module, config: MetaLearnerConfig, head: MetaLearnerHead | None = None,
-                 identity_encoder: nn.Module | None = None, identity_loss_weight: float = 0.0):
+                 identity_encoder: nn.Module | None = None, identity_loss_weight: float = 0.0,
+                 content_loss_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.meta_config = config
@@ -70,7 +74,8 @@ class MetaLearner(nn.Module):
         # sees it. Registered as a submodule so that it follows the learner's device; not saved with checkpoints.
         self.identity_encoder = identity_encoder if identity_loss_weight > 0 else None
         self.identity_loss_weight = float(identity_loss_weight)
-        self._identity_after: float | None = None  # identity term of the last task's query loss, for logging
+        self.content_loss_weight = float(content_loss_weight)
+        self._terms_after: dict[str, float] = {}  # the meta-objective's terms of the last task, for logging
 
     def train(self, mode: bool = True):
         """``nn.Module.train``, except that the identity encoder stays in eval mode: it is a fixed critic, and its
@@ -119,9 +124,9 @@ class MetaLearner(nn.Module):
             query_loss = objective(result.params, query)
         elif objective is loss_fn:
             query_loss = result.query_loss
-        else:  # MAML++ weighs the model's loss after every step; the identity term scores the final voice
+        else:  # MAML++ weighs the model's loss after every step; the objective's terms score the final voice
             query_loss = result.query_loss + objective(result.params, query) - loss_fn(result.params, query)
-        self._identity_after = getattr(objective, "last_identity", None)
+        self._terms_after = dict(getattr(objective, "last", {}))
         return result, query_loss, start_loss
 
     def _inner_loss_fn(self, loss_fn):
@@ -132,12 +137,22 @@ class MetaLearner(nn.Module):
         return make_loss_fn(self.model, term=global_variance_term(weight))
 
     def _query_objective(self, loss_fn):
-        """The meta-objective on query batches: the model's loss, plus the identity term when one is set."""
-        if self.identity_encoder is None:
-            return loss_fn
-        from .identity import IdentityObjective
+        """The meta-objective on query batches: the model's loss, plus the identity and content terms when set."""
+        measures = {}
+        if self.identity_encoder is not None:
+            from .identity import identity_measure
 
-        return IdentityObjective(self.model, self.identity_encoder, self.identity_loss_weight)
+            measures["identity"] = (self.identity_loss_weight, identity_measure(self.identity_encoder))
+        if self.content_loss_weight > 0:
+            from .content import output_token_nll
+
+            measures["content"] = (self.content_loss_weight,
+                                   lambda out, batch: output_token_nll(self.model, out, batch))
+        if not measures:
+            return loss_fn
+        from .objective import QueryObjective
+
+        return QueryObjective(self.model, measures)
 
     def forward(self, support, query, task_index=None) -> MetaOutput:
         """One episode.
@@ -157,9 +172,9 @@ class MetaLearner(nn.Module):
 
     def _episode(self, support, query) -> MetaOutput:
         cfg = self.meta_config
-        losses, before, after, identities, skipped = [], [], [], [], 0
+        losses, before, after, terms, skipped = [], [], [], {}, 0
         for task_support, task_query in zip(support, query):
-            self._identity_after = None
+            self._terms_after = {}
             if self.log_before and not cfg.weighs_zero_shot_start:
                 with torch.no_grad():
                     objective = self._query_objective(make_loss_fn(self.model))
@@ -173,8 +188,8 @@ class MetaLearner(nn.Module):
                 continue
             losses.append(q if start is None else q + cfg.zero_shot_loss_weight * start)
             after.append(result.query_losses[-1] if cfg.multi_step_loss else float(q.detach()))
-            if self._identity_after is not None:
-                identities.append(self._identity_after)
+            for name, value in self._terms_after.items():
+                terms.setdefault(name, []).append(value)
         if losses:
             loss = torch.stack(losses).mean()
         else:
@@ -185,8 +200,8 @@ class MetaLearner(nn.Module):
             self.last_stats["query_loss_after"] = sum(after) / len(after)
         if before:
             self.last_stats["query_loss_before"] = sum(before) / len(before)
-        if identities:
-            self.last_stats["identity_loss_after"] = sum(identities) / len(identities)
+        for name, values in terms.items():
+            self.last_stats[f"{name}_loss_after"] = sum(values) / len(values)
         return MetaOutput(loss=loss)
 
     def _pretrain(self, support, query, task_index) -> MetaOutput:

@@ -69,7 +69,11 @@ class MetaTrainer(Trainer):
             identity = load_identity_encoder(args.identity_encoder)
             logger.info("Meta-objective: query loss + %g x identity term (encoder %s).", args.identity_loss_weight,
                         args.identity_encoder)
-        learner = MetaLearner(model, config, identity_encoder=identity, identity_loss_weight=args.identity_loss_weight)
+        if args.content_loss_weight > 0:
+            logger.info("Meta-objective: query loss + %g x content term (the model's aligner, frozen).",
+                        args.content_loss_weight)
+        learner = MetaLearner(model, config, identity_encoder=identity, identity_loss_weight=args.identity_loss_weight,
+                              content_loss_weight=args.content_loss_weight)
         if meta_learner is not None:
             continue_meta_learner(learner.head, meta_learner)
         learner.log_before = args.log_query_loss_before
