@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.pitch_level import identification  # noqa: E402
+from benchmarks.pitch_level import summarise_variants  # noqa: E402
 from hf_metatts.evaluation.adaptation_study import (  # noqa: E402
     add_study_arguments,
     load_study,
@@ -168,24 +168,16 @@ def run(args) -> dict:
             similarity[variant][task.name] = float(np.mean(np.sum(embeddings[variant][task.name] * audio.real_emb, 1)))
         logger.info("%s: factors %s, similarity %s", task.name, factors[task.name],
                     {v: round(similarity[v][task.name], 3) for v in VARIANTS})
-    results = {}
-    for variant in VARIANTS:
-        accuracy, misses = identification(embeddings[variant], audios)
-        results[variant] = {"similarity": float(np.mean(list(similarity[variant].values()))),
-                            "identification": accuracy, "misidentified": len(misses),
-                            "misidentified_same_family": sum(m["same_family"] for m in misses),
-                            "similarity_per_task": similarity[variant]}
-        if args.wer:
-            from hf_metatts.evaluation.asr import asr_word_error_rate
+    results = summarise_variants(embeddings, similarity, audios)
+    if args.wer:
+        from hf_metatts.evaluation.asr import asr_word_error_rate
 
+        for variant in VARIANTS:
             per_task = {name: asr_word_error_rate(waves_by_variant[variant][name], audios[name].texts, rate).wer
                         for name in audios}
             results[variant]["wer_mean_over_tasks"] = float(np.mean(list(per_task.values())))
             results[variant]["wer_per_task"] = per_task
-        logger.info("%s: similarity %.4f, identification %.4f (%d missed, %d within a family)%s", variant,
-                    results[variant]["similarity"], accuracy, len(misses),
-                    results[variant]["misidentified_same_family"],
-                    f", WER {results[variant]['wer_mean_over_tasks']:.3f}" if args.wer else "")
+            logger.info("%s: WER %.3f (mean over speakers)", variant, results[variant]["wer_mean_over_tasks"])
     return {**study_record(args, study), "warp_factors": factors, "support_distances": curves, "results": results,
             "seconds": round(time.perf_counter() - started, 1)}
 

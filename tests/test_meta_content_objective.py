@@ -6,19 +6,12 @@ import math
 
 import pytest
 import torch
+from test_meta_identity import _args
 from test_meta_metatts import mel_corpus, tiny_model
 
 from hf_metatts.data_collator import MetaTTSDataCollator
-from hf_metatts.meta import EpisodeSampler, InvalidMetaConfigError, MetaTrainer, MetaTrainingArguments
+from hf_metatts.meta import EpisodeSampler, InvalidMetaConfigError, MetaTrainer
 from hf_metatts.meta.content import frame_token_nll
-
-
-def _args(tmp_path, **kw):
-    base = dict(output_dir=str(tmp_path / "out"), method="metasgd", max_steps=2, inner_steps=2, inner_lr=0.05,
-                shots=3, query_shots=3, tasks_per_step=2, learning_rate=0.01, save_strategy="no", seed=0,
-                use_cpu=True, disable_tqdm=True, first_order=True, report_to="none")
-    base.update(kw)
-    return MetaTrainingArguments(**base)
 
 
 def _episode_gradients(tmp_path, weight):

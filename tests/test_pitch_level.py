@@ -67,3 +67,15 @@ def test_misses_say_whether_they_stay_within_a_voice_family(pitch_level):
     assert [(m["task"], m["taken_for"], m["same_family"]) for m in misses] == [
         ("flite:awb", "flite:awb~p1.15_f1.00", True), ("espeak:en-us+f1", "flite:awb", False)]
     assert all(m["score_taken"] > m["score_target"] for m in misses)
+
+
+def test_variants_are_summarised_with_the_misses_of_the_plain_voice_only(pitch_level):
+    audios = {"flite:awb": SimpleNamespace(pool_emb=np.array([[1.0, 0.0]], dtype=np.float32)),
+              "flite:awb~p1.15_f1.00": SimpleNamespace(pool_emb=np.array([[0.0, 1.0]], dtype=np.float32))}
+    embeddings = {"plain": {"flite:awb": np.array([[0.0, 1.0]], dtype=np.float32)},
+                  "shifted": {"flite:awb": np.array([[1.0, 0.0]], dtype=np.float32)}}
+    similarity = {"plain": {"flite:awb": 0.2}, "shifted": {"flite:awb": 0.6}}
+    results = pitch_level.summarise_variants(embeddings, similarity, audios)
+    assert results["plain"]["identification"] == 0.0 and results["shifted"]["identification"] == 1.0
+    assert results["plain"]["misidentified_same_family"] == 1 and len(results["plain"]["misses"]) == 1
+    assert "misses" not in results["shifted"] and results["shifted"]["similarity"] == pytest.approx(0.6)
