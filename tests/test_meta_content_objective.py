@@ -69,3 +69,30 @@ def test_bad_content_settings_are_refused(tmp_path, kw, message):
     with pytest.raises(InvalidMetaConfigError, match=message):
         _args(tmp_path, **kw)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_content_term_can_leave_the_encoders_voice_alone(tmp_path):
+    """``content_loss_at_start=False``: the query loss at the support encoder's voice keeps the model's loss, the
+    voice after the steps is still charged."""
+    train = mel_corpus()
+    sampler = EpisodeSampler(train, "speaker_id", 3, 3, 2, seed=0)
+    episode = sampler.collate(sampler.episode(0), MetaTTSDataCollator())
+    results = {}
+    for at_start in (True, False):
+        torch.manual_seed(0)
+        trainer = MetaTrainer(tiny_model(), _args(tmp_path / str(at_start), zero_shot_start=True,
+                                                  zero_shot_loss_weight=1.0, content_loss_weight=0.5,
+                                                  content_loss_at_start=at_start),
+                              train_dataset=train, data_collator=MetaTTSDataCollator())
+        learner = trainer.model
+        learner.train()
+        torch.manual_seed(0)
+        out = learner(episode["support"], episode["query"])
+        results[at_start] = (float(out.loss.detach()), dict(learner.last_stats))
+    (with_start, stats), (without_start, stats_without) = results[True], results[False]
+    assert stats["content_loss_after"] == pytest.approx(stats_without["content_loss_after"], rel=1e-5)
+    assert stats["query_loss_after"] == pytest.approx(stats_without["query_loss_after"], rel=1e-5)
+    # the start's query loss (logged as query_loss_before) carries the term only when asked to
+    assert stats["query_loss_before"] > stats_without["query_loss_before"]
+    assert with_start - without_start == pytest.approx(stats["query_loss_before"] - stats_without["query_loss_before"],
+                                                       rel=1e-4)

@@ -89,6 +89,12 @@ class MetaTrainingArguments(TrainingArguments):
                   "frozen, reading each predicted query frame as its token) to the meta-objective, so adaptation "
                   "learns to keep speech readable. The inner loop (and model.adapt) keeps its loss."},
     )
+    content_loss_at_start: bool = field(
+        default=True,
+        metadata={"help": "With content_loss_weight and zero_shot_loss_weight: also add the content term to the query "
+                  "loss at the support encoder's voice. False charges only the voice after the steps, so the term "
+                  "asks the steps to keep what the start voice says readable, not the start voice to change."},
+    )
     global_variance_weight: float = field(
         default=0.0,
         metadata={"help": "Add this weight times the global-variance term (hf_metatts.meta.global_variance: the log "

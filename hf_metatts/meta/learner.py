@@ -57,11 +57,12 @@ class MetaLearner(nn.Module):
         content_loss_weight: with a weight > 0, the query loss of the meta-objective adds ``weight`` times the
             model's own aligner's negative log posterior of each predicted query frame's token
             (:func:`~hf_metatts.meta.content.output_token_nll`, a fixed critic); the inner loop keeps its loss.
+            ``content_loss_at_start=False`` leaves it out of the query loss at the support encoder's voice.
     """
 
     def __init__(self, model: nn.Module, config: MetaLearnerConfig, head: MetaLearnerHead | None = None,
                  identity_encoder: nn.Module | None = None, identity_loss_weight: float = 0.0,
-                 content_loss_weight: float = 0.0):
+                 content_loss_weight: float = 0.0, content_loss_at_start: bool = True):
         super().__init__()
         self.model = model
         self.meta_config = config
@@ -75,6 +76,7 @@ class MetaLearner(nn.Module):
         self.identity_encoder = identity_encoder if identity_loss_weight > 0 else None
         self.identity_loss_weight = float(identity_loss_weight)
         self.content_loss_weight = float(content_loss_weight)
+        self.content_loss_at_start = bool(content_loss_at_start)
         self._terms_after: dict[str, float] = {}  # the meta-objective's terms of the last task, for logging
 
     def train(self, mode: bool = True):
@@ -112,7 +114,8 @@ class MetaLearner(nn.Module):
         params = self.initial_params(support)
         start_loss = None
         if self.meta_config.weighs_zero_shot_start:
-            start_loss = objective(params, query)
+            start_objective = objective if self.content_loss_at_start else self._query_objective(loss_fn, content=False)
+            start_loss = start_objective(params, query)
         weights = None
         if msl:
             weights = multi_step_loss_weights(steps, self.progress, self.meta_config.multi_step_loss_min_weight)
@@ -136,14 +139,15 @@ class MetaLearner(nn.Module):
             return loss_fn
         return make_loss_fn(self.model, term=global_variance_term(weight))
 
-    def _query_objective(self, loss_fn):
-        """The meta-objective on query batches: the model's loss, plus the identity and content terms when set."""
+    def _query_objective(self, loss_fn, content: bool = True):
+        """The meta-objective on query batches: the model's loss, plus the identity and (unless ``content`` is
+        False) content terms when set."""
         measures = {}
         if self.identity_encoder is not None:
             from .identity import identity_measure
 
             measures["identity"] = (self.identity_loss_weight, identity_measure(self.identity_encoder))
-        if self.content_loss_weight > 0:
+        if content and self.content_loss_weight > 0:
             from .content import output_token_nll
 
             measures["content"] = (self.content_loss_weight,

@@ -73,7 +73,8 @@ class MetaTrainer(Trainer):
             logger.info("Meta-objective: query loss + %g x content term (the model's aligner, frozen).",
                         args.content_loss_weight)
         learner = MetaLearner(model, config, identity_encoder=identity, identity_loss_weight=args.identity_loss_weight,
-                              content_loss_weight=args.content_loss_weight)
+                              content_loss_weight=args.content_loss_weight,
+                              content_loss_at_start=args.content_loss_at_start)
         if meta_learner is not None:
             continue_meta_learner(learner.head, meta_learner)
         learner.log_before = args.log_query_loss_before
