@@ -106,7 +106,11 @@ def warp_distances(predicted: torch.Tensor, recorded: torch.Tensor, mask: torch.
 def choose_warp_factor(predicted: torch.Tensor, recorded: torch.Tensor, mask: torch.Tensor, fmin: float,
                        fmax: float, grid: Sequence[float] = DEFAULT_WARP_GRID) -> float:
     """The factor of ``grid`` with the smallest :func:`warp_distances` (ties: the one nearest 1)."""
-    distances = warp_distances(predicted, recorded, mask, fmin, fmax, grid)
+    return closest_factor(warp_distances(predicted, recorded, mask, fmin, fmax, grid))
+
+
+def closest_factor(distances: dict[float, float]) -> float:
+    """The factor of ``{factor: distance}`` with the smallest distance (ties: the one nearest 1)."""
     return min(distances, key=lambda f: (distances[f], abs(f - 1.0)))
 
 
@@ -125,7 +129,7 @@ def chosen_factor(model, params: dict, batch: dict) -> tuple[float, dict[float, 
     predicted = teacher_forced(model, params, batch)
     labels, mask = batch["labels"], batch["labels_attention_mask"]
     distances = warp_distances(predicted, labels, mask, config.fmin, config.fmax)
-    return choose_warp_factor(predicted, labels, mask, config.fmin, config.fmax), distances
+    return closest_factor(distances), distances
 
 
 def read_texts(model, tokenizer, texts, languages, params, factors: dict[str, float]) -> dict[str, list[np.ndarray]]:

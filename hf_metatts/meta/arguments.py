@@ -143,6 +143,17 @@ class MetaTrainingArguments(TrainingArguments):
         return self.inner_steps if self.eval_inner_steps is None else self.eval_inner_steps
 
 
+def _check_meta_objective_weight(args: MetaTrainingArguments, name: str) -> None:
+    """A weight of a term of the meta-objective is a finite number >= 0, and applies to meta-learning methods only."""
+    weight = getattr(args, name)
+    if weight < 0 or not math.isfinite(weight):
+        raise InvalidMetaConfigError(f"{name}={weight} must be a finite number >= 0.")
+    if weight > 0 and args.method == "pretrain":
+        raise InvalidMetaConfigError(
+            f"{name} applies to the meta-objective of maml, metasgd and meta_lstm, not to method='pretrain'."
+        )
+
+
 def validate_meta_arguments(args: MetaTrainingArguments) -> None:
     """Raise a :class:`InvalidMetaConfigError` / :class:`SecondOrderUnsupportedError` for inconsistent settings."""
     if args.method not in METHODS:
@@ -159,25 +170,13 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
     if args.zero_shot_loss_weight > 0 and not args.zero_shot_start:
         raise InvalidMetaConfigError("zero_shot_loss_weight needs zero_shot_start=true: without the support encoder "
                                      "there is no zero-shot voice to weigh.")
-    if args.identity_loss_weight < 0 or not math.isfinite(args.identity_loss_weight):
-        raise InvalidMetaConfigError(f"identity_loss_weight={args.identity_loss_weight} must be a finite number >= 0.")
     if args.identity_loss_weight > 0 and not args.identity_encoder:
         raise InvalidMetaConfigError(
             "identity_loss_weight > 0 needs identity_encoder: the folder of an encoder trained with "
             "`hf-metatts train-identity-encoder`."
         )
-    if args.identity_loss_weight > 0 and args.method == "pretrain":
-        raise InvalidMetaConfigError(
-            "identity_loss_weight applies to the meta-objective of maml, metasgd and meta_lstm, "
-            "not to method='pretrain'."
-        )
-    if args.content_loss_weight < 0 or not math.isfinite(args.content_loss_weight):
-        raise InvalidMetaConfigError(f"content_loss_weight={args.content_loss_weight} must be a finite number >= 0.")
-    if args.content_loss_weight > 0 and args.method == "pretrain":
-        raise InvalidMetaConfigError(
-            "content_loss_weight applies to the meta-objective of maml, metasgd and meta_lstm, "
-            "not to method='pretrain'."
-        )
+    for name in ("identity_loss_weight", "content_loss_weight"):
+        _check_meta_objective_weight(args, name)
     if args.global_variance_weight < 0 or not math.isfinite(args.global_variance_weight):
         raise InvalidMetaConfigError(
             f"global_variance_weight={args.global_variance_weight} must be a finite number >= 0."

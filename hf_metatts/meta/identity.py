@@ -82,8 +82,10 @@ def identity_term(encoder: SpeakerIdentityEncoder, weight: float):
     ``labels`` (masked by ``labels_attention_mask``), for ``adapt_parameters(loss_term=...)``: the same term in
     the inner loop's own support loss."""
 
+    measure = identity_measure(encoder)
+
     def term(out, batch) -> torch.Tensor:
-        return weight * identity_loss(encoder, out.spectrogram, batch["labels"], batch.get("labels_attention_mask"))
+        return weight * measure(out, batch)
 
     return term
 

@@ -114,8 +114,7 @@ class MetaLearner(nn.Module):
         params = self.initial_params(support)
         start_loss = None
         if self.meta_config.weighs_zero_shot_start:
-            start_objective = objective if self.content_loss_at_start else self._query_objective(loss_fn, content=False)
-            start_loss = start_objective(params, query)
+            start_loss = self._query_objective(loss_fn, content=self.content_loss_at_start)(params, query)
         weights = None
         if msl:
             weights = multi_step_loss_weights(steps, self.progress, self.meta_config.multi_step_loss_min_weight)
