@@ -110,6 +110,20 @@ def collate(examples: list[dict], per_batch: int) -> list[dict]:
     return [{key: value.to(device) for key, value in batch.items()} for batch in batches]
 
 
+def resolve_adaptation(method: str, meta_learner, steps: int | None) -> tuple[str, int]:
+    """The inner method and step count `adapt_model` runs for ``method`` with ``meta_learner`` (may be None):
+    ``maml`` on a Meta-SGD meta-learner takes its learned rates (``metasgd``); ``zero_shot`` defaults to 0 steps
+    (the encoder alone); otherwise the meta-learner's ``inner_steps``, else 5."""
+    inner = method
+    if method == "maml" and meta_learner is not None and meta_learner.config.method == "metasgd":
+        inner = "metasgd"
+    if steps is None and method == "zero_shot":
+        steps = 0
+    if steps is None:
+        steps = meta_learner.config.inner_steps if meta_learner is not None else 5
+    return inner, steps
+
+
 def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr: float | None = None,
                 meta_learner=None, language: str | None = None, sampling_rate: int | None = None,
                 processor=None, validation: ClipValidation | None = None, progress: bool = True,
@@ -159,13 +173,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         check_alignment([clip.name for clip in support], forward_sums, validation, paths)
         if meta_learner is None and method != "finetune":
             meta_learner = meta_learner_for(model)
-        inner = method
-        if method == "maml" and meta_learner is not None and meta_learner.config.method == "metasgd":
-            inner = "metasgd"
-        if steps is None and method == "zero_shot":
-            steps = 0
-        if steps is None:
-            steps = meta_learner.config.inner_steps if meta_learner is not None else 5
+        inner, steps = resolve_adaptation(method, meta_learner, steps)
         batches = collate(examples, validation.max_clips_per_batch)
         bar = tqdm(total=steps, desc=f"Adapting voice ({inner})", disable=not progress or steps == 0, leave=False)
 

@@ -206,6 +206,34 @@ def test_a_bundle_is_bundled_again_with_its_own_vocoder_and_runs(trained_parts, 
     assert not (tmp_path / "bundle.partial").exists()
 
 
+def test_a_bundle_takes_a_new_vocoder_and_keeps_its_runs_with_the_new_one_after_them(trained_parts, tmp_path):
+    """``keep_runs``: re-bundling with a fine-tuned vocoder keeps the earlier records, the global-variance weight and
+    the acoustic weights, and adds the vocoder's run (once, however often it is bundled)."""
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), runs=[str(model_dir), str(vocoder_dir)],
+                      global_variance_weight=0.3)
+    tuned_dir = tmp_path / "vocoder_tuned"
+    torch.manual_seed(1)
+    tuned = ISTFTVocoder(vocoder_config(VocoderTrainingArguments(hidden_size=8, intermediate_size=16, layers=1)))
+    save_vocoder(tuned, tuned.config, str(tuned_dir))
+    (tuned_dir / "training_summary.json").write_text(json.dumps({"steps": 2, "wall_seconds": 5.0}))
+    before = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(out)).state_dict()
+    for _ in range(2):
+        bundle_checkpoint(str(out), str(tuned_dir), str(out), runs=[str(tuned_dir)], keep_runs=True)
+    runs = json.loads((out / "training_runs.json").read_text())
+    assert [run["run"] for run in runs] == ["model", "vocoder", "vocoder_tuned"]
+    again = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(out)).eval()
+    mel = torch.randn(1, 12, 80)
+    with torch.no_grad():
+        assert torch.equal(again.vocoder(mel), tuned.eval()(mel))
+    assert all(torch.equal(tensor, before[name]) for name, tensor in again.state_dict().items()
+               if not name.startswith("vocoder."))
+    from hf_metatts.meta import load_meta_learner
+
+    assert load_meta_learner(str(out)).config.global_variance_weight == 0.3
+
+
 def test_bundling_a_model_without_a_trained_vocoder_needs_the_vocoder_folder(trained_parts, tmp_path):
     model_dir, _, _ = trained_parts
     with pytest.raises(BundleConfigError, match="owns no trained neural vocoder"):

@@ -144,7 +144,8 @@ def publish_staged_folder(staging: str, output_dir: str) -> None:
 def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, runs: list[str] = (),
                       results: list[dict] | None = None, repo_id: str = "hf-metatts/metatts-default",
                       datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
-                      inner_lr: float | None = None, global_variance_weight: float | None = None) -> dict:
+                      inner_lr: float | None = None, global_variance_weight: float | None = None,
+                      keep_runs: bool = False) -> dict:
     """Write the checkpoint; returns ``{"bytes", "num_parameters", "files"}``.
 
     Args:
@@ -155,6 +156,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
             or new results).
         runs: training run folders whose ``training_summary.json`` go into the card and ``training_runs.json``;
             none given: the ``training_runs.json`` of ``model_dir``, when it has one (a bundle's), is kept.
+        keep_runs: keep the ``training_runs.json`` of ``model_dir`` and add the summaries of ``runs`` after it
+            (re-bundling a bundle with one more run, e.g. a fine-tuned vocoder).
         results: ``[{"dataset_name", "dataset_type", "metric_type", "metric_value", ...}]`` for ``model-index``.
         inner_lr: the step size the shipped meta-learner adapts with, in place of the one it was meta-trained
             with (a fixed-rate ``maml`` meta-learner only; choose it on validation tasks).
@@ -178,8 +181,11 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
         raise BundleConfigError(f"{model_dir} owns no trained neural vocoder (vocoder_type="
                                 f"{model.config.vocoder_type!r}): give the folder of `hf-metatts train-vocoder`.")
     summaries = [run_summary(run) for run in runs]
-    if not summaries and os.path.isfile(os.path.join(model_dir, RUNS_FILE)):
-        summaries = _read_json(os.path.join(model_dir, RUNS_FILE))
+    kept_file = os.path.join(model_dir, RUNS_FILE)
+    if (keep_runs or not summaries) and os.path.isfile(kept_file):
+        kept = _read_json(kept_file)
+        added = {summary["run"] for summary in summaries}
+        summaries = [summary for summary in kept if summary.get("run") not in added] + summaries
     staging = stage_model_folder(model, model_dir, output_dir, inner_lr, global_variance_weight)
     with open(os.path.join(staging, RUNS_FILE), "w") as handle:
         json.dump(summaries, handle, indent=2)
@@ -206,7 +212,7 @@ def _run(args) -> int:
         results = results.get("model_index", results) if isinstance(results, dict) else results
     bundle_checkpoint(args.model, args.vocoder, args.out, runs=args.runs or [], results=results,
                       repo_id=args.repo_id, datasets=args.datasets, inner_lr=args.inner_lr,
-                      global_variance_weight=args.global_variance_weight)
+                      global_variance_weight=args.global_variance_weight, keep_runs=args.keep_runs)
     return 0
 
 
@@ -224,6 +230,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "bundle, whose training_runs.json is kept too unless --runs are given)")
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     parser.add_argument("--runs", nargs="*", help="training run folders to describe in the card")
+    parser.add_argument("--keep-runs", action="store_true",
+                        help="keep the training_runs.json of --model (a bundle) and add the --runs after it")
     parser.add_argument("--results", default=None,
                         help="JSON list of model-index results (or a dict with a 'model_index' list)")
     parser.add_argument("--repo-id", default="hf-metatts/metatts-default", help="name used in the card")

@@ -7,6 +7,10 @@ measured quality against Griffin-Lim). The output folder holds ``vocoder.safeten
 (steps, wall time, hardware, final losses). `attach_trained_vocoder` puts it into a model.
 
     hf-metatts train-vocoder --dataset data/voices --out outputs/vocoder --max-steps 6000
+
+With ``aligned_model`` the vocoder learns from that checkpoint's own predicted log-mels instead, each aligned with
+the recording it should become (ground-truth-aligned fine-tuning, `hf_metatts.training.vocoder_aligned`); with
+``init_from`` it starts from a trained vocoder (a vocoder folder or a checkpoint that owns one).
 """
 
 import json
@@ -70,10 +74,17 @@ class VocoderTrainingArguments:
     seed: int = 0
     threads: int | None = None
     max_wall_seconds: float | None = None  # stop early (and save) when this much time has passed
+    init_from: str | None = None  # start from this trained vocoder (folder or checkpoint); its sizes win
+    aligned_model: str | None = None  # train on this checkpoint's adapted, teacher-forced log-mels (GTA)
+    prepared_dataset_path: str | None = None  # the prepared corpus of dataset_path (default: "<dataset>-prepared")
+    aligned_shots: int = 5  # support clips each speaker's voice is adapted to, as model.adapt does
+    aligned_clips_per_speaker: int = 8  # clips each adapted voice reads for training
+    aligned_validation_clips_per_speaker: int = 2  # the same for the validation speakers
 
     def validate(self) -> None:
         for name in ("max_utterances", "segment_frames", "batch_size", "max_steps", "hidden_size",
-                     "intermediate_size", "layers", "logging_steps", "eval_steps", "save_steps"):
+                     "intermediate_size", "layers", "logging_steps", "eval_steps", "save_steps", "aligned_shots",
+                     "aligned_clips_per_speaker", "aligned_validation_clips_per_speaker"):
             if getattr(self, name) < 1:
                 raise VocoderTrainingError(f"{name}={getattr(self, name)} must be at least 1.")
         if self.segment_frames < MIN_SEGMENT_FRAMES:
@@ -83,6 +94,15 @@ class VocoderTrainingArguments:
             )
         if not 0 < self.learning_rate < 1:
             raise VocoderTrainingError(f"learning_rate={self.learning_rate} must lie in (0, 1).")
+        for name in ("init_from", "aligned_model"):
+            folder = getattr(self, name)
+            if folder is not None and not os.path.isdir(folder):
+                raise VocoderTrainingError(f"{name}={folder} is not a folder: give a trained vocoder or checkpoint.")
+
+    @property
+    def prepared_path(self) -> str:
+        """The prepared corpus the aligned pairs are read from."""
+        return self.prepared_dataset_path or self.dataset_path.rstrip("/") + "-prepared"
 
 
 def vocoder_config(args: VocoderTrainingArguments, base: MetaTTSConfig | None = None) -> MetaTTSConfig:
@@ -208,16 +228,21 @@ def load_trained_vocoder(folder: str) -> ISTFTVocoder:
     return vocoder.eval()
 
 
+def check_audio_settings(vocoder_config: MetaTTSConfig, model_config: MetaTTSConfig, folder: str) -> None:
+    """Raise `VocoderTrainingError` unless the vocoder (from ``folder``) and the model share their mel definition."""
+    for name in ("sampling_rate", "num_mel_bins", "hop_length", "n_fft", "win_length", "fmin", "fmax"):
+        if getattr(vocoder_config, name) != getattr(model_config, name):
+            raise VocoderTrainingError(
+                f"The vocoder in {folder} was trained with {name}={getattr(vocoder_config, name)}, the model uses "
+                f"{getattr(model_config, name)}: train a vocoder with the model's audio settings."
+            )
+
+
 def attach_trained_vocoder(model, folder: str) -> None:
     """Make ``model`` (a `MetaTTSForTextToSpeech`) own the vocoder in ``folder``; saved with the checkpoint."""
     vocoder = load_trained_vocoder(folder)
     source = vocoder.config
-    for name in ("sampling_rate", "num_mel_bins", "hop_length", "n_fft", "win_length", "fmin", "fmax"):
-        if getattr(source, name) != getattr(model.config, name):
-            raise VocoderTrainingError(
-                f"The vocoder in {folder} was trained with {name}={getattr(source, name)}, the model uses "
-                f"{getattr(model.config, name)}: train a vocoder with the model's audio settings."
-            )
+    check_audio_settings(source, model.config, folder)
     model.config.vocoder_type = "istft"
     model.config.vocoder_hidden_size = source.vocoder_hidden_size
     model.config.vocoder_intermediate_size = source.vocoder_intermediate_size
@@ -233,14 +258,22 @@ def train_vocoder(args: VocoderTrainingArguments) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    config = vocoder_config(args)
-    train_clips = load_clips(args.dataset_path, args.train_split, args.max_utterances, args.seed, config.sampling_rate)
+    if args.init_from:
+        vocoder = load_trained_vocoder(args.init_from).train()
+        config = vocoder_config(args, vocoder.config)
+        config.vocoder_hidden_size = vocoder.config.vocoder_hidden_size
+        config.vocoder_intermediate_size = vocoder.config.vocoder_intermediate_size
+        config.vocoder_layers = vocoder.config.vocoder_layers
+        vocoder.config = config
+    else:
+        config = vocoder_config(args)
+        vocoder = ISTFTVocoder(config)
+    criterion = VocoderLoss(config, args)
     valid_clips = load_clips(args.dataset_path, args.validation_split, args.validation_utterances, args.seed,
                              config.sampling_rate)
-    logger.info("vocoder training on %d clips (%.2f h), validation on %d", len(train_clips),
-                sum(map(len, train_clips)) / config.sampling_rate / 3600, len(valid_clips))
-    sampler = SegmentSampler(train_clips, args.segment_frames * config.hop_length, args.seed)
-    vocoder, criterion = ISTFTVocoder(config), VocoderLoss(config, args)
+    data_started = time.monotonic()
+    draw, valid_aligned = _training_data(args, config, criterion)
+    data_seconds = round(time.monotonic() - data_started, 1)
     optimizer = torch.optim.AdamW(vocoder.parameters(), lr=args.learning_rate, betas=(0.8, 0.99),
                                   weight_decay=args.weight_decay)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -250,7 +283,7 @@ def train_vocoder(args: VocoderTrainingArguments) -> dict:
         state = torch.load(checkpoint_path, weights_only=True)
         vocoder.load_state_dict(state["vocoder"])
         optimizer.load_state_dict(state["optimizer"])
-        sampler.rng = np.random.default_rng(args.seed + int(state["step"]))
+        draw.rng = np.random.default_rng(args.seed + int(state["step"]))
         step, elapsed_before = int(state["step"]), float(state["elapsed"])
         logger.info("resumed vocoder training at step %d", step)
     started = time.monotonic()
@@ -260,8 +293,8 @@ def train_vocoder(args: VocoderTrainingArguments) -> dict:
         while step < args.max_steps:
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(args, step)
-            target = sampler.sample(args.batch_size)
-            losses = criterion(vocoder(criterion.log_mel(target)), target)
+            inputs, target = draw.sample(args.batch_size)
+            losses = criterion(vocoder(inputs), target)
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(vocoder.parameters(), args.max_grad_norm)
@@ -276,7 +309,7 @@ def train_vocoder(args: VocoderTrainingArguments) -> dict:
                 log.flush()
                 logger.info("vocoder %s", record)
             if step % args.eval_steps == 0 or step == args.max_steps or out_of_time:
-                valid = validation_losses(vocoder, criterion, valid_clips)
+                valid = _validation(vocoder, criterion, valid_clips, valid_aligned)
                 log.write(json.dumps({"step": step, "validation": valid}) + "\n")
                 logger.info("vocoder step %d validation %s", step, valid)
             if step % args.save_steps == 0 or step == args.max_steps or out_of_time:
@@ -289,10 +322,67 @@ def train_vocoder(args: VocoderTrainingArguments) -> dict:
     finally:
         log.close()
     if not valid:  # no step ran (resumed at or past max_steps): report the saved vocoder, not an empty dict
-        valid = validation_losses(vocoder, criterion, valid_clips)
+        valid = _validation(vocoder, criterion, valid_clips, valid_aligned)
     summary = {"steps": step, "wall_seconds": round(elapsed_before + time.monotonic() - started, 1),
+               "data_seconds": data_seconds,
                "hardware": hardware_description(), "validation": valid,
                "parameters": sum(p.numel() for p in vocoder.parameters()), "arguments": asdict(args)}
     with open(os.path.join(args.output_dir, SUMMARY_NAME), "w") as handle:
         json.dump(summary, handle, indent=2)
     return summary
+
+
+class _RealMelSegments:
+    """Real-audio segments and their own log-mels: ``sample(B) -> (log-mel (B, F, M), audio (B, F * hop))``."""
+
+    def __init__(self, sampler: SegmentSampler, criterion: VocoderLoss):
+        self.sampler, self.criterion = sampler, criterion
+
+    @property
+    def rng(self):
+        return self.sampler.rng
+
+    @rng.setter
+    def rng(self, value):
+        self.sampler.rng = value
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        target = self.sampler.sample(batch_size)
+        return self.criterion.log_mel(target), target
+
+
+def _training_data(args: VocoderTrainingArguments, config: MetaTTSConfig, criterion: VocoderLoss):
+    """The training segments (real log-mels, or the aligned model's) and the aligned validation pairs (or [])."""
+    if not args.aligned_model:
+        clips = load_clips(args.dataset_path, args.train_split, args.max_utterances, args.seed, config.sampling_rate)
+        logger.info("vocoder training on %d clips (%.2f h)", len(clips),
+                    sum(map(len, clips)) / config.sampling_rate / 3600)
+        sampler = SegmentSampler(clips, args.segment_frames * config.hop_length, args.seed)
+        return _RealMelSegments(sampler, criterion), []
+    from ..meta import load_meta_learner
+    from ..modeling_metatts import MetaTTSForTextToSpeech
+    from .vocoder_aligned import AlignedSegmentSampler, aligned_clips
+
+    model = MetaTTSForTextToSpeech.from_pretrained(args.aligned_model).eval()
+    check_audio_settings(config, model.config, args.init_from or "this run")
+    head = load_meta_learner(args.aligned_model)
+
+    def pairs(split, per_speaker):
+        return aligned_clips(model, head, args.prepared_path, args.dataset_path, split, shots=args.aligned_shots,
+                             clips_per_speaker=per_speaker, seed=args.seed)
+
+    train = pairs(args.train_split, args.aligned_clips_per_speaker)[: args.max_utterances]
+    valid = pairs(args.validation_split, args.aligned_validation_clips_per_speaker)
+    logger.info("vocoder training on %d aligned clips of %s (%.2f h), validation on %d", len(train),
+                args.aligned_model, sum(len(c.audio) for c in train) / config.sampling_rate / 3600, len(valid))
+    return AlignedSegmentSampler(train, args.segment_frames, config.hop_length, args.seed), valid
+
+
+def _validation(vocoder: ISTFTVocoder, criterion: VocoderLoss, clips: list[np.ndarray], aligned: list) -> dict:
+    """Resynthesis losses of real clips; with aligned pairs also theirs, under ``"aligned"``."""
+    valid = validation_losses(vocoder, criterion, clips)
+    if aligned:
+        from .vocoder_aligned import aligned_validation_losses
+
+        valid["aligned"] = aligned_validation_losses(vocoder, criterion, aligned)
+    return valid

@@ -1,0 +1,185 @@
+"""Ground-truth-aligned (GTA) training pairs for the neural vocoder: the acoustic model's own log-mels, each frame
+aligned with the real audio it should become.
+
+A vocoder trained on the log-mels of real audio hears smoother, slightly different spectra at synthesis time, where
+its input is the acoustic model's prediction. Fine-tuning it on *predicted* mels whose frames line up with the
+recordings (the HiFi-GAN / FastSpeech 2 recipe) teaches it to turn what the model says into real-sounding audio.
+Here the prediction is what a user's voice gives: for each speaker of a prepared corpus the model adapts to a few
+support clips exactly as ``model.adapt`` does (the checkpoint's meta-learner, its method, steps and step size), then
+reads other clips of that speaker on their recorded durations and pitch (teacher forcing). Frame ``t`` of a clip's
+log-mel is centred on sample ``t * hop``, so a clip of ``T`` frames pairs with its first ``T * hop`` samples.
+
+    hf-metatts train-vocoder --dataset data/voices-augmented --aligned-model hf_metatts/checkpoints/default \\
+        --init-from hf_metatts/checkpoints/default --out outputs/vocoder_aligned
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.func import functional_call
+
+logger = logging.getLogger(__name__)
+
+
+class AlignedCorpusError(ValueError):
+    """A prepared corpus that cannot give aligned pairs; the message says what to change."""
+
+
+@dataclass
+class AlignedClip:
+    """One training pair: ``mel`` ``(T, M)`` the model's log-mel, ``audio`` ``(T * hop,)`` the recording (row
+    ``id`` of ``speaker``)."""
+
+    id: str
+    speaker: str
+    mel: np.ndarray
+    audio: np.ndarray
+
+
+def default_adaptation(model, meta_learner, support: dict) -> dict[str, torch.Tensor]:
+    """The adapted parameter set ``model.adapt`` (default method) would give for the collated ``support`` batch."""
+    from ..meta import adapt_parameters
+    from ..voice_adapt import resolve_adaptation
+
+    method, steps = resolve_adaptation("maml", meta_learner, None)
+    return adapt_parameters(model, support, method=method, steps=steps, meta_learner=meta_learner)
+
+
+def teacher_forced_mels(model, params: dict, batch: dict) -> list[np.ndarray]:
+    """The model with the adapted ``params`` reading ``batch``'s clips on their recorded durations (the rows' own,
+    else the aligner's) and pitch -> one log-mel ``(T_i, M)`` per clip, cut to the clip's frames."""
+    batch = dict(batch)
+    if "durations" not in batch or bool((batch["durations"] < 0).any()):
+        batch["durations"] = model.compute_durations(**batch)
+    with torch.no_grad():
+        output = functional_call(model, params, args=(), kwargs=batch, strict=False)
+    lengths = batch["labels_attention_mask"].sum(1).tolist()
+    mels = output.spectrogram.detach().float().cpu().numpy()
+    return [mels[i, :length].copy() for i, length in enumerate(lengths)]
+
+
+def _audio_by_id(dataset_path: str, split: str, ids: set[str], sampling_rate: int) -> dict[str, np.ndarray]:
+    from datasets import Audio, load_from_disk
+
+    from ..data.audio import decode_audio
+
+    if not os.path.isdir(dataset_path):
+        raise AlignedCorpusError(f"No corpus at {dataset_path}: build one with `hf-metatts build-corpus`.")
+    corpus = load_from_disk(dataset_path)
+    if split not in corpus or "audio" not in corpus[split].column_names or "id" not in corpus[split].column_names:
+        raise AlignedCorpusError(f"{dataset_path} needs a split {split!r} with 'id' and 'audio' columns.")
+    rows = corpus[split].cast_column("audio", Audio(decode=False))
+    found = {}
+    for index, row_id in enumerate(rows["id"]):
+        if row_id in ids:
+            found[row_id] = decode_audio(rows[index]["audio"], sampling_rate).astype(np.float32)
+    missing = ids - set(found)
+    if missing:
+        raise AlignedCorpusError(f"{len(missing)} rows of the prepared corpus (e.g. {sorted(missing)[0]!r}) have no "
+                                 f"audio in {dataset_path} split {split!r}: prepare the corpus from that folder.")
+    return found
+
+
+def _prepared_split(prepared_path: str, split: str):
+    from datasets import load_from_disk
+
+    if not os.path.isdir(prepared_path):
+        raise AlignedCorpusError(f"No prepared corpus at {prepared_path}: run `hf-metatts prepare-corpus` on the "
+                                 "corpus first (it adds the labels, pitch and durations the model reads).")
+    corpus = load_from_disk(prepared_path)
+    if split not in corpus:
+        raise AlignedCorpusError(f"{prepared_path} has no split {split!r} (splits: {list(corpus)}).")
+    rows = corpus[split]
+    needed = {"id", "speaker_id", "input_ids", "labels"} - set(rows.column_names)
+    if needed:
+        raise AlignedCorpusError(f"Split {split!r} of {prepared_path} lacks {sorted(needed)}: give the folder "
+                                 "`hf-metatts prepare-corpus` wrote.")
+    return rows
+
+
+def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, split: str, shots: int = 5,
+                  clips_per_speaker: int = 8, seed: int = 0, batch_size: int = 4) -> list[AlignedClip]:
+    """GTA pairs for every speaker of ``split`` with more than ``shots`` rows: the model adapted to ``shots``
+    random rows of the speaker reads up to ``clips_per_speaker`` others. ``prepared_path`` is the prepared
+    corpus (labels, pitch, durations), ``dataset_path`` the corpus with the audio (matched by ``id``)."""
+    from ..data_collator import MetaTTSDataCollator
+
+    if shots < 1 or clips_per_speaker < 1:
+        raise AlignedCorpusError(f"shots={shots} and clips_per_speaker={clips_per_speaker} must be at least 1.")
+    rows = _prepared_split(prepared_path, split)
+    by_speaker: dict[str, list[int]] = {}
+    for index, speaker in enumerate(rows["speaker_id"]):
+        by_speaker.setdefault(str(speaker), []).append(index)
+    plan = {}
+    for speaker in sorted(by_speaker):
+        indices = by_speaker[speaker]
+        if len(indices) <= shots:
+            continue
+        order = np.random.default_rng([seed, len(plan)]).permutation(indices).tolist()
+        plan[speaker] = (order[:shots], order[shots: shots + clips_per_speaker])
+    if not plan:
+        raise AlignedCorpusError(f"No speaker of split {split!r} has more than shots={shots} rows: lower shots.")
+    ids = {rows[i]["id"] for _, targets in plan.values() for i in targets}
+    hop = model.config.hop_length
+    audio = _audio_by_id(dataset_path, split, ids, model.config.sampling_rate)
+    collate = MetaTTSDataCollator(pad_token_id=model.config.pad_token_id)
+    was_training = model.training
+    model.eval()
+    pairs, started = [], time.perf_counter()
+    try:
+        for done, (speaker, (support_rows, target_rows)) in enumerate(plan.items(), start=1):
+            params = default_adaptation(model, meta_learner, collate([rows[i] for i in support_rows]))
+            for first in range(0, len(target_rows), batch_size):
+                chunk = [rows[i] for i in target_rows[first: first + batch_size]]
+                for row, mel in zip(chunk, teacher_forced_mels(model, params, collate(chunk))):
+                    wave = audio[row["id"]][: len(mel) * hop]
+                    wave = np.pad(wave, (0, len(mel) * hop - len(wave)))
+                    pairs.append(AlignedClip(row["id"], speaker, mel.astype(np.float32), wave))
+            if done % 25 == 0:
+                logger.info("aligned pairs: %d of %d speakers adapted", done, len(plan))
+    finally:
+        model.train(was_training)
+    logger.info("aligned pairs: %d clips of %d speakers (%s), %.1f s", len(pairs), len(plan), split,
+                time.perf_counter() - started)
+    return pairs
+
+
+class AlignedSegmentSampler:
+    """Random aligned segments: log-mels ``(B, F, M)`` and the audio ``(B, F * hop)`` they should become."""
+
+    def __init__(self, clips: list[AlignedClip], segment_frames: int, hop_length: int, seed: int):
+        self.clips = [c for c in clips if len(c.mel) >= segment_frames]
+        if not self.clips:
+            raise AlignedCorpusError(f"No aligned clip has {segment_frames} frames: lower segment_frames.")
+        self.frames, self.hop = segment_frames, hop_length
+        self.rng = np.random.default_rng(seed)
+
+    def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        mels = np.empty((batch_size, self.frames, self.clips[0].mel.shape[1]), dtype=np.float32)
+        waves = np.empty((batch_size, self.frames * self.hop), dtype=np.float32)
+        for row, index in enumerate(self.rng.integers(len(self.clips), size=batch_size)):
+            clip = self.clips[index]
+            start = int(self.rng.integers(len(clip.mel) - self.frames + 1))
+            mels[row] = clip.mel[start: start + self.frames]
+            waves[row] = clip.audio[start * self.hop: (start + self.frames) * self.hop]
+        return torch.from_numpy(mels), torch.from_numpy(waves)
+
+
+@torch.no_grad()
+def aligned_validation_losses(vocoder, criterion, clips: list[AlignedClip]) -> dict[str, float]:
+    """Mean losses of whole aligned clips (model log-mel -> vocoder, against the recording) over ``clips``."""
+    was_training = vocoder.training
+    vocoder.eval()
+    totals = {"mel_l1": 0.0, "stft": 0.0}
+    for clip in clips:
+        losses = criterion(vocoder(torch.from_numpy(clip.mel).unsqueeze(0)), torch.from_numpy(clip.audio).unsqueeze(0))
+        for key in totals:
+            totals[key] += float(losses[key])
+    vocoder.train(was_training)
+    return {key: value / max(1, len(clips)) for key, value in totals.items()}
