@@ -172,7 +172,7 @@ def run(args) -> dict:
             similarity[variant][task.name] = float(np.mean(np.sum(embeddings[variant][task.name] * audio.real_emb, 1)))
         logger.info("%s: factors %s, similarity %s", task.name, factors[task.name],
                     {v: round(similarity[v][task.name], 3) for v in VARIANTS})
-    results = summarise_variants(embeddings, similarity, audios)
+    results = summarise_variants(embeddings, similarity, audios, log=logger)
     if args.wer:
         from hf_metatts.evaluation.asr import asr_word_error_rate
 

@@ -115,10 +115,11 @@ def identification(embeddings: dict[str, np.ndarray], audios: dict[str, TaskAudi
 
 
 def summarise_variants(embeddings: dict[str, dict[str, np.ndarray]], similarity: dict[str, dict[str, float]],
-                       audios: dict[str, TaskAudio]) -> dict[str, dict]:
+                       audios: dict[str, TaskAudio], log: logging.Logger | None = None) -> dict[str, dict]:
     """Per variant (``embeddings[variant][task]`` ``(utterances, D)``, ``similarity[variant][task]``): the mean
     similarity, the identification among every task's centroid, how many misses stay within a voice family, and
-    for ``plain`` the misses themselves; each variant logged."""
+    for ``plain`` the misses themselves; each variant logged to ``log`` (default: this study's logger)."""
+    log = log or logger
     results = {}
     for variant in embeddings:
         accuracy, misses = identification(embeddings[variant], audios)
@@ -128,7 +129,7 @@ def summarise_variants(embeddings: dict[str, dict[str, np.ndarray]], similarity:
                             "similarity_per_task": similarity[variant]}
         if variant == "plain":
             results[variant]["misses"] = misses
-        logger.info("%s: similarity %.4f, identification %.4f (%d missed, %d within a family)", variant,
+        log.info("%s: similarity %.4f, identification %.4f (%d missed, %d within a family)", variant,
                     results[variant]["similarity"], accuracy, len(misses),
                     results[variant]["misidentified_same_family"])
     return results

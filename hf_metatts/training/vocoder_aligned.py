@@ -52,11 +52,9 @@ def default_adaptation(model, meta_learner, support: dict) -> dict[str, torch.Te
 
 
 def teacher_forced_mels(model, params: dict, batch: dict) -> list[np.ndarray]:
-    """The model with the adapted ``params`` reading ``batch``'s clips on their recorded durations (the rows' own,
-    else the aligner's) and pitch -> one log-mel ``(T_i, M)`` per clip, cut to the clip's frames."""
-    batch = dict(batch)
-    if "durations" not in batch or bool((batch["durations"] < 0).any()):
-        batch["durations"] = model.compute_durations(**batch)
+    """The model with the adapted ``params`` reading ``batch``'s clips on their recorded durations (the rows' own;
+    the model's aligner finds them for rows without, as in training) and pitch -> one log-mel ``(T_i, M)`` per
+    clip, cut to the clip's frames."""
     with torch.no_grad():
         output = functional_call(model, params, args=(), kwargs=batch, strict=False)
     lengths = batch["labels_attention_mask"].sum(1).tolist()
