@@ -112,6 +112,30 @@ def test_aligned_pairs_are_the_adapted_models_teacher_forced_mels_next_to_the_re
             np.testing.assert_allclose(pair.mel, mel, atol=1e-5)
 
 
+def test_start_fraction_reads_the_first_clips_with_the_voice_before_the_steps(corpora):
+    model = load_model(corpora.model)
+    pairs = aligned_clips(model, None, corpora.prepared, corpora.corpus, "train", shots=2, clips_per_speaker=2,
+                          start_fraction=0.5)
+    prepared = load_from_disk(corpora.prepared)["train"]
+    index_of = {row_id: index for index, row_id in enumerate(prepared["id"])}
+    collate = MetaTTSDataCollator()
+    for speaker_number, speaker in enumerate(["speaker0", "speaker1"]):
+        order = np.random.default_rng([0, speaker_number]).permutation(
+            [i for i, s in enumerate(prepared["speaker_id"]) if s == speaker]).tolist()
+        support = collate([prepared[i] for i in order[:2]])
+        first, second = [p for p in pairs if p.speaker == speaker]
+        assert [index_of[first.id], index_of[second.id]] == order[2:4]
+        start = default_adaptation(model, None, support, steps=0)
+        adapted = default_adaptation(model, None, support)
+        assert any(not torch.equal(start[name], adapted[name]) for name in start)
+        np.testing.assert_allclose(first.mel, teacher_forced_mels(model, start, collate([prepared[order[2]]]))[0],
+                                   atol=1e-5)
+        np.testing.assert_allclose(second.mel, teacher_forced_mels(model, adapted, collate([prepared[order[3]]]))[0],
+                                   atol=1e-5)
+    with pytest.raises(AlignedCorpusError, match="start_fraction=1.5"):
+        aligned_clips(model, None, corpora.prepared, corpora.corpus, "train", shots=2, start_fraction=1.5)
+
+
 def test_the_sampler_keeps_mel_frames_and_samples_aligned():
     frames, mels = 40, 80
     mel = np.repeat(np.arange(frames, dtype=np.float32)[:, None], mels, axis=1)  # frame t reads t
@@ -167,6 +191,7 @@ def test_aligned_training_starts_from_the_given_vocoder_and_lowers_the_aligned_l
     ({"aligned_model": "no/such/checkpoint"}, VocoderTrainingError, "aligned_model=no/such/checkpoint"),
     ({"init_from": "no/such/vocoder"}, VocoderTrainingError, "init_from=no/such/vocoder"),
     ({"aligned_shots": 0}, VocoderTrainingError, "aligned_shots=0"),
+    ({"aligned_start_fraction": -0.1}, VocoderTrainingError, "aligned_start_fraction=-0.1"),
     ({"prepared_dataset_path": "no/such/prepared"}, AlignedCorpusError, "prepare-corpus"),
     ({"aligned_shots": 4}, AlignedCorpusError, "more than shots=4"),
 ])

@@ -80,6 +80,7 @@ class VocoderTrainingArguments:
     aligned_shots: int = 5  # support clips each speaker's voice is adapted to, as model.adapt does
     aligned_clips_per_speaker: int = 8  # clips each adapted voice reads for training
     aligned_validation_clips_per_speaker: int = 2  # the same for the validation speakers
+    aligned_start_fraction: float = 0.0  # share of those clips read with the voice before the steps (zero-shot)
 
     def validate(self) -> None:
         for name in ("max_utterances", "segment_frames", "batch_size", "max_steps", "hidden_size",
@@ -94,6 +95,8 @@ class VocoderTrainingArguments:
             )
         if not 0 < self.learning_rate < 1:
             raise VocoderTrainingError(f"learning_rate={self.learning_rate} must lie in (0, 1).")
+        if not 0.0 <= self.aligned_start_fraction <= 1.0:
+            raise VocoderTrainingError(f"aligned_start_fraction={self.aligned_start_fraction} must lie in [0, 1].")
         for name in ("init_from", "aligned_model"):
             folder = getattr(self, name)
             if folder is not None and not os.path.isdir(folder):
@@ -369,7 +372,8 @@ def _training_data(args: VocoderTrainingArguments, config: MetaTTSConfig, criter
 
     def pairs(split, per_speaker):
         return aligned_clips(model, head, args.prepared_path, args.dataset_path, split, shots=args.aligned_shots,
-                             clips_per_speaker=per_speaker, seed=args.seed)
+                             clips_per_speaker=per_speaker, seed=args.seed,
+                             start_fraction=args.aligned_start_fraction)
 
     train = pairs(args.train_split, args.aligned_clips_per_speaker)[: args.max_utterances]
     valid = pairs(args.validation_split, args.aligned_validation_clips_per_speaker)

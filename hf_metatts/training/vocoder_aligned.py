@@ -42,13 +42,15 @@ class AlignedClip:
     audio: np.ndarray
 
 
-def default_adaptation(model, meta_learner, support: dict) -> dict[str, torch.Tensor]:
-    """The adapted parameter set ``model.adapt`` (default method) would give for the collated ``support`` batch."""
+def default_adaptation(model, meta_learner, support: dict, steps: int | None = None) -> dict[str, torch.Tensor]:
+    """The adapted parameter set ``model.adapt`` (default method) would give for the collated ``support`` batch;
+    ``steps=0`` gives the voice it starts from (the support encoder's, for a zero-shot-start meta-learner)."""
     from ..meta import adapt_parameters
     from ..voice_adapt import resolve_adaptation
 
-    method, steps = resolve_adaptation("maml", meta_learner, None)
-    return adapt_parameters(model, support, method=method, steps=steps, meta_learner=meta_learner)
+    method, default_steps = resolve_adaptation("maml", meta_learner, None)
+    return adapt_parameters(model, support, method=method, steps=default_steps if steps is None else steps,
+                            meta_learner=meta_learner)
 
 
 def teacher_forced_mels(model, params: dict, batch: dict) -> list[np.ndarray]:
@@ -102,14 +104,19 @@ def _prepared_split(prepared_path: str, split: str):
 
 
 def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, split: str, shots: int = 5,
-                  clips_per_speaker: int = 8, seed: int = 0, batch_size: int = 4) -> list[AlignedClip]:
+                  clips_per_speaker: int = 8, seed: int = 0, batch_size: int = 4,
+                  start_fraction: float = 0.0) -> list[AlignedClip]:
     """GTA pairs for every speaker of ``split`` with more than ``shots`` rows: the model adapted to ``shots``
     random rows of the speaker reads up to ``clips_per_speaker`` others. ``prepared_path`` is the prepared
-    corpus (labels, pitch, durations), ``dataset_path`` the corpus with the audio (matched by ``id``)."""
+    corpus (labels, pitch, durations), ``dataset_path`` the corpus with the audio (matched by ``id``). The first
+    ``round(start_fraction * clips)`` of each speaker's clips are read with the voice before the steps (what
+    ``model.adapt(..., method="zero_shot")`` gives), the others with the adapted voice."""
     from ..data_collator import MetaTTSDataCollator
 
     if shots < 1 or clips_per_speaker < 1:
         raise AlignedCorpusError(f"shots={shots} and clips_per_speaker={clips_per_speaker} must be at least 1.")
+    if not 0.0 <= start_fraction <= 1.0:
+        raise AlignedCorpusError(f"start_fraction={start_fraction} must lie in [0, 1].")
     rows = _prepared_split(prepared_path, split)
     by_speaker: dict[str, list[int]] = {}
     for index, speaker in enumerate(rows["speaker_id"]):
@@ -132,9 +139,15 @@ def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, sp
     pairs, started = [], time.perf_counter()
     try:
         for done, (speaker, (support_rows, target_rows)) in enumerate(plan.items(), start=1):
-            params = default_adaptation(model, meta_learner, collate([rows[i] for i in support_rows]))
-            for first in range(0, len(target_rows), batch_size):
-                chunk = [rows[i] for i in target_rows[first: first + batch_size]]
+            support = collate([rows[i] for i in support_rows])
+            at_start = round(start_fraction * len(target_rows))
+            groups = [(target_rows[at_start:], default_adaptation(model, meta_learner, support))]
+            if at_start:
+                groups.insert(0, (target_rows[:at_start], default_adaptation(model, meta_learner, support, steps=0)))
+            chunks = [(group[first: first + batch_size], params) for group, params in groups
+                      for first in range(0, len(group), batch_size)]
+            for chunk_rows, params in chunks:
+                chunk = [rows[i] for i in chunk_rows]
                 for row, mel in zip(chunk, teacher_forced_mels(model, params, collate(chunk))):
                     wave = audio[row["id"]][: len(mel) * hop]
                     wave = np.pad(wave, (0, len(mel) * hop - len(wave)))
