@@ -78,10 +78,11 @@ bundle --global-variance-weight 0.3
 # bundled in place of the first one, its run added to the card (BENCHMARKS.md: "The vocoder fine-tuned on the
 # model's own mels")
 hf-metatts --log-level INFO train-vocoder --dataset data/voices-augmented --aligned-model hf_metatts/checkpoints/default \
-  --init-from outputs/vocoder --learning-rate 2e-4 --warmup-steps 100 --max-steps 2000 --eval-steps 250 \
-  --save-steps 250 --threads "$OMP_NUM_THREADS" --out outputs/vocoder_aligned > logs/vocoder_aligned.log 2>&1
-hf-metatts --log-level INFO bundle --model hf_metatts/checkpoints/default --vocoder outputs/vocoder_aligned \
-  --runs outputs/vocoder_aligned --keep-runs --datasets hf-metatts/voices-default hf-metatts/voices-augmented \
+  --init-from outputs/vocoder --aligned-start-fraction 0.5 --learning-rate 2e-4 --warmup-steps 100 --max-steps 2000 \
+  --eval-steps 250 --save-steps 250 --threads "$OMP_NUM_THREADS" --out outputs/vocoder_aligned_start \
+  > logs/vocoder_aligned_start.log 2>&1
+hf-metatts --log-level INFO bundle --model hf_metatts/checkpoints/default --vocoder outputs/vocoder_aligned_start \
+  --runs outputs/vocoder_aligned_start --keep-runs --datasets hf-metatts/voices-default hf-metatts/voices-augmented \
   --out hf_metatts/checkpoints/default
 python benchmarks/voice_adaptation_speed.py --model hf_metatts/checkpoints/default --corpus data/voices --threads 2 \
   --out benchmarks/results/voice_adaptation_speed_default.json > logs/speed_adapt.log 2>&1
