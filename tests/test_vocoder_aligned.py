@@ -4,6 +4,7 @@ segments stay aligned, and a run starts from the given vocoder, learns, and refu
 
 from __future__ import annotations
 
+import json
 import os
 from types import SimpleNamespace
 
@@ -209,3 +210,22 @@ def test_a_corpus_without_the_prepared_rows_audio_is_refused(corpora, tmp_path):
     DatasetDict(train=speaker_split(2, 4, 500), validation=speaker_split(2, 3, 600)).save_to_disk(str(other))
     with pytest.raises(AlignedCorpusError, match="have no audio"):
         aligned_clips(load_model(corpora.model), None, corpora.prepared, str(other), "train", shots=2)
+
+
+def test_the_train_vocoder_command_runs_the_aligned_fine_tuning(corpora, tmp_path):
+    from hf_metatts.cli import main as cli_main
+
+    out = tmp_path / "vocoder"
+    argv = ["train-vocoder", "--dataset", corpora.corpus, "--out", str(out), "--aligned-model", corpora.model,
+            "--init-from", corpora.model, "--aligned-shots", "2", "--aligned-clips-per-speaker", "2",
+            "--aligned-validation-clips-per-speaker", "1", "--aligned-start-fraction", "0.5", "--segment-frames", "8",
+            "--batch-size", "2", "--max-steps", "3", "--warmup-steps", "1", "--eval-steps", "3", "--save-steps", "3",
+            "--threads", "1"]
+    assert cli_main(argv) == 0
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    assert summary["steps"] == 3 and summary["data_seconds"] >= 0
+    assert summary["arguments"]["aligned_start_fraction"] == 0.5
+    assert summary["arguments"]["prepared_dataset_path"] is None  # read from "<dataset>-prepared"
+    assert set(summary["validation"]["aligned"]) == {"mel_l1", "stft"}
+    sizes = load_model(corpora.model).config.vocoder_hidden_size
+    assert load_trained_vocoder(str(out)).config.vocoder_hidden_size == sizes
