@@ -185,19 +185,27 @@ def _learning_rate(args: VocoderTrainingArguments, step: int) -> float:
 
 
 @torch.no_grad()
-def validation_losses(vocoder: ISTFTVocoder, criterion: VocoderLoss, clips: list[np.ndarray]) -> dict[str, float]:
-    """Mean losses of whole-clip resynthesis (real audio -> log-mel -> vocoder) over ``clips``."""
+def mean_losses(vocoder: ISTFTVocoder, criterion: VocoderLoss, pairs: list[tuple[torch.Tensor, torch.Tensor]]
+                ) -> dict[str, float]:
+    """Mean ``mel_l1`` and ``stft`` losses of the vocoder over whole clips: ``pairs`` of its input log-mel
+    ``(1, T, M)`` and the audio ``(1, T * hop)`` it should give. The vocoder runs in eval mode and is left in the
+    mode it was in."""
+    was_training = vocoder.training
     vocoder.eval()
-    hop = criterion.config.hop_length
     totals = {"mel_l1": 0.0, "stft": 0.0}
-    for clip in clips:
-        length = (len(clip) // hop) * hop
-        target = torch.from_numpy(clip[:length]).unsqueeze(0)
-        losses = criterion(vocoder(criterion.log_mel(target)), target)
+    for mel, target in pairs:
+        losses = criterion(vocoder(mel), target)
         for key in totals:
             totals[key] += float(losses[key])
-    vocoder.train()
-    return {key: value / max(1, len(clips)) for key, value in totals.items()}
+    vocoder.train(was_training)
+    return {key: value / max(1, len(pairs)) for key, value in totals.items()}
+
+
+def validation_losses(vocoder: ISTFTVocoder, criterion: VocoderLoss, clips: list[np.ndarray]) -> dict[str, float]:
+    """Mean losses of whole-clip resynthesis (real audio -> log-mel -> vocoder) over ``clips``."""
+    hop = criterion.config.hop_length
+    targets = [torch.from_numpy(clip[: (len(clip) // hop) * hop]).unsqueeze(0) for clip in clips]
+    return mean_losses(vocoder, criterion, [(criterion.log_mel(target), target) for target in targets])
 
 
 def save_vocoder(vocoder: ISTFTVocoder, config: MetaTTSConfig, output_dir: str) -> None:
@@ -335,22 +343,15 @@ def train_vocoder(args: VocoderTrainingArguments) -> dict:
     return summary
 
 
-class _RealMelSegments:
+class _RealMelSegments(SegmentSampler):
     """Real-audio segments and their own log-mels: ``sample(B) -> (log-mel (B, F, M), audio (B, F * hop))``."""
 
-    def __init__(self, sampler: SegmentSampler, criterion: VocoderLoss):
-        self.sampler, self.criterion = sampler, criterion
-
-    @property
-    def rng(self):
-        return self.sampler.rng
-
-    @rng.setter
-    def rng(self, value):
-        self.sampler.rng = value
+    def __init__(self, clips: list[np.ndarray], segment_samples: int, seed: int, criterion: VocoderLoss):
+        super().__init__(clips, segment_samples, seed)
+        self.criterion = criterion
 
     def sample(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        target = self.sampler.sample(batch_size)
+        target = super().sample(batch_size)
         return self.criterion.log_mel(target), target
 
 
@@ -360,8 +361,7 @@ def _training_data(args: VocoderTrainingArguments, config: MetaTTSConfig, criter
         clips = load_clips(args.dataset_path, args.train_split, args.max_utterances, args.seed, config.sampling_rate)
         logger.info("vocoder training on %d clips (%.2f h)", len(clips),
                     sum(map(len, clips)) / config.sampling_rate / 3600)
-        sampler = SegmentSampler(clips, args.segment_frames * config.hop_length, args.seed)
-        return _RealMelSegments(sampler, criterion), []
+        return _RealMelSegments(clips, args.segment_frames * config.hop_length, args.seed, criterion), []
     from ..meta import load_meta_learner
     from ..modeling_metatts import MetaTTSForTextToSpeech
     from .vocoder_aligned import AlignedSegmentSampler, aligned_clips

@@ -130,7 +130,8 @@ def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, sp
         plan[speaker] = (order[:shots], order[shots: shots + clips_per_speaker])
     if not plan:
         raise AlignedCorpusError(f"No speaker of split {split!r} has more than shots={shots} rows: lower shots.")
-    ids = {rows[i]["id"] for _, targets in plan.values() for i in targets}
+    row_ids = rows["id"]
+    ids = {row_ids[i] for _, targets in plan.values() for i in targets}
     hop = model.config.hop_length
     audio = _audio_by_id(dataset_path, split, ids, model.config.sampling_rate)
     collate = MetaTTSDataCollator(pad_token_id=model.config.pad_token_id)
@@ -182,15 +183,9 @@ class AlignedSegmentSampler:
         return torch.from_numpy(mels), torch.from_numpy(waves)
 
 
-@torch.no_grad()
 def aligned_validation_losses(vocoder, criterion, clips: list[AlignedClip]) -> dict[str, float]:
     """Mean losses of whole aligned clips (model log-mel -> vocoder, against the recording) over ``clips``."""
-    was_training = vocoder.training
-    vocoder.eval()
-    totals = {"mel_l1": 0.0, "stft": 0.0}
-    for clip in clips:
-        losses = criterion(vocoder(torch.from_numpy(clip.mel).unsqueeze(0)), torch.from_numpy(clip.audio).unsqueeze(0))
-        for key in totals:
-            totals[key] += float(losses[key])
-    vocoder.train(was_training)
-    return {key: value / max(1, len(clips)) for key, value in totals.items()}
+    from .vocoder import mean_losses
+
+    return mean_losses(vocoder, criterion, [(torch.from_numpy(clip.mel).unsqueeze(0),
+                                            torch.from_numpy(clip.audio).unsqueeze(0)) for clip in clips])
