@@ -15,6 +15,15 @@ candidate must come from the same split and shots as the baseline; speakers only
 and counted. ``--metric`` picks the per-speaker number (default ``similarity``; ``mcd``, ``wer`` where measured);
 ``--families espeak`` (or ``flite festival``) keeps the speakers of those voice families only (the source before
 ``:`` in a speaker's name).
+
+Training runs of one recipe differ (another seed, another machine), so one run of a baseline is one draw. With
+several items after ``--baseline`` the baseline is each speaker's mean over those draws (the speakers every draw
+measured), and the table also gives each draw's own mean::
+
+    python benchmarks/paired_comparison.py \
+        --baseline benchmarks/results/default_checkpoint.json#finetune@100 \
+                   benchmarks/results/default_checkpoint_finetune_redraw.json#finetune@100 \
+        --candidates benchmarks/results/default_checkpoint.json#zero_shot@5
 Writes the JSON and a markdown table beside it (``.md``).
 """
 
@@ -86,6 +95,36 @@ def load_selection(item: str, metric: str, families: list[str] | None = None) ->
     return {"item": item, "split": split, "shots": shots, "values": values}
 
 
+def mean_over_draws(draws: list[dict]) -> dict:
+    """Several selections of one baseline (its training runs) -> one selection whose value for each speaker is the
+    mean over the draws, kept for the speakers every draw measured; ``draw_means`` gives each draw's own mean over
+    those speakers. One draw is returned as it is.
+
+    Raises:
+        ResultSelectionError: the draws were measured on another split or number of shots, name the same item
+            twice, or share fewer than 2 speakers.
+    """
+    if len(draws) == 1:
+        return draws[0]
+    items = [draw["item"] for draw in draws]
+    if len(set(items)) != len(items):
+        raise ResultSelectionError(f"the baseline names a draw twice ({items}): give each training run once")
+    for draw in draws[1:]:
+        for key in ("split", "shots"):
+            if draw[key] != draws[0][key]:
+                raise ResultSelectionError(f"baseline draw {draw['item']} was measured with {key}={draw[key]!r}, "
+                                           f"{draws[0]['item']} with {key}={draws[0][key]!r}: draws of one baseline "
+                                           "must be measured alike")
+    shared = sorted(set.intersection(*(set(draw["values"]) for draw in draws)))
+    if len(shared) < 2:
+        raise ResultSelectionError(f"the baseline draws share {len(shared)} speaker(s): they must be measured on "
+                                   "the same speakers")
+    values = {task: sum(draw["values"][task] for draw in draws) / len(draws) for task in shared}
+    draw_means = {draw["item"]: round(sum(draw["values"][t] for t in shared) / len(shared), 4) for draw in draws}
+    return {"item": f"mean of {len(draws)} draws", "split": draws[0]["split"], "shots": draws[0]["shots"],
+            "values": values, "draws": items, "draw_means": draw_means}
+
+
 def compare(baseline: dict, candidate: dict, seed: int = 0) -> dict:
     """One row: the candidate's and the baseline's means over the shared speakers and the paired difference.
 
@@ -108,7 +147,12 @@ def compare(baseline: dict, candidate: dict, seed: int = 0) -> dict:
 def render(result: dict) -> str:
     level = round(100 * CONFIDENCE_LEVEL)
     among = f" of the families {', '.join(result['families'])}" if result.get("families") else ""
-    lines = [f"Baseline `{result['baseline']}`, metric `{result['metric']}`, paired over speakers{among}", "",
+    baseline = f"`{result['baseline']}`"
+    if isinstance(result["baseline"], list):
+        draws = "; ".join(f"`{item}` {mean:.4f}" for item, mean in result["baseline_draw_means"].items())
+        baseline = (f"the per-speaker mean of {len(result['baseline'])} draws ({draws}: each draw's mean over the "
+                    "speakers all of them measured)")
+    lines = [f"Baseline {baseline}, metric `{result['metric']}`, paired over speakers{among}", "",
              f"| candidate | its mean | baseline's | difference | {level}% interval | speakers above / below |",
              "|---|---|---|---|---|---|"]
     for row in result["rows"]:
@@ -120,7 +164,8 @@ def render(result: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", required=True, metavar="PATH[#SELECTOR]")
+    parser.add_argument("--baseline", required=True, nargs="+", metavar="PATH[#SELECTOR]",
+                        help="the baseline; several: draws of it (training runs), compared as each speaker's mean")
     parser.add_argument("--candidates", required=True, nargs="+", metavar="PATH[#SELECTOR]")
     parser.add_argument("--metric", default="similarity", help="per-speaker number to compare (default: similarity)")
     parser.add_argument("--families", nargs="+", default=None, metavar="FAMILY",
@@ -135,12 +180,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        baseline = load_selection(args.baseline, args.metric, args.families)
+        baseline = mean_over_draws([load_selection(item, args.metric, args.families) for item in args.baseline])
         rows = [compare(baseline, load_selection(item, args.metric, args.families), args.seed)
                 for item in args.candidates]
     except (ResultSelectionError, PairedComparisonError) as error:
         parser.error(str(error))
-    result = {"baseline": args.baseline, "metric": args.metric, "families": args.families,
+    result = {"baseline": args.baseline[0] if len(args.baseline) == 1 else args.baseline,
+              "baseline_draw_means": baseline.get("draw_means"), "metric": args.metric, "families": args.families,
               "confidence": CONFIDENCE_LEVEL, "seed": args.seed,
               "rows": rows, "command": "python benchmarks/paired_comparison.py " + shlex.join(
                   sys.argv[1:] if argv is None else list(argv))}

@@ -127,3 +127,41 @@ def test_meta_train_command_runs_a_json_config(tmp_path):
     assert args.func(args) == 0
     assert (tmp_path / "out" / "checkpoint-2" / "meta_learner_config.json").is_file()
     assert MetaTTSForTextToSpeech.from_pretrained(str(tmp_path / "out")).config.hidden_size == 32
+
+
+def test_the_config_seed_decides_a_new_models_weights():
+    """A run's ``seed`` draws the new model's weights too (before, only its episodes): the same seed gives the same
+    model, another seed another draw of the recipe, and the speaker table is sized to the training tasks."""
+    import json
+
+    from hf_metatts.meta import MetaModelArguments
+    from hf_metatts.meta.cli import build_model
+
+    train = mel_corpus(3, 2)
+    model_args = MetaModelArguments(config_overrides=json.dumps(TINY))
+
+    def build(seed, global_seed):
+        torch.manual_seed(global_seed)  # whatever the global state was, the config's seed decides
+        args = MetaTrainingArguments(output_dir="unused", method="pretrain", seed=seed, max_steps=1, report_to="none")
+        return build_model(model_args, args, train).state_dict()
+
+    first, again, other = build(5, global_seed=1), build(5, global_seed=2), build(6, global_seed=1)
+    assert first.keys() == again.keys() == other.keys()
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not all(torch.equal(first[name], other[name]) for name in first)
+    assert first["voice.speaker_table.weight"].shape[0] == 3
+
+
+def test_meta_train_command_overrides_the_seed(tmp_path, monkeypatch):
+    import argparse
+
+    import hf_metatts.meta.cli as meta_cli
+
+    seen = {}
+    monkeypatch.setattr(meta_cli, "run_meta_training", lambda m, d, t: seen.update(seed=t.seed, out=t.output_dir))
+    parser = argparse.ArgumentParser()
+    meta_cli.register(parser.add_subparsers())
+    for extra, seed in (([], 0), (["--seed", "3"], 3)):
+        args = parser.parse_args(["meta-train", "--config", "examples/configs/default_pretrain.json", *extra])
+        assert args.func(args) == 0
+        assert seen == {"seed": seed, "out": "outputs/default_pretrain"}

@@ -100,3 +100,36 @@ def test_families_keep_only_their_speakers(script, tmp_path):
     with pytest.raises(script.ResultSelectionError, match="no speaker among the families"):
         script.load_selection(other, "similarity", ["piper"])
 
+
+
+def test_a_baseline_of_several_draws_is_each_speakers_mean(script, tmp_path):
+    first = rules_result(tmp_path / "first.json", {"learned": [0.80, 0.82, 0.70, 0.72, 0.75]})
+    second = rules_result(tmp_path / "second.json", {"learned": [0.84, 0.80, 0.74, 0.70, 0.79]})
+    candidate = rules_result(tmp_path / "candidate.json", {"learned": [0.83, 0.82, 0.73, 0.72, 0.78]})
+    out = tmp_path / "cmp.json"
+    assert script.main(["--baseline", first, second, "--candidates", candidate, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["baseline"] == [first, second]
+    assert result["baseline_draw_means"] == {first: pytest.approx(0.758), second: pytest.approx(0.774)}
+    row = result["rows"][0]
+    assert row["baseline_mean"] == pytest.approx(0.766) and row["candidate_mean"] == pytest.approx(0.776)
+    assert row["paired"]["mean"] == pytest.approx(0.010) and row["paired"]["tasks"] == 5
+    table = (tmp_path / "cmp.md").read_text()
+    assert "per-speaker mean of 2 draws" in table and f"`{second}` 0.7740" in table
+    one = script.main(["--baseline", first, "--candidates", candidate, "--out", str(tmp_path / "one.json")])
+    assert one == 0 and json.loads((tmp_path / "one.json").read_text())["baseline"] == first
+
+
+def test_draws_of_a_baseline_must_be_measured_alike(script, tmp_path, capsys):
+    first = rules_result(tmp_path / "first.json", {"learned": [0.8] * 5})
+    on_test = rules_result(tmp_path / "test.json", {"learned": [0.8] * 5}, split="test")
+    three_shots = rules_result(tmp_path / "shots.json", {"learned": [0.8] * 5}, shots=3)
+    out = tmp_path / "cmp.json"
+    for draws, message in (([first, on_test], "split='test'"), ([first, three_shots], "shots=3"),
+                           ([first, first], "names a draw twice")):
+        with pytest.raises(SystemExit):
+            script.main(["--baseline", *draws, "--candidates", first, "--out", str(out)])
+        assert message in capsys.readouterr().err and not out.exists()
+    apart = {"values": {"espeak:a": 0.8, "espeak:b": 0.7}, "split": "validation", "shots": 5}
+    with pytest.raises(script.ResultSelectionError, match="share 1 speaker"):
+        script.mean_over_draws([{**apart, "item": "x"}, {**apart, "item": "y", "values": {"espeak:a": 0.7}}])

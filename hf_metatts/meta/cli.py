@@ -86,7 +86,6 @@ def select_train_tasks(train, task_column: str, patterns: list[str] | None, max_
 def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArguments,
                       training_args: MetaTrainingArguments):
     """Build the model and task splits, meta-train with :class:`MetaTrainer`, save to ``output_dir``."""
-    from .. import MetaTTSConfig, MetaTTSForTextToSpeech
     from ..data_collator import MetaTTSDataCollator
     from .trainer import MetaTrainer
 
@@ -94,15 +93,7 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
     processor = _processor(model_args)
     train, validation = load_splits(data_args, processor)
     train = select_train_tasks(train, training_args.task_column, data_args.train_tasks, data_args.max_train_tasks)
-    if model_args.model_name_or_path:
-        model = MetaTTSForTextToSpeech.from_pretrained(model_args.model_name_or_path)
-    else:
-        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
-        if training_args.method == "pretrain":
-            overrides.setdefault("num_speakers", len(set(train[training_args.task_column])))
-        model = MetaTTSForTextToSpeech(MetaTTSConfig(**overrides))
-    if model_args.speaker_embedding_voice_encoder:
-        attach_speaker_embedding_voice_encoder(model, model_args.speaker_embedding_voice_encoder, training_args)
+    model = build_model(model_args, training_args, train)
     trainer = MetaTrainer(model, training_args, train_dataset=train, eval_dataset=validation,
                           data_collator=MetaTTSDataCollator(), processing_class=processor,
                           meta_learner=_trained_meta_learner(model_args, training_args))
@@ -114,6 +105,30 @@ def run_meta_training(model_args: MetaModelArguments, data_args: MetaDataArgumen
     if trainer.is_world_process_zero():
         write_training_summary(training_args, result, metrics, started)
     return result
+
+
+def build_model(model_args: MetaModelArguments, training_args: MetaTrainingArguments, train):
+    """The model to meta-train: loaded from ``model_name_or_path`` or built from ``config_overrides`` (the
+    baseline's speaker table sized to the tasks of ``train``), with the support encoder attached when asked.
+
+    Everything drawn at random here (a new model's weights, a fresh support-encoder head) is drawn after
+    ``set_seed(training_args.seed)``, so a config's ``seed`` decides the whole run, not only its episodes.
+    """
+    from transformers import set_seed
+
+    from .. import MetaTTSConfig, MetaTTSForTextToSpeech
+
+    set_seed(training_args.seed)
+    if model_args.model_name_or_path:
+        model = MetaTTSForTextToSpeech.from_pretrained(model_args.model_name_or_path)
+    else:
+        overrides = json.loads(model_args.config_overrides) if model_args.config_overrides else {}
+        if training_args.method == "pretrain":
+            overrides.setdefault("num_speakers", len(set(train[training_args.task_column])))
+        model = MetaTTSForTextToSpeech(MetaTTSConfig(**overrides))
+    if model_args.speaker_embedding_voice_encoder:
+        attach_speaker_embedding_voice_encoder(model, model_args.speaker_embedding_voice_encoder, training_args)
+    return model
 
 
 def attach_speaker_embedding_voice_encoder(model, directory: str, training_args: MetaTrainingArguments) -> None:
@@ -191,6 +206,8 @@ def _meta_train(args) -> int:
     model_args, data_args, training_args = parse_config(args.config)
     if args.output_dir:
         training_args.output_dir = args.output_dir
+    if args.seed is not None:
+        training_args.seed = args.seed
     run_meta_training(model_args, data_args, training_args)
     return 0
 
@@ -205,5 +222,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="JSON config file")
     parser.add_argument("--output-dir", default=None, help="override output_dir of the config")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="override seed of the config: another draw of the same recipe (weights, episodes)")
     parser.set_defaults(func=_meta_train)
     return parser
