@@ -18,12 +18,15 @@ and counted. ``--metric`` picks the per-speaker number (default ``similarity``; 
 
 Training runs of one recipe differ (another seed, another machine), so one run of a baseline is one draw. With
 several items after ``--baseline`` the baseline is each speaker's mean over those draws (the speakers every draw
-measured), and the table also gives each draw's own mean::
+measured), and the table also gives each draw's own mean. A candidate's draws are one item, joined by commas
+(``A.json#metasgd@5,B.json#metasgd@5``)::
 
     python benchmarks/paired_comparison.py \
         --baseline benchmarks/results/default_checkpoint.json#finetune@100 \
                    benchmarks/results/default_checkpoint_finetune_redraw.json#finetune@100 \
-        --candidates benchmarks/results/default_checkpoint.json#zero_shot@5
+        --candidates benchmarks/results/default_checkpoint.json#zero_shot@5 \
+            benchmarks/results/default_checkpoint.json#metasgd@5,benchmarks/results/default_checkpoint_plain_start_800_rerun.json#metasgd@5
+
 Writes the JSON and a markdown table beside it (``.md``).
 """
 
@@ -34,6 +37,7 @@ import json
 import logging
 import os
 import shlex
+import statistics
 import sys
 from pathlib import Path
 
@@ -96,9 +100,10 @@ def load_selection(item: str, metric: str, families: list[str] | None = None) ->
 
 
 def mean_over_draws(draws: list[dict]) -> dict:
-    """Several selections of one baseline (its training runs) -> one selection whose value for each speaker is the
+    """Several selections of one method (its training runs) -> one selection whose value for each speaker is the
     mean over the draws, kept for the speakers every draw measured; ``draw_means`` gives each draw's own mean over
-    those speakers. One draw is returned as it is.
+    those speakers and ``draw_sd`` their standard deviation (how far one training run of the recipe lands from
+    another: the paired interval over speakers does not hold that). One draw is returned as it is.
 
     Raises:
         ResultSelectionError: the draws were measured on another split or number of shots, name the same item
@@ -108,21 +113,22 @@ def mean_over_draws(draws: list[dict]) -> dict:
         return draws[0]
     items = [draw["item"] for draw in draws]
     if len(set(items)) != len(items):
-        raise ResultSelectionError(f"the baseline names a draw twice ({items}): give each training run once")
+        raise ResultSelectionError(f"{items} names a draw twice: give each training run once")
     for draw in draws[1:]:
         for key in ("split", "shots"):
             if draw[key] != draws[0][key]:
-                raise ResultSelectionError(f"baseline draw {draw['item']} was measured with {key}={draw[key]!r}, "
-                                           f"{draws[0]['item']} with {key}={draws[0][key]!r}: draws of one baseline "
+                raise ResultSelectionError(f"draw {draw['item']} was measured with {key}={draw[key]!r}, "
+                                           f"{draws[0]['item']} with {key}={draws[0][key]!r}: draws of one method "
                                            "must be measured alike")
     shared = sorted(set.intersection(*(set(draw["values"]) for draw in draws)))
     if len(shared) < 2:
-        raise ResultSelectionError(f"the baseline draws share {len(shared)} speaker(s): they must be measured on "
+        raise ResultSelectionError(f"the draws {items} share {len(shared)} speaker(s): they must be measured on "
                                    "the same speakers")
     values = {task: sum(draw["values"][task] for draw in draws) / len(draws) for task in shared}
     draw_means = {draw["item"]: round(sum(draw["values"][t] for t in shared) / len(shared), 4) for draw in draws}
-    return {"item": f"mean of {len(draws)} draws", "split": draws[0]["split"], "shots": draws[0]["shots"],
-            "values": values, "draws": items, "draw_means": draw_means}
+    return {"item": ",".join(items), "split": draws[0]["split"], "shots": draws[0]["shots"],
+            "values": values, "draws": items, "draw_means": draw_means,
+            "draw_sd": round(statistics.stdev(draw_means.values()), 4)}
 
 
 def compare(baseline: dict, candidate: dict, seed: int = 0) -> dict:
@@ -140,6 +146,7 @@ def compare(baseline: dict, candidate: dict, seed: int = 0) -> dict:
     shared = sorted(set(candidate["values"]) & set(baseline["values"]))
     mean = lambda values: round(sum(values[t] for t in shared) / len(shared), 4)  # noqa: E731
     return {"candidate": candidate["item"], "candidate_mean": mean(candidate["values"]),
+            "candidate_draw_means": candidate.get("draw_means"), "candidate_draw_sd": candidate.get("draw_sd"),
             "baseline_mean": mean(baseline["values"]), "paired": paired.to_dict(),
             "left_out": len(set(candidate["values"]) ^ set(baseline["values"]))}
 
@@ -151,13 +158,18 @@ def render(result: dict) -> str:
     if isinstance(result["baseline"], list):
         draws = "; ".join(f"`{item}` {mean:.4f}" for item, mean in result["baseline_draw_means"].items())
         baseline = (f"the per-speaker mean of {len(result['baseline'])} draws ({draws}: each draw's mean over the "
-                    "speakers all of them measured)")
+                    f"speakers all of them measured; standard deviation over draws {result['baseline_draw_sd']:.4f})")
     lines = [f"Baseline {baseline}, metric `{result['metric']}`, paired over speakers{among}", "",
              f"| candidate | its mean | baseline's | difference | {level}% interval | speakers above / below |",
              "|---|---|---|---|---|---|"]
     for row in result["rows"]:
         p = row["paired"]
-        lines.append(f"| `{row['candidate']}` | {row['candidate_mean']:.4f} | {row['baseline_mean']:.4f} | "
+        candidate = f"`{row['candidate']}`"
+        if row.get("candidate_draw_means"):
+            draws = "; ".join(f"`{item}` {mean:.4f}" for item, mean in row["candidate_draw_means"].items())
+            candidate = (f"the per-speaker mean of {len(row['candidate_draw_means'])} draws ({draws}; standard "
+                         f"deviation {row['candidate_draw_sd']:.4f})")
+        lines.append(f"| {candidate} | {row['candidate_mean']:.4f} | {row['baseline_mean']:.4f} | "
                      f"{p['mean']:+.4f} | [{p['low']:+.4f}, {p['high']:+.4f}] | {p['above']} / {p['below']} |")
     return "\n".join(lines) + "\n"
 
@@ -166,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, nargs="+", metavar="PATH[#SELECTOR]",
                         help="the baseline; several: draws of it (training runs), compared as each speaker's mean")
-    parser.add_argument("--candidates", required=True, nargs="+", metavar="PATH[#SELECTOR]")
+    parser.add_argument("--candidates", required=True, nargs="+", metavar="PATH[#SELECTOR][,PATH[#SELECTOR]...]",
+                        help="the candidates; items joined by commas: draws of one candidate, as each speaker's mean")
     parser.add_argument("--metric", default="similarity", help="per-speaker number to compare (default: similarity)")
     parser.add_argument("--families", nargs="+", default=None, metavar="FAMILY",
                         help="only the speakers of these voice families (espeak, flite, festival)")
@@ -181,12 +194,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         baseline = mean_over_draws([load_selection(item, args.metric, args.families) for item in args.baseline])
-        rows = [compare(baseline, load_selection(item, args.metric, args.families), args.seed)
+        rows = [compare(baseline, mean_over_draws([load_selection(draw, args.metric, args.families)
+                                                   for draw in item.split(",")]), args.seed)
                 for item in args.candidates]
     except (ResultSelectionError, PairedComparisonError) as error:
         parser.error(str(error))
     result = {"baseline": args.baseline[0] if len(args.baseline) == 1 else args.baseline,
-              "baseline_draw_means": baseline.get("draw_means"), "metric": args.metric, "families": args.families,
+              "baseline_draw_means": baseline.get("draw_means"), "baseline_draw_sd": baseline.get("draw_sd"),
+              "metric": args.metric, "families": args.families,
               "confidence": CONFIDENCE_LEVEL, "seed": args.seed,
               "rows": rows, "command": "python benchmarks/paired_comparison.py " + shlex.join(
                   sys.argv[1:] if argv is None else list(argv))}

@@ -111,6 +111,7 @@ def test_a_baseline_of_several_draws_is_each_speakers_mean(script, tmp_path):
     result = json.loads(out.read_text())
     assert result["baseline"] == [first, second]
     assert result["baseline_draw_means"] == {first: pytest.approx(0.758), second: pytest.approx(0.774)}
+    assert result["baseline_draw_sd"] == pytest.approx(0.0113, abs=1e-4)  # sample sd of 0.758 and 0.774
     row = result["rows"][0]
     assert row["baseline_mean"] == pytest.approx(0.766) and row["candidate_mean"] == pytest.approx(0.776)
     assert row["paired"]["mean"] == pytest.approx(0.010) and row["paired"]["tasks"] == 5
@@ -118,6 +119,21 @@ def test_a_baseline_of_several_draws_is_each_speakers_mean(script, tmp_path):
     assert "per-speaker mean of 2 draws" in table and f"`{second}` 0.7740" in table
     one = script.main(["--baseline", first, "--candidates", candidate, "--out", str(tmp_path / "one.json")])
     assert one == 0 and json.loads((tmp_path / "one.json").read_text())["baseline"] == first
+
+
+def test_a_candidate_of_several_draws_joined_by_commas(script, tmp_path):
+    base = rules_result(tmp_path / "base.json", {"learned": [0.80, 0.82, 0.70, 0.72, 0.75]})
+    first = rules_result(tmp_path / "first.json", {"learned": [0.82, 0.82, 0.72, 0.72, 0.76]})
+    second = rules_result(tmp_path / "second.json", {"learned": [0.80, 0.84, 0.70, 0.76, 0.76]})
+    out = tmp_path / "cmp.json"
+    assert script.main(["--baseline", base, "--candidates", f"{first},{second}", first, "--out", str(out)]) == 0
+    both, alone = json.loads(out.read_text())["rows"]
+    assert both["candidate"] == f"{first},{second}" and alone["candidate"] == first
+    assert both["candidate_draw_means"] == {first: pytest.approx(0.768), second: pytest.approx(0.772)}
+    assert both["candidate_draw_sd"] == pytest.approx(0.0028, abs=1e-4)
+    assert both["candidate_mean"] == pytest.approx(0.770) and both["paired"]["mean"] == pytest.approx(0.012)
+    assert alone["candidate_draw_means"] is None and alone["paired"]["mean"] == pytest.approx(0.010)
+    assert "per-speaker mean of 2 draws" in (tmp_path / "cmp.md").read_text()
 
 
 def test_draws_of_a_baseline_must_be_measured_alike(script, tmp_path, capsys):
@@ -129,6 +145,9 @@ def test_draws_of_a_baseline_must_be_measured_alike(script, tmp_path, capsys):
                            ([first, first], "names a draw twice")):
         with pytest.raises(SystemExit):
             script.main(["--baseline", *draws, "--candidates", first, "--out", str(out)])
+        assert message in capsys.readouterr().err and not out.exists()
+        with pytest.raises(SystemExit):
+            script.main(["--baseline", first, "--candidates", ",".join(draws), "--out", str(out)])
         assert message in capsys.readouterr().err and not out.exists()
     apart = {"values": {"espeak:a": 0.8, "espeak:b": 0.7}, "split": "validation", "shots": 5}
     with pytest.raises(script.ResultSelectionError, match="share 1 speaker"):
