@@ -27,7 +27,8 @@ measured), and the table also gives each draw's own mean. A candidate's draws ar
         --candidates benchmarks/results/default_checkpoint.json#zero_shot@5 \
             benchmarks/results/default_checkpoint.json#metasgd@5,benchmarks/results/default_checkpoint_plain_start_800_rerun.json#metasgd@5
 
-Writes the JSON and a markdown table beside it (``.md``).
+Writes the JSON, a markdown table and a plot beside it (``.md``, ``.png``: each side's mean and draws, each
+candidate's paired difference and interval).
 """
 
 from __future__ import annotations
@@ -174,6 +175,52 @@ def render(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _short(item: str) -> str:
+    """``benchmarks/results/x.json#m@5`` -> ``x#m@5`` for plot labels."""
+    path, _, selector = item.partition("#")
+    return os.path.splitext(os.path.basename(path))[0] + (f"#{selector}" if selector else "")
+
+
+def plot(result: dict, path: str) -> None:
+    """Left: the baseline's and each candidate's mean over the shared speakers, with each draw's own mean as a dot;
+    right: each candidate's paired difference to the baseline with its interval over the speakers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    baseline_items = result["baseline"] if isinstance(result["baseline"], list) else [result["baseline"]]
+    def label(items: list[str]) -> str:
+        return _short(items[0]) + (f" (+{len(items) - 1} draws)" if len(items) > 1 else "")
+
+    labels = ["baseline: " + label(baseline_items)] + [label(row["candidate"].split(",")) for row in rows]
+    means = [rows[0]["baseline_mean"]] + [row["candidate_mean"] for row in rows]
+    draws = [list((result.get("baseline_draw_means") or {}).values())]
+    draws += [list((row.get("candidate_draw_means") or {}).values()) for row in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 1.4 + 0.45 * len(labels)), sharey=True)
+    positions = list(range(len(labels)))[::-1]
+    for y, mean, dots in zip(positions, means, draws):
+        left.scatter(dots, [y] * len(dots), color="tab:gray", s=18, zorder=2, label="one draw")
+        left.scatter([mean], [y], color="tab:blue", marker="D", s=40, zorder=3, label="mean")
+    handles, names = left.get_legend_handles_labels()
+    unique = dict(zip(names, handles))
+    left.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
+    left.set_yticks(positions, labels, fontsize=7)
+    left.set_xlabel(result["metric"])
+    for y, row in zip(positions[1:], rows):
+        paired = row["paired"]
+        error = [[paired["mean"] - paired["low"]], [paired["high"] - paired["mean"]]]
+        color = "tab:green" if paired["low"] > 0 else "tab:red" if paired["high"] < 0 else "tab:gray"
+        right.errorbar([paired["mean"]], [y], xerr=error, fmt="o", color=color, capsize=3)
+    right.axvline(0, color="black", linewidth=0.8)
+    right.set_xlabel(f"candidate - baseline ({round(100 * result['confidence'])}% interval over speakers)")
+    fig.suptitle(f"paired over the speakers: {result['metric']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, nargs="+", metavar="PATH[#SELECTOR]",
@@ -211,7 +258,8 @@ def main(argv=None) -> int:
         write_json_atomic(args.out, result)
         with open(os.path.splitext(args.out)[0] + ".md", "w", encoding="utf-8") as stream:
             stream.write(table)
-        logger.info("wrote %s and its .md", args.out)
+        plot(result, os.path.splitext(args.out)[0] + ".png")
+        logger.info("wrote %s and its .md and .png", args.out)
     return 0
 
 

@@ -117,6 +117,7 @@ def test_a_baseline_of_several_draws_is_each_speakers_mean(script, tmp_path):
     assert row["paired"]["mean"] == pytest.approx(0.010) and row["paired"]["tasks"] == 5
     table = (tmp_path / "cmp.md").read_text()
     assert "per-speaker mean of 2 draws" in table and f"`{second}` 0.7740" in table
+    assert (tmp_path / "cmp.png").stat().st_size > 0
     one = script.main(["--baseline", first, "--candidates", candidate, "--out", str(tmp_path / "one.json")])
     assert one == 0 and json.loads((tmp_path / "one.json").read_text())["baseline"] == first
 
