@@ -100,6 +100,19 @@ def load_selection(item: str, metric: str, families: list[str] | None = None) ->
     return {"item": item, "split": split, "shots": shots, "values": values}
 
 
+def _require_measured_alike(selection: dict, reference: dict, reference_name: str, advice: str) -> None:
+    """Raise :class:`ResultSelectionError` unless ``selection`` was measured on ``reference``'s split and shots."""
+    for key in ("split", "shots"):
+        if selection[key] != reference[key]:
+            raise ResultSelectionError(f"{selection['item']} was measured with {key}={selection[key]!r}, "
+                                       f"{reference_name} with {key}={reference[key]!r}: {advice}")
+
+
+def _mean_over(values: dict, tasks: list[str]) -> float:
+    """The mean of ``values`` over ``tasks``, to 4 decimals."""
+    return round(sum(values[task] for task in tasks) / len(tasks), 4)
+
+
 def mean_over_draws(draws: list[dict]) -> dict:
     """Several selections of one method (its training runs) -> one selection whose value for each speaker is the
     mean over the draws, kept for the speakers every draw measured; ``draw_means`` gives each draw's own mean over
@@ -116,17 +129,13 @@ def mean_over_draws(draws: list[dict]) -> dict:
     if len(set(items)) != len(items):
         raise ResultSelectionError(f"{items} names a draw twice: give each training run once")
     for draw in draws[1:]:
-        for key in ("split", "shots"):
-            if draw[key] != draws[0][key]:
-                raise ResultSelectionError(f"draw {draw['item']} was measured with {key}={draw[key]!r}, "
-                                           f"{draws[0]['item']} with {key}={draws[0][key]!r}: draws of one method "
-                                           "must be measured alike")
+        _require_measured_alike(draw, draws[0], draws[0]["item"], "draws of one method must be measured alike")
     shared = sorted(set.intersection(*(set(draw["values"]) for draw in draws)))
     if len(shared) < 2:
         raise ResultSelectionError(f"the draws {items} share {len(shared)} speaker(s): they must be measured on "
                                    "the same speakers")
     values = {task: sum(draw["values"][task] for draw in draws) / len(draws) for task in shared}
-    draw_means = {draw["item"]: round(sum(draw["values"][t] for t in shared) / len(shared), 4) for draw in draws}
+    draw_means = {draw["item"]: _mean_over(draw["values"], shared) for draw in draws}
     return {"item": ",".join(items), "split": draws[0]["split"], "shots": draws[0]["shots"],
             "values": values, "draws": items, "draw_means": draw_means,
             "draw_sd": round(statistics.stdev(draw_means.values()), 4)}
@@ -139,17 +148,18 @@ def compare(baseline: dict, candidate: dict, seed: int = 0) -> dict:
         ResultSelectionError: the two were measured on another split or number of shots.
         PairedComparisonError: fewer than 2 shared speakers.
     """
-    for key in ("split", "shots"):
-        if candidate[key] != baseline[key]:
-            raise ResultSelectionError(f"{candidate['item']} was measured with {key}={candidate[key]!r}, the "
-                                       f"baseline with {key}={baseline[key]!r}: compare like with like")
+    _require_measured_alike(candidate, baseline, "the baseline", "compare like with like")
     paired = paired_difference(candidate["values"], baseline["values"], seed=seed)
     shared = sorted(set(candidate["values"]) & set(baseline["values"]))
-    mean = lambda values: round(sum(values[t] for t in shared) / len(shared), 4)  # noqa: E731
-    return {"candidate": candidate["item"], "candidate_mean": mean(candidate["values"]),
+    return {"candidate": candidate["item"], "candidate_mean": _mean_over(candidate["values"], shared),
             "candidate_draw_means": candidate.get("draw_means"), "candidate_draw_sd": candidate.get("draw_sd"),
-            "baseline_mean": mean(baseline["values"]), "paired": paired.to_dict(),
+            "baseline_mean": _mean_over(baseline["values"], shared), "paired": paired.to_dict(),
             "left_out": len(set(candidate["values"]) ^ set(baseline["values"]))}
+
+
+def _draws_text(draw_means: dict) -> str:
+    """Each draw's mean, for the table: ```a.json#m@5` 0.6731; `b.json#m@5` 0.6585``."""
+    return "; ".join(f"`{item}` {mean:.4f}" for item, mean in draw_means.items())
 
 
 def render(result: dict) -> str:
@@ -157,7 +167,7 @@ def render(result: dict) -> str:
     among = f" of the families {', '.join(result['families'])}" if result.get("families") else ""
     baseline = f"`{result['baseline']}`"
     if isinstance(result["baseline"], list):
-        draws = "; ".join(f"`{item}` {mean:.4f}" for item, mean in result["baseline_draw_means"].items())
+        draws = _draws_text(result["baseline_draw_means"])
         baseline = (f"the per-speaker mean of {len(result['baseline'])} draws ({draws}: each draw's mean over the "
                     f"speakers all of them measured; standard deviation over draws {result['baseline_draw_sd']:.4f})")
     lines = [f"Baseline {baseline}, metric `{result['metric']}`, paired over speakers{among}", "",
@@ -167,7 +177,7 @@ def render(result: dict) -> str:
         p = row["paired"]
         candidate = f"`{row['candidate']}`"
         if row.get("candidate_draw_means"):
-            draws = "; ".join(f"`{item}` {mean:.4f}" for item, mean in row["candidate_draw_means"].items())
+            draws = _draws_text(row["candidate_draw_means"])
             candidate = (f"the per-speaker mean of {len(row['candidate_draw_means'])} draws ({draws}; standard "
                          f"deviation {row['candidate_draw_sd']:.4f})")
         lines.append(f"| {candidate} | {row['candidate_mean']:.4f} | {row['baseline_mean']:.4f} | "
@@ -191,6 +201,7 @@ def plot(result: dict, path: str) -> None:
 
     rows = result["rows"]
     baseline_items = result["baseline"] if isinstance(result["baseline"], list) else [result["baseline"]]
+
     def label(items: list[str]) -> str:
         return _short(items[0]) + (f" (+{len(items) - 1} draws)" if len(items) > 1 else "")
 

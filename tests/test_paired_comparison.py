@@ -101,7 +101,6 @@ def test_families_keep_only_their_speakers(script, tmp_path):
         script.load_selection(other, "similarity", ["piper"])
 
 
-
 def test_a_baseline_of_several_draws_is_each_speakers_mean(script, tmp_path):
     first = rules_result(tmp_path / "first.json", {"learned": [0.80, 0.82, 0.70, 0.72, 0.75]})
     second = rules_result(tmp_path / "second.json", {"learned": [0.84, 0.80, 0.74, 0.70, 0.79]})
