@@ -41,7 +41,10 @@ seed, shots and held-out sentences, and the result names it under ``reused``.
 The comparative bars (``adaptation_maml``, ``adaptation_meta_lstm``, ``no_naturalness_loss``) also report the
 paired per-task difference of their two numbers with a 95% bootstrap interval over the speakers
 (``hf_metatts.evaluation.paired``) and how many speakers lie above zero; the verdict stays the point estimates'.
-``--rescore EARLIER.json`` checks the bars of an earlier result again without running any method.
+``--rescore EARLIER.json`` checks the bars of an earlier result again without running any method. Each method's
+entry records the vocoder its speech was heard through (``vocoder``); ``--rescore ... --heard-through
+METHOD=VOCODER`` records it for results measured before that, refused where it contradicts the method's record or
+its checkpoint folder's ``config.json``. ``hf-metatts bundle --results`` puts the bars into a checkpoint's card.
 
 A bar whose numbers are missing (a method not run, a step not in its grid, a metric not measured) is
 "not measured", with the reason. The markdown (``.md`` beside the JSON) holds the bar table and the full
@@ -65,6 +68,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from hf_metatts.evaluation.bar_text import (  # noqa: E402
+    FAIL,
+    NOT_MEASURED,
+    PASS,
+    measured_text,
+    table_cell,
+    verdict_text,
+)
+
 logger = logging.getLogger("default_checkpoint")
 
 DEFAULT_CHECKPOINTS = {"finetune": "outputs/default_pretrain", "metasgd": "outputs/default_metasgd",
@@ -86,7 +98,6 @@ WER_RATIO_BAR = 1.5
 IDENTIFICATION_BAR = 0.90
 RTF_BAR = 0.05
 ADAPTATION_SECONDS_BAR = 2.0
-PASS, FAIL, NOT_MEASURED = "pass", "fail", "not measured"
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -321,26 +332,12 @@ def evaluate_bars(result: dict, shots: int = BAR_SHOTS, speed: dict | None = Non
     }
 
 
-def _measured_text(measured: dict) -> str:
-    parts = []
-    for key, value in measured.items():
-        if key == "source" or value is None and not key.endswith("_note"):
-            continue
-        if isinstance(value, list):
-            value = "[" + ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value) + "]"
-        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
-    return ", ".join(parts) or "-"
-
-
 def render_bars(bars: dict) -> str:
     """The bars as a markdown table."""
     lines = ["| bar | requirement | measured | threshold | result |", "|---|---|---|---|---|"]
     for name, bar in bars.items():
-        reason = bar["reason"] or ""
-        verdict = {PASS: "**pass**", FAIL: "**FAIL**"}.get(
-            bar["status"], reason if reason.startswith(NOT_MEASURED) else f"{NOT_MEASURED}: {reason}")
-        cells = [name, bar["requirement"], _measured_text(bar["measured"]), f"`{bar['threshold']}`", verdict]
-        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+        cells = [name, bar["requirement"], measured_text(bar["measured"]), f"`{bar['threshold']}`", verdict_text(bar)]
+        lines.append("| " + " | ".join(table_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -552,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rescore", default=None, metavar="JSON",
                         help="check the bars of an earlier result of this script again, running no method (its "
                         "--best and speed JSONs unless given now), and write it to --out with its .md and .png")
+    parser.add_argument("--heard-through", nargs="*", default=[], metavar="METHOD=VOCODER",
+                        help="with --rescore: the vocoder (griffin_lim, istft, speecht5_hifigan) a method of an "
+                        "earlier result spoke through, for results measured before the harness recorded it; "
+                        "refused where it contradicts the method's record or its checkpoint folder's config.json")
     parser.add_argument("--out", default="benchmarks/results/default_checkpoint.json",
                         help="JSON path; .md and .png are written beside it")
     return parser
@@ -565,6 +566,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s")
     if args.rescore:
         return rescore(args, parser, argv)
+    if args.heard_through:
+        parser.error("--heard-through annotates an earlier result: give it with --rescore (a run records it)")
     checkpoints = parse_pairs(args.checkpoints)
     try:
         steps = {**DEFAULT_STEPS, **_parse_steps(args.steps)}
@@ -660,12 +663,42 @@ def rescore(args, parser: argparse.ArgumentParser, argv=None) -> int:
     best = args.best or result.get("best") or BEST_META
     speed_paths = args.speed_json or [bar["measured"]["source"] for bar in (result.get("bars") or {}).values()
                                       if (bar.get("measured") or {}).get("source")]
+    from hf_metatts.evaluation.benchmark import parse_pairs
+
+    try:
+        record_vocoders(result, parse_pairs(args.heard_through))
+    except ValueError as error:
+        parser.error(f"--heard-through: {error}")
     result["best"] = best
     result["bars"] = evaluate_bars(result, shots, _read_speed(speed_paths), best=best)
     result["model_index"] = model_index(result, shots, args.dataset_id, best=best)
     result["rescore_command"] = command_line(argv)
     write_report(result, args.out)
     return 0
+
+
+def record_vocoders(result: dict, vocoders: dict[str, str]) -> None:
+    """Write ``vocoders`` (``{method: vocoder_type}``) into the methods of ``result`` that spoke through them.
+
+    Raises:
+        ValueError: an unknown vocoder type or a method that did not run; a vocoder that contradicts the one the
+            method recorded, or the ``vocoder_type`` of its checkpoint folder's ``config.json`` (when it is there).
+    """
+    from hf_metatts.configuration_metatts import VOCODER_TYPES
+
+    for method, vocoder in vocoders.items():
+        entry = result["methods"].get(method) or {}
+        if vocoder not in VOCODER_TYPES:
+            raise ValueError(f"{method}={vocoder}: the vocoder is one of {', '.join(VOCODER_TYPES)}.")
+        if entry.get("status") != "ok":
+            raise ValueError(f"{method} has no measurement in this result.")
+        config = Path(entry.get("checkpoint") or "") / "config.json"
+        found = entry.get("vocoder") or (json.loads(config.read_text()).get("vocoder_type", "griffin_lim")
+                                         if config.is_file() else None)
+        if found not in (None, vocoder):
+            raise ValueError(f"{method}={vocoder}, but {method} spoke through {found} (its record or {config}).")
+    for method, vocoder in vocoders.items():
+        result["methods"][method]["vocoder"] = vocoder
 
 
 def write_report(result: dict, out: str) -> None:

@@ -1,5 +1,6 @@
 """Uploading base checkpoints and voices to the Hugging Face Hub (``HfApi.create_repo`` + ``create_commit``)."""
 
+import json
 import logging
 import os
 import shutil
@@ -53,12 +54,15 @@ def push_base_to_hub(model_or_folder, repo_id: str, processor=None, results: Seq
 
     Args:
         model_or_folder: a `MetaTTSForTextToSpeech` (saved with ``processor``, default: its own) or a folder
-            written by ``save_pretrained``.
+            written by ``save_pretrained`` or ``hf-metatts bundle`` (its ``training_runs.json`` goes into the card's
+            training table unless ``training_runs`` is given).
+        card_kwargs: more of :func:`hf_metatts.model_cards.base_model_card`'s arguments, e.g. ``evaluation`` (a
+            result of ``benchmarks/default_checkpoint.py``: the card's table of bars).
     Raises:
         CheckpointError: the folder lacks one of `REQUIRED_BASE_FILES` or is a voice.
     """
     from .configuration_metatts import MetaTTSConfig
-    from .model_cards import base_model_card, meta_learner_card_fields
+    from .model_cards import TRAINING_RUNS_FILE, base_model_card, meta_learner_card_fields
 
     with tempfile.TemporaryDirectory() as staging:
         if isinstance(model_or_folder, (str, os.PathLike)):
@@ -76,6 +80,10 @@ def push_base_to_hub(model_or_folder, repo_id: str, processor=None, results: Seq
             raise CheckpointError(f"{model_or_folder} lacks {missing}: save the model and its processor with "
                                   "save_pretrained (the plugin writes the remote-code files) before pushing.")
         config = MetaTTSConfig.from_pretrained(staging)
+        runs_file = os.path.join(staging, TRAINING_RUNS_FILE)
+        if "training_runs" not in card_kwargs and os.path.isfile(runs_file):
+            with open(runs_file, encoding="utf-8") as handle:
+                card_kwargs["training_runs"] = json.load(handle)
         from safetensors import safe_open
 
         with safe_open(os.path.join(staging, "model.safetensors"), framework="pt") as handle:

@@ -10,12 +10,46 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .evaluation.bar_text import PASS, measured_text, table_cell, verdict_text
+
 logger = logging.getLogger(__name__)
 
 BASE_TEMPLATE = "base_model_card.md"
 VOICE_TEMPLATE = "voice_card.md"
 DEFAULT_TAGS = ("hf-metatts", "text-to-speech", "few-shot", "meta-learning")
 TEMPLATES_ENV = "HF_METATTS_MODEL_CARDS"
+#: The training runs of a bundled checkpoint (each run's ``training_summary.json``), the card's training table.
+TRAINING_RUNS_FILE = "training_runs.json"
+VOCODER_NAMES = {"griffin_lim": "Griffin-Lim", "istft": "the trained iSTFT vocoder",
+                 "speecht5_hifigan": "the SpeechT5 HiFi-GAN vocoder"}
+
+
+class CardResultsError(ValueError):
+    """Results given for a card are not model-index entries or a result of ``benchmarks/default_checkpoint.py``."""
+
+
+def read_card_results(path: str) -> tuple[list[dict], dict | None]:
+    """The ``--results`` file of ``hf-metatts bundle`` and ``hf-metatts push``: a JSON list of model-index entries,
+    or a dict with a ``model_index`` list; a result of ``benchmarks/default_checkpoint.py`` (a dict with
+    ``bars``) is also the card's evaluation (:func:`evaluation_summary`). Returns ``(model_index, evaluation or
+    None)``.
+
+    Raises:
+        CardResultsError: the file is not JSON, or a dict without a ``model_index`` list.
+    """
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            results = json.load(handle)
+    except ValueError as error:
+        raise CardResultsError(f"{path} is not JSON: {error}") from error
+    if isinstance(results, dict):
+        if not isinstance(results.get("model_index"), list):
+            raise CardResultsError(f"{path} has no 'model_index' list: give a result of "
+                                   "benchmarks/default_checkpoint.py or a JSON list of model-index entries.")
+        return results["model_index"], (results if "bars" in results else None)
+    return results, None
 
 
 def template_path(name: str) -> str:
@@ -66,11 +100,15 @@ def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = No
                     inner_lr: float | None = None, global_variance_weight: float = 0.0,
                     per_step_rates: bool = False, num_parameters: int | None = None, license: str = "apache-2.0",
                     language: Sequence[str] | None = None, tags: Sequence[str] = (),
-                    training_runs: Sequence[Mapping] | None = None) -> ModelCard:
+                    training_runs: Sequence[Mapping] | None = None,
+                    evaluation: Mapping | None = None) -> ModelCard:
     """The card of a base checkpoint: metadata (``library_name``, ``pipeline_tag``, tags, datasets, base model,
     ``model-index`` from ``results``), a description from ``config`` (a `MetaTTSConfig`) and, when given, the
-    training runs (``training_summary.json`` of each: method, steps, wall time, hardware)."""
+    training runs (``training_summary.json`` of each: method, steps, wall time, hardware, losses) and the bars
+    the checkpoint was checked against (``evaluation``: a result of ``benchmarks/default_checkpoint.py``, see
+    :func:`evaluation_summary`)."""
     evals = eval_results(results)
+    checked = evaluation_summary(evaluation) if evaluation else None
     name = repo_id.split("/")[-1]
     data = ModelCardData(
         library_name="transformers", pipeline_tag="text-to-speech", license=license,
@@ -87,16 +125,101 @@ def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = No
         adapted_floats=_adapted_floats(config, adapted),
         num_parameters=f"{num_parameters:,}" if num_parameters else "see config.json",
         datasets=list(datasets or []), results=[vars(r) for r in evals] if evals else None,
-        training_runs=[_describe_run(run) for run in training_runs or []])
+        training_runs=[_describe_run(run) for run in training_runs or []], evaluation=checked)
+
+
+def describe_hardware(hardware: Mapping | None) -> str:
+    """``{"cpu": "AMD EPYC", "torch_threads": 2, "gpu": None}`` -> ``"AMD EPYC (2 threads)"``; the GPU when there is
+    one."""
+    hardware = hardware or {}
+    if hardware.get("gpu"):
+        return str(hardware["gpu"])
+    threads = hardware.get("torch_threads", "?")
+    return f"{hardware.get('cpu', 'CPU')} ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def _describe_run(run: Mapping) -> dict:
     """One row of the card's training table from a ``training_summary.json``."""
-    hardware = run.get("hardware") or {}
-    machine = hardware.get("gpu") or f"{hardware.get('cpu', 'CPU')} ({hardware.get('torch_threads', '?')} threads)"
     return {"run": run.get("run", "?"), "method": run.get("method", "vocoder"), "steps": run.get("steps"),
-            "minutes": round(float(run.get("wall_seconds", 0.0)) / 60, 1), "hardware": machine,
-            "processes": run.get("processes", 1)}
+            "minutes": round(float(run.get("wall_seconds", 0.0)) / 60, 1),
+            "hardware": describe_hardware(run.get("hardware")), "processes": run.get("processes", 1),
+            "training_loss": _rounded((run.get("train_metrics") or {}).get("train_loss")),
+            "validation": _validation_text(run)}
+
+
+def _rounded(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{float(value):.{digits}f}"
+
+
+def _validation_text(run: Mapping) -> str:
+    """A run's validation in a few words: the query loss before -> after the inner steps (meta-training), or the
+    vocoder's held-out mel L1 (and on the model's own aligned mels, when it was fine-tuned on them)."""
+    metrics = run.get("eval_metrics") or {}
+    if "eval_query_loss_before" in metrics and "eval_query_loss_after" in metrics:
+        steps = run.get("inner_steps")
+        after = f" after {steps} step{'' if steps == 1 else 's'}" if steps else ""
+        return (f"query loss {_rounded(metrics['eval_query_loss_before'])} -> "
+                f"{_rounded(metrics['eval_query_loss_after'])}{after}")
+    validation = run.get("validation") or {}
+    if "mel_l1" in validation:
+        aligned = (validation.get("aligned") or {}).get("mel_l1")
+        return f"mel L1 {_rounded(validation['mel_l1'])}" + (f" (own mels {_rounded(aligned)})" if aligned else "")
+    return "-"
+
+
+def evaluation_summary(result: Mapping) -> dict:
+    """What a card says of the bars a checkpoint was checked against, from a result of
+    ``benchmarks/default_checkpoint.py`` (``bars``, ``best``, ``methods``, ``machine``, ``command``):
+    ``{"bars": [{"name", "requirement", "measured", "result"}], "passed", "command", "machine", "heard_through"}``.
+
+    Raises:
+        CardResultsError: ``result`` has no ``bars`` mapping, or a bar lacks its requirement, measurements or status.
+    """
+    bars = result.get("bars") if isinstance(result, Mapping) else None
+    if not isinstance(bars, Mapping) or not bars:
+        raise CardResultsError("The evaluation has no 'bars': give a result of benchmarks/default_checkpoint.py.")
+    rows = []
+    for name, bar in bars.items():
+        missing = [key for key in ("requirement", "measured", "status")
+                   if not isinstance(bar, Mapping) or key not in bar]
+        if missing:
+            raise CardResultsError(f"Bar {name!r} of the evaluation lacks {missing}: give a result of "
+                             "benchmarks/default_checkpoint.py (or run it with --rescore to check the bars again).")
+        rows.append({"name": table_cell(name), "requirement": table_cell(bar["requirement"]),
+                     "measured": table_cell(measured_text(bar["measured"])), "result": table_cell(verdict_text(bar))})
+    return {"bars": rows, "passed": sum(bar["status"] == PASS for bar in bars.values()),
+            "command": result.get("command"), "machine": _machine_text(result.get("machine")),
+            "heard_through": heard_through_text(result.get("methods") or {})}
+
+
+def _machine_text(machine: Mapping | None) -> str | None:
+    """``"AMD EPYC (2 cores, 2 threads)"``, or the GPU."""
+    if not machine:
+        return None
+    if machine.get("gpu") or not machine.get("cpu_count"):
+        return describe_hardware(machine)
+    threads = machine.get("torch_threads", "?")
+    return (f"{machine.get('cpu', 'CPU')} ({machine['cpu_count']} cores, {threads} "
+            f"thread{'' if threads == 1 else 's'})")
+
+
+def heard_through_text(methods: Mapping) -> str | None:
+    """Which vocoder each measured method spoke through (the ``vocoder`` the harness records per method):
+    ``"Every method was heard through Griffin-Lim."``, or per method with the ones not recorded named."""
+    measured = {name: entry for name, entry in methods.items() if (entry or {}).get("status") == "ok"}
+    recorded = {name: entry["vocoder"] for name, entry in measured.items() if entry.get("vocoder")}
+    if not recorded:
+        return None
+    if len(set(recorded.values())) == 1 and len(recorded) == len(measured):
+        return f"Every method was heard through {vocoder_name(next(iter(recorded.values())))}."
+    text = "Heard through: " + ", ".join(f"{name} {vocoder_name(v)}" for name, v in recorded.items())
+    unrecorded = [name for name in measured if name not in recorded]
+    return text + (f" (not recorded for {', '.join(unrecorded)})." if unrecorded else ".")
+
+
+def vocoder_name(vocoder_type: str) -> str:
+    """A ``MetaTTSConfig.vocoder_type`` as readers know it."""
+    return VOCODER_NAMES.get(vocoder_type, vocoder_type)
 
 
 def _adapted_floats(config, patterns) -> str:
@@ -124,4 +247,6 @@ def voice_card(voice_config, repo_id: str | None = None, num_floats: int | None 
         intended_use=intended_use, **values)
 
 
-__all__ = ["base_model_card", "voice_card", "eval_results", "template_path"]
+__all__ = ["TRAINING_RUNS_FILE", "CardResultsError", "base_model_card", "describe_hardware", "eval_results",
+           "evaluation_summary", "heard_through_text", "read_card_results", "template_path", "vocoder_name",
+           "voice_card"]

@@ -74,8 +74,11 @@ def _push(args) -> int:
 
     kwargs = {"private": args.private or None, "token": args.token, "commit_message": args.commit_message}
     if args.results:
-        with open(args.results, encoding="utf-8") as handle:
-            kwargs["results"] = json.load(handle)
+        from .model_cards import read_card_results
+
+        kwargs["results"], evaluation = read_card_results(args.results)
+        if evaluation is not None:
+            kwargs["evaluation"] = evaluation
     if args.dataset:
         kwargs["datasets"] = args.dataset
     if args.base_model:
@@ -126,7 +129,9 @@ def register(subparsers) -> None:
     push.add_argument("--private", action="store_true")
     push.add_argument("--token", default=None)
     push.add_argument("--commit-message", default="Upload with hf-metatts")
-    push.add_argument("--results", default=None, help="JSON list of measured results for the card's model-index")
+    push.add_argument("--results", default=None,
+                      help="JSON list of measured results for the card's model-index, or a result of "
+                      "benchmarks/default_checkpoint.py (its model_index, and its bars in the card)")
     push.add_argument("--dataset", action="append", default=None, help="training dataset id (repeatable)")
     push.add_argument("--base-model", default=None)
     push.set_defaults(func=_guarded(_push))

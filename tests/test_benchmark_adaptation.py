@@ -73,6 +73,7 @@ def test_end_to_end_json_is_complete(corpus, checkpoint, tmp_path, monkeypatch):
 
     assert set(result["methods"]) == set(BENCHMARK_METHODS)
     assert result["methods"]["finetune"]["meta_learner"] is None
+    assert result["methods"]["finetune"]["vocoder"] == "griffin_lim"  # what its speech was heard through
     assert result["methods"]["metasgd"]["status"] == "skipped"
     assert "meta-learner" in result["methods"]["metasgd"]["reason"]
     assert result["methods"]["meta_lstm"] == {"status": "skipped", "reason": "no checkpoint given",

@@ -7,10 +7,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from bar_fixtures import harness_result
 from tiny_models import save_tiny_checkpoint
 
 import hf_metatts
 from hf_metatts.meta.head import MetaLearnerConfig, MetaLearnerHead
+from hf_metatts.model_cards import CardResultsError
 from hf_metatts.modeling_vocoder import ISTFTVocoder
 from hf_metatts.training.bundle import BundleConfigError, BundleTooLargeError, bundle_checkpoint, folder_bytes
 from hf_metatts.training.vocoder import VocoderTrainingArguments, save_vocoder, vocoder_config
@@ -27,13 +29,15 @@ def trained_parts(tmp_path):
     head.save_pretrained(str(model_dir))
     (model_dir / "training_summary.json").write_text(json.dumps(
         {"method": "metasgd", "steps": 7, "wall_seconds": 90.0, "processes": 1,
-         "hardware": {"cpu": "Test CPU", "torch_threads": 1, "gpu": None}}))
+         "hardware": {"cpu": "Test CPU", "torch_threads": 1, "gpu": None}, "train_metrics": {"train_loss": 1.25},
+         "eval_metrics": {"eval_query_loss_before": 0.9, "eval_query_loss_after": 0.4}, "inner_steps": 5}))
     args = VocoderTrainingArguments(hidden_size=8, intermediate_size=16, layers=1)
     torch.manual_seed(0)
     vocoder = ISTFTVocoder(vocoder_config(args))
     save_vocoder(vocoder, vocoder.config, str(vocoder_dir))
     (vocoder_dir / "training_summary.json").write_text(json.dumps(
-        {"steps": 3, "wall_seconds": 30.0, "hardware": {"cpu": "Test CPU", "torch_threads": 1}}))
+        {"steps": 3, "wall_seconds": 30.0, "hardware": {"cpu": "Test CPU", "torch_threads": 2},
+         "validation": {"mel_l1": 0.31}}))
     return model_dir, vocoder_dir, vocoder
 
 
@@ -56,7 +60,10 @@ def test_bundle_writes_a_complete_checkpoint_with_its_vocoder_meta_learner_and_c
     runs = json.loads((out / "training_runs.json").read_text())
     assert [run["run"] for run in runs] == ["model", "vocoder"] and runs[0]["steps"] == 7
     card = (out / "README.md").read_text()
-    assert "| model | metasgd | 7 | 1.5 | Test CPU (1 threads) | 1 |" in card
+    assert ("| model | metasgd | 7 | 1.5 | Test CPU (1 thread) | 1 | 1.250 | query loss 0.900 -> 0.400 after 5 steps "
+            "|") in card
+    assert "| vocoder | vocoder | 3 | 0.5 | Test CPU (2 threads) | 1 | - | mel L1 0.310 |" in card
+    assert "## Requirements" not in card  # no bars were given
     assert "metasgd" in card and "0.5" in card and "hf-metatts/voices-default" in card
     assert "support encoder" not in card  # this meta-learner starts from the model's own voice
     assert "Adam-normalised" not in card  # and takes plain gradient steps
@@ -157,6 +164,77 @@ def test_a_bad_global_variance_weight_is_refused_before_anything_is_written(trai
     with pytest.raises(BundleConfigError, match=message):
         bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), global_variance_weight=weight)
     assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
+
+
+def test_the_card_lists_the_bars_the_checkpoint_was_checked_against(trained_parts, tmp_path):
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    result = harness_result()
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), results=result["model_index"], evaluation=result)
+    card = (out / "README.md").read_text()
+    assert "## Requirements" in card and "1 of 3 bars pass" in card
+    assert "on Test CPU (2 cores, 2 threads)" in card and "Every method was heard through Griffin-Lim." in card
+    assert "`python benchmarks/default_checkpoint.py --out results.json`" in card
+    assert ("| adaptation_maml | similarity of metasgd after 5 steps >= finetune after 100 steps | metasgd_5_steps "
+            "0.6731, finetune_100_steps 0.6878, difference_ci95 [-0.028, -0.0022], tasks_above_zero 8/21 | "
+            "**FAIL** |") in card
+    assert "| rtf | real-time factor <= 0.05 | rtf 0.01044 | **pass** |" in card  # the source file is left out
+    assert "| identification | identification >= 0.90 | - | not measured: identification was not measured |" in card
+    assert "0.41" in card  # the model-index entry
+
+
+def test_the_card_names_the_vocoder_of_each_method_and_those_not_recorded():
+    from hf_metatts.model_cards import heard_through_text
+
+    assert heard_through_text(harness_result(("griffin_lim", "istft"))["methods"]) == (
+        "Heard through: finetune Griffin-Lim, metasgd the trained iSTFT vocoder.")
+    assert heard_through_text(harness_result(("istft", None))["methods"]) == (
+        "Heard through: finetune the trained iSTFT vocoder (not recorded for metasgd).")
+    assert heard_through_text(harness_result((None, None))["methods"]) is None  # results from before it was kept
+
+
+def test_bundle_command_puts_the_bars_of_a_harness_result_in_the_card(trained_parts, tmp_path):
+    from hf_metatts.cli import main
+
+    model_dir, vocoder_dir, _ = trained_parts
+    results = tmp_path / "default_checkpoint.json"
+    results.write_text(json.dumps(harness_result()))
+    out = tmp_path / "bundle"
+    assert main(["bundle", "--model", str(model_dir), "--vocoder", str(vocoder_dir), "--results", str(results),
+                 "--out", str(out)]) == 0
+    card = (out / "README.md").read_text()
+    assert "1 of 3 bars pass" in card and "value: 0.41" in card
+
+
+@pytest.mark.parametrize("broken", [
+    {"bars": {}},  # no bars
+    {"bars": {"rtf": {"requirement": "real-time factor <= 0.05", "measured": {"rtf": 0.01}}}},  # no status
+    {"bars": ["rtf"]},
+])
+def test_results_with_broken_bars_are_refused_before_anything_is_written(trained_parts, tmp_path, broken):
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out))
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    result = {**harness_result(), **broken}
+    with pytest.raises(CardResultsError, match="bars|lacks"):
+        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), results=result["model_index"],
+                          evaluation=result)
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+    assert not (tmp_path / "bundle.partial").exists()
+
+
+def test_a_results_file_without_model_index_entries_is_refused_before_anything_is_written(trained_parts, tmp_path):
+    from hf_metatts.cli import main
+
+    model_dir, vocoder_dir, _ = trained_parts
+    results = tmp_path / "not_results.json"
+    results.write_text(json.dumps({"bars": harness_result()["bars"]}))
+    out = tmp_path / "bundle"
+    with pytest.raises(CardResultsError, match="model_index"):
+        main(["bundle", "--model", str(model_dir), "--vocoder", str(vocoder_dir), "--results", str(results),
+              "--out", str(out)])
+    assert not out.exists() and not (tmp_path / "bundle.partial").exists()
 
 
 def test_a_bundle_over_the_size_bound_is_refused_and_leaves_the_old_one(trained_parts, tmp_path):

@@ -300,3 +300,55 @@ def test_rescore_refuses_a_file_that_is_not_a_result(bars, tmp_path, capsys):
     with pytest.raises(SystemExit):
         bars.main(["--rescore", str(tmp_path / "missing.json"), "--out", str(out)])
     assert not out.exists() and json.loads(other.read_text()) == {"metatts_istft_rtf": 0.01}
+
+
+def _rescorable(tmp_path, checkpoint_vocoder: str | None = None) -> dict:
+    """An earlier result as --rescore reads it; finetune's checkpoint folder exists when its vocoder is given."""
+    earlier = copy.deepcopy(RESULT)
+    earlier["settings"].update(steps=[0, 5, 100], eval_metrics=["similarity", "wer"], heldout=3,
+                               task_column="speaker_id")
+    earlier["upper_bounds"], earlier["seconds"], earlier["best"] = {}, 1.0, "metasgd"
+    for method, entry in earlier["methods"].items():
+        entry.setdefault("checkpoint", str(tmp_path / method))
+    if checkpoint_vocoder:
+        (tmp_path / "finetune").mkdir()
+        (tmp_path / "finetune" / "config.json").write_text(json.dumps({"vocoder_type": checkpoint_vocoder}))
+    return earlier
+
+
+def test_rescore_records_the_vocoder_each_method_was_heard_through(bars, tmp_path):
+    earlier = _rescorable(tmp_path, checkpoint_vocoder="griffin_lim")
+    source = tmp_path / "earlier.json"
+    source.write_text(json.dumps(earlier))
+    out = tmp_path / "again.json"
+    assert bars.main(["--rescore", str(source), "--heard-through", "finetune=griffin_lim", "metasgd=istft",
+                      "--out", str(out)]) == 0
+    again = json.loads(out.read_text())
+    vocoders = {method: entry.get("vocoder") for method, entry in again["methods"].items()}
+    assert vocoders == {"finetune": "griffin_lim", "metasgd": "istft", "meta_lstm": None, "maml": None}
+    assert {k: v for k, v in again["methods"]["metasgd"].items() if k != "vocoder"} == earlier["methods"]["metasgd"]
+    assert "--heard-through finetune=griffin_lim metasgd=istft" in again["rescore_command"]
+
+
+@pytest.mark.parametrize("items, message", [
+    (["finetune=istft"], "spoke through griffin_lim"),  # its checkpoint folder's config says otherwise
+    (["metasgd=wavenet"], "the vocoder is one of"),
+    (["maml=griffin_lim"], "maml has no measurement"),
+    (["metasgd"], "METHOD=VALUE"),
+])
+def test_rescore_refuses_a_vocoder_it_cannot_stand_behind_and_writes_nothing(bars, tmp_path, capsys, items, message):
+    earlier = _rescorable(tmp_path, checkpoint_vocoder="griffin_lim")
+    source = tmp_path / "earlier.json"
+    source.write_text(json.dumps(earlier))
+    out = tmp_path / "again.json"
+    with pytest.raises(SystemExit):
+        bars.main(["--rescore", str(source), "--heard-through", *items, "--out", str(out)])
+    assert message in capsys.readouterr().err
+    assert not out.exists() and json.loads(source.read_text()) == earlier
+
+
+def test_heard_through_without_rescore_is_refused(bars, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bars.main(["--checkpoints", f"finetune={tmp_path}", "--heard-through", "finetune=griffin_lim",
+                   "--out", str(tmp_path / "r.json")])
+    assert "give it with --rescore" in capsys.readouterr().err and not (tmp_path / "r.json").exists()

@@ -188,6 +188,22 @@ def test_aligned_training_starts_from_the_given_vocoder_and_lowers_the_aligned_l
         torch.testing.assert_close(kept[name], tensor, atol=1e-8, rtol=0)
 
 
+def test_a_run_from_a_trained_vocoder_takes_its_sizes_and_says_which_given_ones_it_does_not_use(caplog):
+    from hf_metatts.training.vocoder import sized_like, vocoder_config
+
+    trained = vocoder_config(VocoderTrainingArguments(hidden_size=8, intermediate_size=16, layers=1))
+    given = VocoderTrainingArguments(hidden_size=8, intermediate_size=32)
+    with caplog.at_level("WARNING"):
+        sized = sized_like(given, trained, "outputs/vocoder")
+    assert (sized.hidden_size, sized.intermediate_size, sized.layers) == (8, 16, 1)
+    assert (given.intermediate_size, given.layers) == (32, 6)  # the arguments given are not changed
+    assert "init_from=outputs/vocoder" in caplog.text and "'intermediate_size': 32, 'layers': 6" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        sized_like(sized, trained, "outputs/vocoder")
+    assert caplog.text == ""  # sizes that agree need no word
+
+
 @pytest.mark.parametrize("overrides, error, match", [
     ({"aligned_model": "no/such/checkpoint"}, VocoderTrainingError, "aligned_model=no/such/checkpoint"),
     ({"init_from": "no/such/vocoder"}, VocoderTrainingError, "init_from=no/such/vocoder"),

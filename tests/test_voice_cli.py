@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import soundfile
+from bar_fixtures import harness_result
 from test_hub_roundtrip import local_hub
 from test_voice_adapt import SR, TEXTS, make_clips, one_thread
 from tiny_models import save_tiny_checkpoint
@@ -61,6 +62,32 @@ def test_push_a_base_with_results(base, tmp_path, capsys, local_hub):
     folder = local_hub.folder("acme/cli-base")
     card = (folder / "snapshots" / (folder / "refs" / "main").read_text() / "README.md").read_text()
     assert "speaker_similarity" in card and "0.71" in card and "local/voices" in card
+
+
+def test_push_a_bundled_base_keeps_its_training_runs_and_puts_the_bars_in_its_card(base, tmp_path, capsys,
+                                                                                  local_hub):
+    folder = tmp_path / "bundled"
+    save_tiny_checkpoint(folder)
+    (folder / "training_runs.json").write_text(json.dumps([
+        {"run": "tiny_pretrain", "method": "pretrain", "steps": 12, "wall_seconds": 60.0,
+         "hardware": {"cpu": "Test CPU", "torch_threads": 2}, "train_metrics": {"train_loss": 2.5}}]))
+    results = tmp_path / "default_checkpoint.json"
+    results.write_text(json.dumps(harness_result()))
+    assert main(["push", str(folder), "acme/bundled", "--results", str(results)]) == 0
+    repo = local_hub.folder("acme/bundled")
+    card = (repo / "snapshots" / (repo / "refs" / "main").read_text() / "README.md").read_text()
+    assert "| tiny_pretrain | pretrain | 12 | 1.0 | Test CPU (2 threads) | 1 | 2.500 | - |" in card
+    assert "## Requirements" in card and "1 of 3 bars pass" in card and "value: 0.41" in card
+
+
+def test_push_refuses_results_that_are_not_model_index_entries_and_pushes_nothing(base, tmp_path, capsys,
+                                                                                  local_hub):
+    results = tmp_path / "speed.json"
+    results.write_text(json.dumps({"metatts_istft_rtf": 0.01}))
+    commits = list(local_hub.commits)
+    assert main(["push", str(base), "acme/not-pushed", "--results", str(results)]) == 2
+    assert "has no 'model_index' list" in capsys.readouterr().err
+    assert local_hub.commits == commits and not local_hub.folder("acme/not-pushed").exists()
 
 
 def test_adapt_from_a_saved_dataset(base, clip_folder, tmp_path, capsys):

@@ -7,7 +7,9 @@ so larger k extends smaller k). ``languages`` (language-code prefixes, e.g. ``["
 whose ``language`` starts with one of them, before the tasks are formed (so the English recogniser's WER means
 something). For every method (each from its own checkpoint) and k, the adapted parameters
 are captured at every requested step count in ONE adaptation run (steps are cumulative), then the held-out
-sentences are synthesised and compared with the target's real recordings of them.
+sentences are synthesised and compared with the target's real recordings of them. Each method's entry records
+its checkpoint, settings and ``vocoder``: the checkpoint's ``vocoder_type``, through which all its speech is heard
+(a training-run folder speaks through Griffin-Lim; a bundled checkpoint through its trained vocoder).
 
 Upper bounds on the same held-out sentences: ``ground_truth`` (the real recordings themselves; similarity is
 to the task's other real utterances) and ``resynthesis`` (real audio -> the feature extractor's log-mel -> the
@@ -440,7 +442,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         entry.update(checkpoint=checkpoint, seconds=round(time.perf_counter() - method_started, 1),
                      lr=settings.lrs.get(method), meta_learner=meta_learner_summary(head),
                      global_variance_weight=settings.global_variance_weights.get(method),
-                     rate_scale=settings.rate_scales.get(method))
+                     rate_scale=settings.rate_scales.get(method), vocoder=model.config.vocoder_type)
         methods[method] = entry
     if audios is None:
         raise BenchmarkConfigError("No method could run: " + "; ".join(

@@ -18,11 +18,13 @@ import math
 import os
 import shutil
 
+from ..model_cards import TRAINING_RUNS_FILE
+
 logger = logging.getLogger(__name__)
 
 #: The bundled checkpoint must stay small enough to live in the repository.
 MAX_BUNDLE_BYTES = 25 * 1024 * 1024
-RUNS_FILE = "training_runs.json"
+RUNS_FILE = TRAINING_RUNS_FILE
 
 
 class BundleTooLargeError(ValueError):
@@ -145,7 +147,7 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
                       results: list[dict] | None = None, repo_id: str = "hf-metatts/metatts-default",
                       datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
                       inner_lr: float | None = None, global_variance_weight: float | None = None,
-                      keep_runs: bool = False) -> dict:
+                      keep_runs: bool = False, evaluation: dict | None = None) -> dict:
     """Write the checkpoint; returns ``{"bytes", "num_parameters", "files"}``.
 
     Args:
@@ -159,6 +161,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
         keep_runs: keep the ``training_runs.json`` of ``model_dir`` and add the summaries of ``runs`` after it
             (re-bundling a bundle with one more run, e.g. a fine-tuned vocoder).
         results: ``[{"dataset_name", "dataset_type", "metric_type", "metric_value", ...}]`` for ``model-index``.
+        evaluation: a result of ``benchmarks/default_checkpoint.py`` (its ``bars``, machine, command and the
+            vocoder each method was heard through), for the card's table of requirements.
         inner_lr: the step size the shipped meta-learner adapts with, in place of the one it was meta-trained
             with (a fixed-rate ``maml`` meta-learner only; choose it on validation tasks).
         global_variance_weight: the weight of the global-variance term in the shipped inner loop
@@ -168,12 +172,16 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
         BundleConfigError: no ``vocoder_dir`` for a model that owns no trained vocoder; ``inner_lr`` is given for
             a folder without a fixed-rate ``maml`` meta-learner, or is not positive; ``global_variance_weight`` for
             a folder without a meta-learner, or is negative (all checked before anything is written).
+        CardResultsError: ``evaluation`` has no bars, or a bar lacks its requirement, measurements or status
+            (checked before anything is written).
     """
     from .. import MetaTTSForTextToSpeech
-    from ..model_cards import base_model_card, meta_learner_card_fields
+    from ..model_cards import base_model_card, evaluation_summary, meta_learner_card_fields
     from .vocoder import attach_trained_vocoder
 
     check_adaptation_overrides(model_dir, inner_lr, global_variance_weight)
+    if evaluation is not None:
+        evaluation_summary(evaluation)  # a broken evaluation is refused before anything is written
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
     if vocoder_dir is not None:
         attach_trained_vocoder(model, vocoder_dir)
@@ -192,7 +200,7 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     num_parameters = sum(p.numel() for p in model.parameters())
     card = base_model_card(model.config, repo_id, results=results, datasets=datasets,
                            **meta_learner_card_fields(staging), num_parameters=num_parameters,
-                           training_runs=summaries)
+                           training_runs=summaries, evaluation=evaluation)
     card.save(os.path.join(staging, "README.md"))
     size = folder_bytes(staging)
     if size > max_bytes:
@@ -206,13 +214,13 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
 
 
 def _run(args) -> int:
-    results = None
-    if args.results:
-        results = _read_json(args.results)
-        results = results.get("model_index", results) if isinstance(results, dict) else results
+    from ..model_cards import read_card_results
+
+    results, evaluation = read_card_results(args.results) if args.results else (None, None)
     bundle_checkpoint(args.model, args.vocoder, args.out, runs=args.runs or [], results=results,
                       repo_id=args.repo_id, datasets=args.datasets, inner_lr=args.inner_lr,
-                      global_variance_weight=args.global_variance_weight, keep_runs=args.keep_runs)
+                      global_variance_weight=args.global_variance_weight, keep_runs=args.keep_runs,
+                      evaluation=evaluation)
     return 0
 
 
@@ -233,7 +241,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--keep-runs", action="store_true",
                         help="keep the training_runs.json of --model (a bundle) and add the --runs after it")
     parser.add_argument("--results", default=None,
-                        help="JSON list of model-index results (or a dict with a 'model_index' list)")
+                        help="JSON list of model-index results, or a dict with a 'model_index' list; a result of "
+                        "benchmarks/default_checkpoint.py also puts its bars in the card")
     parser.add_argument("--repo-id", default="hf-metatts/metatts-default", help="name used in the card")
     parser.add_argument("--datasets", nargs="*", default=None, help="dataset names for the card metadata")
     parser.add_argument("--inner-lr", type=float, default=None,

@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -116,6 +116,20 @@ def vocoder_config(args: VocoderTrainingArguments, base: MetaTTSConfig | None = 
     for key in ("model_type", "transformers_version", "architectures"):
         values.pop(key, None)
     return MetaTTSConfig(**values)
+
+
+VOCODER_SIZES = {"hidden_size": "vocoder_hidden_size", "intermediate_size": "vocoder_intermediate_size",
+                 "layers": "vocoder_layers"}
+
+
+def sized_like(args: VocoderTrainingArguments, trained: MetaTTSConfig, source: str) -> VocoderTrainingArguments:
+    """``args`` with the sizes of the trained vocoder it starts from (``init_from``: its weights decide them); a
+    size of ``args`` that differs is logged as not used."""
+    sizes = {name: getattr(trained, key) for name, key in VOCODER_SIZES.items()}
+    ignored = {name: getattr(args, name) for name, size in sizes.items() if getattr(args, name) != size}
+    if ignored:
+        logger.warning("init_from=%s has the sizes %s; %s of this run are not used.", source, sizes, ignored)
+    return replace(args, **sizes)
 
 
 def load_clips(dataset_path: str, split: str, limit: int, seed: int, sampling_rate: int) -> list[np.ndarray]:
@@ -271,10 +285,7 @@ def train_vocoder(args: VocoderTrainingArguments) -> dict:
     torch.manual_seed(args.seed)
     if args.init_from:
         vocoder = load_trained_vocoder(args.init_from).train()
-        config = vocoder_config(args, vocoder.config)
-        config.vocoder_hidden_size = vocoder.config.vocoder_hidden_size
-        config.vocoder_intermediate_size = vocoder.config.vocoder_intermediate_size
-        config.vocoder_layers = vocoder.config.vocoder_layers
+        config = vocoder_config(sized_like(args, vocoder.config, args.init_from), vocoder.config)
         vocoder.config = config
     else:
         config = vocoder_config(args)
