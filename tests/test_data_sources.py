@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from hf_metatts.data.sources import espeak, festival, flite
@@ -35,6 +36,18 @@ def test_espeak_timings_cover_the_audio_and_style_changes_rate():
     assert len(timings) >= 20
     assert timings[-1]["end"] == pytest.approx(len(normal.audio) / 22050)
     assert all(a["end"] == b["start"] for a, b in zip(timings, timings[1:]))
+
+
+def test_an_espeak_voice_renders_the_same_clips_whatever_was_rendered_before():
+    """espeak-ng carries state from one synthesis to the next; each batch renders in a fresh child, so a voice's
+    clips do not depend on which voices a corpus worker rendered before them."""
+    voice = VoiceSpec("espeak", "en-gb+f4", "en-gb")
+    texts = ["The quick brown fox jumps over the lazy dog.", "A second sentence carries the state on."]
+    first = espeak.synthesize_batch(voice, texts)
+    espeak.synthesize_batch(VoiceSpec("espeak", "en-us+m3", "en-us"), ["Another voice renders in between."])
+    again = espeak.synthesize_batch(voice, texts)
+    for one, other in zip(first, again):
+        assert np.array_equal(one.audio, other.audio) and one.phone_timings == other.phone_timings
 
 
 @requires_flite

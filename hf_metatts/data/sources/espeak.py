@@ -1,8 +1,9 @@
 """espeak-ng through the library shipped by ``espeakng-loader`` (ctypes), with phoneme events as timings.
 
 The library keeps global state, so one process holds one engine: ``EspeakEngine.get()`` initialises
-it once per process. Synthesis is synchronous; the callback collects samples and phoneme events
-(``audio_position`` in ms) which become ``phone_timings``.
+it once per process, and ``synthesize_batch`` renders each batch in a freshly forked child so that the state
+left by earlier batches never reaches its audio (the same clips in every build). Synthesis is synchronous; the
+callback collects samples and phoneme events (``audio_position`` in ms) which become ``phone_timings``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _EVENT_PHONEME = 7
 _PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
 _DEFAULT_RATE, _DEFAULT_PITCH, _DEFAULT_RANGE = 175, 50, 50
 _MIN_RATE, _MAX_RATE = 80, 450
+RANDOM_SEED = 1  # the seed of espeak-ng's noise before every sentence: a rebuild renders the same clips
 
 
 class _EventId(ctypes.Union):
@@ -115,6 +117,13 @@ def voice_file(voice: str) -> str:
     return f"{name}{plus}{variant}"
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c"))
+
+
 class EspeakEngine:
     """A per-process espeak-ng engine that renders sentences with phone timings."""
 
@@ -142,6 +151,13 @@ class EspeakEngine:
         self._callback = _CALLBACK(self._on_audio)  # keep a reference: the C side holds the pointer
         self._lib.espeak_SetSynthCallback(self._callback)
         self._voice: str | None = None
+
+    def _seed_random_generators(self) -> None:
+        """espeak-ng's own generator (where the library exports ``espeak_ng_SetRandSeed``) and libc's ``rand``,
+        which older code paths of the library use."""
+        if hasattr(self._lib, "espeak_ng_SetRandSeed"):
+            self._lib.espeak_ng_SetRandSeed(ctypes.c_long(RANDOM_SEED))
+        _libc().srand(RANDOM_SEED)
 
     @classmethod
     def get(cls) -> EspeakEngine:
@@ -174,8 +190,10 @@ class EspeakEngine:
         self._lib.espeak_SetParameter(_PARAM_RANGE, int(np.clip(round(_DEFAULT_RANGE * style.range), 0, 100)), 0)
 
     def synthesize(self, text: str) -> Synthesis:
-        """Render one sentence with the current voice."""
+        """Render one sentence with the current voice (its random generators seeded: the breathy variants draw
+        noise from them)."""
         self._samples, self._events = [], []
+        self._seed_random_generators()
         data = text.encode("utf-8") + b"\0"
         buf = ctypes.create_string_buffer(data)
         status = self._lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -193,8 +211,25 @@ class EspeakEngine:
         return Synthesis(audio=audio, sampling_rate=self.sampling_rate, phone_timings=timings)
 
 
-def synthesize_batch(voice: VoiceSpec, texts: list[str], style: Style = NEUTRAL) -> list[Synthesis]:
-    """Render sentences with one espeak-ng voice (called inside a worker process)."""
+def _synthesize_here(voice: VoiceSpec, texts: list[str], style: Style) -> list[Synthesis]:
     engine = EspeakEngine.get()
     engine.set_voice(voice.voice, style)
     return [engine.synthesize(t) for t in texts]
+
+
+def synthesize_batch(voice: VoiceSpec, texts: list[str], style: Style = NEUTRAL) -> list[Synthesis]:
+    """Render sentences with one espeak-ng voice, in a child process forked for this batch.
+
+    espeak-ng carries state from one synthesis to the next (its wave generator and its random generators), so a
+    sentence comes out slightly differently depending on what the process rendered before: in a pool of workers,
+    on which voices happened to share a worker. A child forked for each batch starts from the state of a process
+    that has rendered nothing, so a voice's clips are the same in every build. Where ``fork`` is not available
+    the batch is rendered in this process.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return _synthesize_here(voice, texts, style)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as child:
+        return child.submit(_synthesize_here, voice, texts, style).result()
