@@ -5,6 +5,7 @@ Importing the package registers the MetaTTS classes with the transformers Auto c
 """
 
 import logging
+import warnings
 from pathlib import Path
 
 from .configuration_metatts import MetaTTSConfig
@@ -16,6 +17,12 @@ from .registration import register_auto_classes
 from .tokenization_metatts import MetaTTSTokenizer, phonemize, supported_languages
 from .voice import MetaTTSVoice
 from .voice_validation import ClipValidation
+
+# pyworld 0.3.x (pitch targets, WORLD perturbations) and pysptk (mel-cepstra), imported where they are used, import
+# pkg_resources, whose deprecation notice was printed by every command that reads clips or measures MCD; setup.py
+# pins setuptools<81, which still ships pkg_resources.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated as an API", category=UserWarning,
+                        module=r"(pyworld|pysptk)(\.|$)")
 
 __version__ = "0.1.0.dev0"
 
