@@ -3,6 +3,7 @@
 Cards carry measured results only when they are given (``results``): nothing is made up.
 """
 
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -37,8 +38,6 @@ def read_card_results(path: str) -> tuple[list[dict], dict | None]:
     Raises:
         CardResultsError: the file is not JSON, or a dict without a ``model_index`` list.
     """
-    import json
-
     try:
         with open(path, encoding="utf-8") as handle:
             results = json.load(handle)
@@ -169,7 +168,7 @@ def _validation_text(run: Mapping) -> str:
 
 def evaluation_summary(result: Mapping) -> dict:
     """What a card says of the bars a checkpoint was checked against, from a result of
-    ``benchmarks/default_checkpoint.py`` (``bars``, ``best``, ``methods``, ``machine``, ``command``):
+    ``benchmarks/default_checkpoint.py`` (``bars``, ``methods``, ``machine``, ``command``):
     ``{"bars": [{"name", "requirement", "measured", "result"}], "passed", "command", "machine", "heard_through"}``.
 
     Raises:
@@ -184,7 +183,7 @@ def evaluation_summary(result: Mapping) -> dict:
                    if not isinstance(bar, Mapping) or key not in bar]
         if missing:
             raise CardResultsError(f"Bar {name!r} of the evaluation lacks {missing}: give a result of "
-                             "benchmarks/default_checkpoint.py (or run it with --rescore to check the bars again).")
+                                   "benchmarks/default_checkpoint.py (or check its bars again with --rescore).")
         rows.append({"name": table_cell(name), "requirement": table_cell(bar["requirement"]),
                      "measured": table_cell(measured_text(bar["measured"])), "result": table_cell(verdict_text(bar))})
     return {"bars": rows, "passed": sum(bar["status"] == PASS for bar in bars.values()),
