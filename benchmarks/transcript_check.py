@@ -71,10 +71,18 @@ def score_clips(model, rows: list[dict], transcripts: list[str]) -> dict[str, li
 
 
 def summary(scores: list[float]) -> dict:
+    """Median, 5th/95th percentiles, largest finite score, minimum and how many clips were refused by length
+    (scored infinite, which ranks them last: a percentile that reaches one is infinite, not NaN)."""
     finite = [s for s in scores if np.isfinite(s)]
-    return {"median": float(np.median(scores)), "p5": float(np.percentile(scores, 5)),
-            "p95": float(np.percentile(scores, 95)), "max_scored": float(np.max(finite)) if finite else None,
-            "min": float(np.min(scores)), "refused_by_length": len(scores) - len(finite)}
+    return {"median": _percentile(scores, 50), "p5": _percentile(scores, 5), "p95": _percentile(scores, 95),
+            "max_scored": float(np.max(finite)) if finite else None, "min": float(np.min(scores)),
+            "refused_by_length": len(scores) - len(finite)}
+
+
+def _percentile(scores: list[float], q: float) -> float:
+    with np.errstate(invalid="ignore"):  # interpolating towards an infinite score gives NaN
+        value = float(np.percentile(scores, q))
+    return float("inf") if np.isnan(value) else value
 
 
 def run(args, argv: list[str]) -> dict:

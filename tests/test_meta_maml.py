@@ -112,7 +112,7 @@ def test_adaptation_lowers_the_support_loss():
     batch = toy_batch(3)
     start = float(model(**batch).loss.detach())
     adapted = adapt_parameters(model, batch, method="maml", steps=10, lr=0.3)
-    after = float(torch.func.functional_call(model, adapted, args=(), kwargs=batch).loss)
+    after = float(torch.func.functional_call(model, adapted, args=(), kwargs=batch).loss.detach())
     assert after < 0.7 * start
 
 

@@ -23,6 +23,7 @@ def test_roc_auc(check):
 def test_summary_counts_clips_refused_by_length(check):
     result = check.summary([1.0, 2.0, 3.0, float("inf")])
     assert result["refused_by_length"] == 1 and result["max_scored"] == 3.0 and result["min"] == 1.0
+    assert result["p95"] == float("inf") and result["p5"] == pytest.approx(1.15) and result["median"] == 2.5
 
 
 def test_a_transcript_longer_than_its_clip_scores_infinite(check):
