@@ -46,6 +46,8 @@ def test_quickstart_adapts_the_bundled_checkpoint(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (scripts/setup.sh installs it)")
+# a model trained for seconds has a barely trained aligner: its transcript check may warn about a matched clip
+@pytest.mark.filterwarnings("ignore::hf_metatts.voice_errors.TranscriptMismatchWarning")
 def test_quickstart_trains_a_tiny_model_when_asked(tmp_path, monkeypatch):
     report = _run_quickstart(tmp_path, monkeypatch, ["--train-tiny", "2", "--adapt-steps", "3"])
     assert report["meta_training"]["episodes"] == 2
