@@ -54,15 +54,16 @@ def push_base_to_hub(model_or_folder, repo_id: str, processor=None, results: Seq
 
     Args:
         model_or_folder: a `MetaTTSForTextToSpeech` (saved with ``processor``, default: its own) or a folder
-            written by ``save_pretrained`` or ``hf-metatts bundle`` (its ``training_runs.json`` goes into the card's
-            training table unless ``training_runs`` is given).
+            written by ``save_pretrained`` or ``hf-metatts bundle`` (a bundle's card is written again for
+            ``repo_id`` from what it was written from: its ``training_runs.json`` and ``card_inputs.json`` give the
+            training runs, results, datasets and bars that are not given here).
         card_kwargs: more of :func:`hf_metatts.model_cards.base_model_card`'s arguments, e.g. ``evaluation`` (a
             result of ``benchmarks/default_checkpoint.py``: the card's table of bars).
     Raises:
         CheckpointError: the folder lacks one of `REQUIRED_BASE_FILES` or is a voice.
     """
     from .configuration_metatts import MetaTTSConfig
-    from .model_cards import TRAINING_RUNS_FILE, base_model_card, meta_learner_card_fields
+    from .model_cards import TRAINING_RUNS_FILE, base_model_card, meta_learner_card_fields, read_card_inputs
 
     with tempfile.TemporaryDirectory() as staging:
         if isinstance(model_or_folder, (str, os.PathLike)):
@@ -84,6 +85,11 @@ def push_base_to_hub(model_or_folder, repo_id: str, processor=None, results: Seq
         if "training_runs" not in card_kwargs and os.path.isfile(runs_file):
             with open(runs_file, encoding="utf-8") as handle:
                 card_kwargs["training_runs"] = json.load(handle)
+        bundled = read_card_inputs(staging)  # the same weights: what their card was written from still holds
+        results = results if results is not None else bundled.get("results")
+        datasets = datasets if datasets is not None else bundled.get("datasets")
+        if "evaluation" not in card_kwargs and bundled.get("evaluation"):
+            card_kwargs["evaluation"] = bundled["evaluation"]
         from safetensors import safe_open
 
         with safe_open(os.path.join(staging, "model.safetensors"), framework="pt") as handle:

@@ -21,6 +21,9 @@ DEFAULT_TAGS = ("hf-metatts", "text-to-speech", "few-shot", "meta-learning")
 TEMPLATES_ENV = "HF_METATTS_MODEL_CARDS"
 #: The training runs of a bundled checkpoint (each run's ``training_summary.json``), the card's training table.
 TRAINING_RUNS_FILE = "training_runs.json"
+#: What a bundle's card was written from (model-index entries, dataset names, the bars it was checked against), so
+#: that pushing the folder writes the same card for its new repo id.
+CARD_INPUTS_FILE = "card_inputs.json"
 VOCODER_NAMES = {"griffin_lim": "Griffin-Lim", "istft": "the trained iSTFT vocoder",
                  "speecht5_hifigan": "the SpeechT5 HiFi-GAN vocoder"}
 
@@ -49,6 +52,32 @@ def read_card_results(path: str) -> tuple[list[dict], dict | None]:
                                    "benchmarks/default_checkpoint.py or a JSON list of model-index entries.")
         return results["model_index"], (results if "bars" in results else None)
     return results, None
+
+
+def write_card_inputs(folder: str, results: Sequence[Mapping] | None, datasets: Sequence[str] | None,
+                      evaluation: Mapping | None) -> None:
+    """Save what the card of ``folder`` is written from (``CARD_INPUTS_FILE``): the model-index entries, the
+    dataset names and, of ``evaluation`` (a harness result), only what the card reads (bars, command, machine,
+    each method's status and vocoder)."""
+    kept = None
+    if evaluation:
+        methods = {name: {"status": (entry or {}).get("status"), "vocoder": (entry or {}).get("vocoder")}
+                   for name, entry in (evaluation.get("methods") or {}).items()}
+        kept = {"bars": evaluation["bars"], "command": evaluation.get("command"),
+                "machine": evaluation.get("machine"), "methods": methods}
+    inputs = {"results": list(results) if results else None, "datasets": list(datasets) if datasets else None,
+              "evaluation": kept}
+    with open(os.path.join(folder, CARD_INPUTS_FILE), "w", encoding="utf-8") as handle:
+        json.dump(inputs, handle, indent=2)
+
+
+def read_card_inputs(folder: str) -> dict:
+    """``{"results", "datasets", "evaluation"}`` saved by :func:`write_card_inputs`, or ``{}`` without the file."""
+    path = os.path.join(folder, CARD_INPUTS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def template_path(name: str) -> str:
@@ -246,6 +275,6 @@ def voice_card(voice_config, repo_id: str | None = None, num_floats: int | None 
         intended_use=intended_use, **values)
 
 
-__all__ = ["TRAINING_RUNS_FILE", "CardResultsError", "base_model_card", "describe_hardware", "eval_results",
-           "evaluation_summary", "heard_through_text", "read_card_results", "template_path", "vocoder_name",
-           "voice_card"]
+__all__ = ["CARD_INPUTS_FILE", "TRAINING_RUNS_FILE", "CardResultsError", "base_model_card", "describe_hardware",
+           "eval_results", "evaluation_summary", "heard_through_text", "read_card_inputs", "read_card_results",
+           "template_path", "vocoder_name", "voice_card", "write_card_inputs"]

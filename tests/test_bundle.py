@@ -183,6 +183,26 @@ def test_the_card_lists_the_bars_the_checkpoint_was_checked_against(trained_part
     assert "0.41" in card  # the model-index entry
 
 
+def test_a_bundle_saves_what_its_card_was_written_from_and_a_new_bundling_keeps_only_the_datasets(
+        trained_parts, tmp_path, caplog):
+    model_dir, vocoder_dir, _ = trained_parts
+    out, again = tmp_path / "bundle", tmp_path / "again"
+    result = harness_result()
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), results=result["model_index"], evaluation=result,
+                      datasets=["hf-metatts/voices-default"])
+    inputs = json.loads((out / "card_inputs.json").read_text())
+    assert inputs["results"] == result["model_index"] and inputs["datasets"] == ["hf-metatts/voices-default"]
+    assert inputs["evaluation"]["bars"] == result["bars"] and inputs["evaluation"]["command"] == result["command"]
+    assert inputs["evaluation"]["methods"]["finetune"] == {"status": "ok", "vocoder": "griffin_lim"}
+    with caplog.at_level("WARNING"):
+        bundle_checkpoint(str(out), None, str(again), inner_lr=None)  # e.g. bundled again with another step size
+    card = (again / "README.md").read_text()
+    assert "hf-metatts/voices-default" in card  # the training data still holds
+    assert "## Requirements" not in card and "value: 0.41" not in card  # measured on the checkpoint before
+    assert "had results and evaluation" in caplog.text and "give --results again" in caplog.text
+    assert json.loads((again / "card_inputs.json").read_text())["results"] is None
+
+
 def test_the_card_names_the_vocoder_of_each_method_and_those_not_recorded():
     from hf_metatts.model_cards import heard_through_text
 

@@ -12,6 +12,7 @@ from test_voice_adapt import SR, TEXTS, make_clips, one_thread
 from tiny_models import save_tiny_checkpoint
 
 from hf_metatts.cli import main
+from hf_metatts.model_cards import write_card_inputs
 from hf_metatts.voice import MetaTTSVoice
 from hf_metatts.voice_base import clear_base_cache
 
@@ -78,6 +79,18 @@ def test_push_a_bundled_base_keeps_its_training_runs_and_puts_the_bars_in_its_ca
     card = (repo / "snapshots" / (repo / "refs" / "main").read_text() / "README.md").read_text()
     assert "| tiny_pretrain | pretrain | 12 | 1.0 | Test CPU (2 threads) | 1 | 2.500 | - |" in card
     assert "## Requirements" in card and "1 of 3 bars pass" in card and "value: 0.41" in card
+
+
+def test_push_a_bundle_without_results_writes_the_card_it_was_bundled_with(tmp_path, capsys, local_hub):
+    folder = tmp_path / "bundled"
+    save_tiny_checkpoint(folder)
+    result = harness_result()
+    write_card_inputs(str(folder), result["model_index"], ["local/voices"], result)  # as `hf-metatts bundle` does
+    assert main(["push", str(folder), "acme/as-bundled"]) == 0
+    repo = local_hub.folder("acme/as-bundled")
+    card = (repo / "snapshots" / (repo / "refs" / "main").read_text() / "README.md").read_text()
+    assert "value: 0.41" in card and "local/voices" in card and "1 of 3 bars pass" in card
+    assert "Every method was heard through Griffin-Lim." in card and "acme/as-bundled" in card
 
 
 def test_push_refuses_results_that_are_not_model_index_entries_and_pushes_nothing(base, tmp_path, capsys,

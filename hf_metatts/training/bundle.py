@@ -163,6 +163,10 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
         results: ``[{"dataset_name", "dataset_type", "metric_type", "metric_value", ...}]`` for ``model-index``.
         evaluation: a result of ``benchmarks/default_checkpoint.py`` (its ``bars``, machine, command and the
             vocoder each method was heard through), for the card's table of requirements.
+        datasets: dataset names for the card; None keeps those of ``model_dir``'s card when it is a bundle.
+            Its results and bars are not kept (they were measured on the checkpoint before this bundling): give
+            them again. What the card was written from is saved as ``card_inputs.json``, so pushing the folder
+            writes the same card (``hf_metatts.hub.push_base_to_hub``).
         inner_lr: the step size the shipped meta-learner adapts with, in place of the one it was meta-trained
             with (a fixed-rate ``maml`` meta-learner only; choose it on validation tasks).
         global_variance_weight: the weight of the global-variance term in the shipped inner loop
@@ -176,12 +180,26 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
             (checked before anything is written).
     """
     from .. import MetaTTSForTextToSpeech
-    from ..model_cards import base_model_card, evaluation_summary, meta_learner_card_fields
+    from ..model_cards import (
+        base_model_card,
+        evaluation_summary,
+        meta_learner_card_fields,
+        read_card_inputs,
+        write_card_inputs,
+    )
     from .vocoder import attach_trained_vocoder
 
     check_adaptation_overrides(model_dir, inner_lr, global_variance_weight)
     if evaluation is not None:
         evaluation_summary(evaluation)  # a broken evaluation is refused before anything is written
+    earlier_card = read_card_inputs(model_dir)
+    if datasets is None:
+        datasets = earlier_card.get("datasets")
+    dropped = [name for name, given in (("results", results), ("evaluation", evaluation))
+               if given is None and earlier_card.get(name)]
+    if dropped:
+        logger.warning("The card of %s had %s; they are not carried into a checkpoint bundled anew: give --results "
+                       "again if they still hold for it.", model_dir, " and ".join(dropped))
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
     if vocoder_dir is not None:
         attach_trained_vocoder(model, vocoder_dir)
@@ -202,6 +220,7 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
                            **meta_learner_card_fields(staging), num_parameters=num_parameters,
                            training_runs=summaries, evaluation=evaluation)
     card.save(os.path.join(staging, "README.md"))
+    write_card_inputs(staging, results, datasets, evaluation)
     size = folder_bytes(staging)
     if size > max_bytes:
         shutil.rmtree(staging)
