@@ -684,7 +684,7 @@ def record_vocoders(result: dict, vocoders: dict[str, str]) -> None:
         ValueError: an unknown vocoder type or a method that did not run; a vocoder that contradicts the one the
             method recorded, or the ``vocoder_type`` of its checkpoint folder's ``config.json`` (when it is there).
     """
-    from hf_metatts.configuration_metatts import VOCODER_TYPES
+    from hf_metatts.configuration_metatts import VOCODER_TYPES, MetaTTSConfig
 
     for method, vocoder in vocoders.items():
         entry = result["methods"].get(method) or {}
@@ -693,7 +693,7 @@ def record_vocoders(result: dict, vocoders: dict[str, str]) -> None:
         if entry.get("status") != "ok":
             raise ValueError(f"{method} has no measurement in this result.")
         config = Path(entry.get("checkpoint") or "") / "config.json"
-        found = entry.get("vocoder") or (json.loads(config.read_text()).get("vocoder_type", "griffin_lim")
+        found = entry.get("vocoder") or (MetaTTSConfig.from_pretrained(config.parent).vocoder_type
                                          if config.is_file() else None)
         if found not in (None, vocoder):
             raise ValueError(f"{method}={vocoder}, but {method} spoke through {found} (its record or {config}).")

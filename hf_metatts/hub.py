@@ -1,6 +1,5 @@
 """Uploading base checkpoints and voices to the Hugging Face Hub (``HfApi.create_repo`` + ``create_commit``)."""
 
-import json
 import logging
 import os
 import shutil
@@ -63,7 +62,7 @@ def push_base_to_hub(model_or_folder, repo_id: str, processor=None, results: Seq
         CheckpointError: the folder lacks one of `REQUIRED_BASE_FILES` or is a voice.
     """
     from .configuration_metatts import MetaTTSConfig
-    from .model_cards import TRAINING_RUNS_FILE, base_model_card, meta_learner_card_fields, read_card_inputs
+    from .model_cards import base_model_card, meta_learner_card_fields, read_card_inputs, read_training_runs
 
     with tempfile.TemporaryDirectory() as staging:
         if isinstance(model_or_folder, (str, os.PathLike)):
@@ -81,10 +80,8 @@ def push_base_to_hub(model_or_folder, repo_id: str, processor=None, results: Seq
             raise CheckpointError(f"{model_or_folder} lacks {missing}: save the model and its processor with "
                                   "save_pretrained (the plugin writes the remote-code files) before pushing.")
         config = MetaTTSConfig.from_pretrained(staging)
-        runs_file = os.path.join(staging, TRAINING_RUNS_FILE)
-        if "training_runs" not in card_kwargs and os.path.isfile(runs_file):
-            with open(runs_file, encoding="utf-8") as handle:
-                card_kwargs["training_runs"] = json.load(handle)
+        if "training_runs" not in card_kwargs:
+            card_kwargs["training_runs"] = read_training_runs(staging)
         bundled = read_card_inputs(staging)  # the same weights: what their card was written from still holds
         results = results if results is not None else bundled.get("results")
         datasets = datasets if datasets is not None else bundled.get("datasets")

@@ -71,6 +71,15 @@ def write_card_inputs(folder: str, results: Sequence[Mapping] | None, datasets: 
         json.dump(inputs, handle, indent=2)
 
 
+def read_training_runs(folder: str) -> list[dict] | None:
+    """The ``TRAINING_RUNS_FILE`` of ``folder`` (a bundle: every run that produced it), or None without one."""
+    path = os.path.join(folder, TRAINING_RUNS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def read_card_inputs(folder: str) -> dict:
     """``{"results", "datasets", "evaluation"}`` saved by :func:`write_card_inputs`, or ``{}`` without the file."""
     path = os.path.join(folder, CARD_INPUTS_FILE)
@@ -277,4 +286,5 @@ def voice_card(voice_config, repo_id: str | None = None, num_floats: int | None 
 
 __all__ = ["CARD_INPUTS_FILE", "TRAINING_RUNS_FILE", "CardResultsError", "base_model_card", "describe_hardware",
            "eval_results", "evaluation_summary", "heard_through_text", "read_card_inputs", "read_card_results",
+           "read_training_runs",
            "template_path", "vocoder_name", "voice_card", "write_card_inputs"]

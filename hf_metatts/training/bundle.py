@@ -185,6 +185,7 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
         evaluation_summary,
         meta_learner_card_fields,
         read_card_inputs,
+        read_training_runs,
         write_card_inputs,
     )
     from .vocoder import attach_trained_vocoder
@@ -207,9 +208,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
         raise BundleConfigError(f"{model_dir} owns no trained neural vocoder (vocoder_type="
                                 f"{model.config.vocoder_type!r}): give the folder of `hf-metatts train-vocoder`.")
     summaries = [run_summary(run) for run in runs]
-    kept_file = os.path.join(model_dir, RUNS_FILE)
-    if (keep_runs or not summaries) and os.path.isfile(kept_file):
-        kept = _read_json(kept_file)
+    kept = read_training_runs(model_dir) if keep_runs or not summaries else None
+    if kept is not None:
         added = {summary["run"] for summary in summaries}
         summaries = [summary for summary in kept if summary.get("run") not in added] + summaries
     staging = stage_model_folder(model, model_dir, output_dir, inner_lr, global_variance_weight)
