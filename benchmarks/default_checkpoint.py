@@ -14,7 +14,10 @@ recogniser's WER means something), 5 shots, 3 held-out sentences per speaker, an
 
 ``maml`` from the Meta-SGD checkpoint adapts with plain SGD (its ``inner_lr``, or ``--lr maml=LR``);
 ``--global-variance-weight METHOD=W`` adds the global-variance term of weight W to that method's support loss
-(``hf_metatts.meta.global_variance``; default: its meta-learner's own weight);
+(``hf_metatts.meta.global_variance``; default: its meta-learner's own weight); ``--vocoder-steps METHOD=N``
+(and ``--vocoder-lr METHOD=LR``) adapts the checkpoint's neural vocoder to the support clips after every step
+count above 0, as ``model.adapt(..., vocoder_steps=N)`` does (``hf_metatts.voice_vocoder``; default: the
+checkpoint's ``voice_vocoder_steps``);
 ``zero_shot`` starts from the support encoder's voice and refines with the checkpoint's learned rule. A
 ``--steps`` item replaces that method's default grid only. Each method runs in its own process ("spawn",
 one torch thread each, ``--workers`` at a time); the merged JSON has the schema of
@@ -418,7 +421,9 @@ def merge(runs: list[dict], checkpoints: dict[str, str], steps: dict[str, list[i
                 "global_variance_weights": {m: s["global_variance_weights"][m] for m, s in method_settings.items()
                                             if m in s.get("global_variance_weights", {})},
                 "rate_scales": {m: s["rate_scales"][m] for m, s in method_settings.items()
-                                if m in s.get("rate_scales", {})}}
+                                if m in s.get("rate_scales", {})},
+                **{key: {m: s[key][m] for m, s in method_settings.items() if m in s.get(key, {})}
+                   for key in ("vocoder_steps", "vocoder_lrs")}}
     return {
         "schema_version": first["schema_version"],
         "settings": settings,
@@ -531,6 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-scale", nargs="*", default=[], metavar="METHOD=S",
                         help="a factor on a method's meta-learned step sizes (every Meta-SGD rate, or the maml rate); "
                         "choose it on validation tasks (benchmarks/adaptation_rules.py 'scaled:S')")
+    parser.add_argument("--vocoder-steps", nargs="*", default=[], metavar="METHOD=N",
+                        help="Adam steps adapting a method's neural vocoder to the support clips after its steps "
+                        "(hf_metatts.voice_vocoder; default: the checkpoint's voice_vocoder_steps)")
+    parser.add_argument("--vocoder-lr", nargs="*", default=[], metavar="METHOD=LR",
+                        help="learning rate of those vocoder steps (default: the checkpoint's)")
     parser.add_argument("--max-tasks", type=int, default=None, help="first N speakers (sorted) only")
     parser.add_argument("--metrics", nargs="+", default=METRICS, choices=METRICS, help="similarity is always on")
     parser.add_argument("--seed", type=int, default=0)
@@ -590,6 +600,17 @@ def main(argv=None) -> int:
     bad = {m: f for m, f in rate_scales.items() if not (f > 0 and f < float("inf"))}
     if bad:
         parser.error(f"--rate-scale {bad}: give finite factors > 0")
+    try:
+        vocoder_steps = parse_pairs(args.vocoder_steps, int)
+        vocoder_lrs = parse_pairs(args.vocoder_lr, float)
+    except ValueError as error:
+        parser.error(f"--vocoder-steps takes METHOD=N (a whole number), --vocoder-lr METHOD=LR: {error}")
+    bad = {m: n for m, n in vocoder_steps.items() if n < 0}
+    if bad:
+        parser.error(f"--vocoder-steps {bad}: give whole numbers >= 0")
+    bad = {m: r for m, r in vocoder_lrs.items() if not 0 < r < 1}
+    if bad:
+        parser.error(f"--vocoder-lr {bad}: give learning rates in (0, 1)")
     common = {"corpus": args.corpus, "task_column": args.task_column, "split": args.split, "shots": [args.shots],
               "max_tasks": args.max_tasks, "heldout": args.heldout, "seed": args.seed,
               "eval_metrics": sorted(set(args.metrics) | {"similarity"}), "languages": args.languages or None}
@@ -603,7 +624,9 @@ def main(argv=None) -> int:
     jobs = [{"method": m, "settings": {**common, "checkpoints": {m: checkpoints[m]}, "steps": steps[m],
                                        "lrs": {m: lrs[m]} if m in lrs else {},
                                        "global_variance_weights": {m: gv_weights[m]} if m in gv_weights else {},
-                                       "rate_scales": {m: rate_scales[m]} if m in rate_scales else {}}}
+                                       "rate_scales": {m: rate_scales[m]} if m in rate_scales else {},
+                                       "vocoder_steps": {m: vocoder_steps[m]} if m in vocoder_steps else {},
+                                       "vocoder_lrs": {m: vocoder_lrs[m]} if m in vocoder_lrs else {}}}
             for m in checkpoints]
     # the longest grids first, so that the workers finish together
     order = sorted(range(len(jobs)), key=lambda i: -max(jobs[i]["settings"]["steps"]))

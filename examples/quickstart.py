@@ -123,6 +123,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--adapt-steps", type=int, default=5)
     parser.add_argument("--adapt-lr", type=float, default=None,
                         help="inner learning rate (default: the checkpoint's own inner rule)")
+    parser.add_argument("--vocoder-steps", type=int, default=None,
+                        help="also adapt the neural vocoder to the clips in this many steps (docs/voices.md; "
+                             "default: the checkpoint's, 0)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.manual_seed(0)
@@ -153,7 +156,8 @@ def main(argv=None) -> dict:
     curve = []
     adapt_started = time.perf_counter()
     voice = model.adapt(clips, method="maml", steps=args.adapt_steps, lr=args.adapt_lr, sampling_rate=rate,
-                        progress=False, callback=lambda step, total, loss: curve.append(loss))
+                        progress=False, callback=lambda step, total, loss: curve.append(loss),
+                        vocoder_steps=args.vocoder_steps)
     adapt_seconds = time.perf_counter() - adapt_started
     voice.save_pretrained(out / "voice")  # loads with pipeline("text-to-speech", model=out / "voice")
 
@@ -170,6 +174,7 @@ def main(argv=None) -> dict:
         "target_speaker": target,
         "shots": len(support_rows),
         "adaptation": {"method": voice.config.method, "steps": args.adapt_steps, "lr": args.adapt_lr,
+                       "vocoder_steps": voice.config.vocoder_steps,
                        "seconds": round(adapt_seconds, 3), "support_loss_curve": curve,
                        "voice_dir": str(out / "voice")},
         "heldout_sentences": texts,

@@ -2,7 +2,8 @@
 
 ``voice = model.adapt(clips, method="maml", steps=5)`` adapts; ``voice.save_pretrained(dir)`` writes
 
-- ``voice.safetensors``: the adapted parameter set (kilobytes),
+- ``voice.safetensors``: the adapted parameter set (kilobytes; megabytes when the vocoder was adapted too,
+  ``vocoder_steps``: its adapted parameters join the set under their ``vocoder.*`` names),
 - ``voice_config.json``: base checkpoint id, revision and weight fingerprint, method, steps, shots, language,
   sample rate, library version and a checksum of the tensors,
 - ``config.json``: the base's config plus a ``metatts_voice`` entry, so ``pipeline("text-to-speech",
@@ -50,6 +51,9 @@ class VoiceConfig:
     sampling_rate: int = 16000
     support_seconds: float = 0.0
     learning_rate: float | None = None
+    vocoder_steps: int = 0
+    vocoder_learning_rate: float | None = None
+    vocoder_support_loss: dict | None = None
     adapted_parameter_names: list[str] = field(default_factory=list)
     library_version: str = ""
     tensors_sha256: str | None = None

@@ -4,6 +4,7 @@ import collections
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -12,6 +13,7 @@ from .voice import MetaTTSVoice, VoiceConfig
 from .voice_base import base_fingerprint
 from .voice_errors import TranscriptMismatchError
 from .voice_validation import ClipValidation, check_alignment, load_clips, transcript_scores
+from .voice_vocoder import VocoderAdaptation, adapt_vocoder, check_adaptable, support_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +131,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
                 processor=None, validation: ClipValidation | None = None, progress: bool = True,
                 base_model: str | None = None, base_revision: str | None = None, text_column: str = "text",
                 audio_column: str = "audio", language_column: str = "language",
-                callback: Callable[[int, int, float], None] | None = None) -> MetaTTSVoice:
+                callback: Callable[[int, int, float], None] | None = None, vocoder_steps: int | None = None,
+                vocoder_lr: float | None = None) -> MetaTTSVoice:
     """Adapt the model's adapted parameter set to a few clips of a new voice; the model is not changed.
 
     Args:
@@ -148,6 +151,10 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         progress: show a progress bar over the steps.
         base_model, base_revision: the base's id and revision to record (default: where the model was loaded).
         callback: ``callback(step, total_steps, support_loss)`` after each step (progress bars, loss curves).
+        vocoder_steps: Adam steps that then adapt a copy of the model's neural vocoder to the support clips
+            (`hf_metatts.voice_vocoder`; default: the config's ``voice_vocoder_steps``, 0 = off). The voice then
+            also holds the adapted vocoder parameters. Needs the trained iSTFT vocoder when above 0.
+        vocoder_lr: their learning rate (default: the config's ``voice_vocoder_learning_rate``).
 
     Returns:
         A `MetaTTSVoice`. Raises the `ClipError` family for bad clips, before anything is adapted.
@@ -159,6 +166,13 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
 
     if method not in VOICE_METHODS:
         raise ValueError(f"method={method!r} is unknown: choose one of {', '.join(VOICE_METHODS)}.")
+    vocoder_adaptation = VocoderAdaptation.from_config(model.config, vocoder_steps, vocoder_lr)
+    if vocoder_steps and vocoder_adaptation.steps:
+        check_adaptable(model)
+    elif vocoder_adaptation.steps and model.config.vocoder_type != "istft":
+        logger.info("voice_vocoder_steps=%d is not used: the model speaks through %s, which has no weights.",
+                    vocoder_adaptation.steps, model.config.vocoder_type)
+        vocoder_adaptation = replace(vocoder_adaptation, steps=0)
     validation = validation or ClipValidation()
     processor = processor_for(model, processor)
     rate = model.config.sampling_rate
@@ -189,6 +203,11 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
                                       callback=on_step)
         finally:
             bar.close()
+        vocoder_report = None
+        if vocoder_adaptation.steps:
+            pairs = support_pairs(model, params, batches, [clip.audio for clip in support])
+            vocoder_params, vocoder_report = adapt_vocoder(model.vocoder, pairs, vocoder_adaptation)
+            params = {**params, **vocoder_params}
     finally:
         model.train(was_training)
     source = base_model or (getattr(model, "name_or_path", "") or None)
@@ -201,7 +220,10 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         base_fingerprint=base_fingerprint(model),
         method=inner, steps=int(steps), shots=len(support), language=languages.most_common(1)[0][0],
         sampling_rate=rate, support_seconds=round(sum(clip.seconds for clip in support), 3),
-        learning_rate=lr, library_version=__version__)
+        learning_rate=lr, library_version=__version__, vocoder_steps=vocoder_adaptation.steps,
+        vocoder_learning_rate=vocoder_adaptation.learning_rate if vocoder_adaptation.steps else None,
+        vocoder_support_loss=vocoder_report and {"before": vocoder_report["before"]["mel_l1"],
+                                                 "after": vocoder_report["after"]["mel_l1"]})
     base_config = model.config.to_dict()
     return MetaTTSVoice(params, config, processor=processor, base_config=base_config)
 

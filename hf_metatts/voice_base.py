@@ -16,6 +16,8 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
+#: Where a voiced view keeps its base (in ``__dict__``, not as a submodule: its weights are not the view's).
+BASE_ATTRIBUTE = "_metatts_base"
 _FINGERPRINTS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
 _BASES: dict[tuple, nn.Module] = {}
 _BASES_LOCK = threading.Lock()
@@ -29,8 +31,12 @@ def adapted_names(model: nn.Module) -> list[str]:
 def base_fingerprint(model: nn.Module) -> str:
     """``sha256:<hex>`` over every state-dict tensor except the adapted set: name, dtype, shape and bytes, in
     sorted order. Two models with equal non-adapted weights have equal fingerprints (so a voiced model has its
-    base's). Memoised per model until a tensor is replaced or modified in place.
+    base's). Memoised per model until a tensor is replaced or modified in place. A voiced view (`voiced_view`) has
+    its base's fingerprint, also when its voice holds parameters outside the adapted set (an adapted vocoder).
     """
+    base = model.__dict__.get(BASE_ATTRIBUTE)
+    if base is not None:
+        return base_fingerprint(base)
     excluded = set(adapted_names(model))
     state = {name: tensor for name, tensor in model.state_dict(keep_vars=True).items() if name not in excluded}
     key = tuple((name, tensor.data_ptr(), tensor._version) for name, tensor in sorted(state.items()))
@@ -58,7 +64,10 @@ def _own_containers(module: nn.Module) -> nn.Module:
 
 def voiced_view(base: nn.Module, parameters: dict[str, torch.Tensor], voice=None) -> nn.Module:
     """A copy of ``base`` that shares all of its weights except ``parameters`` (``{name: tensor}``), which it
-    holds as its own (frozen) parameters. ``base`` is not changed. ``voice`` is kept as ``metatts_voice``."""
+    holds as its own (frozen) parameters. ``base`` is not changed. ``voice`` is kept as ``metatts_voice``. When
+    ``parameters`` reach outside the adapted set (an adapted vocoder), the base (``base``'s own base when it is
+    itself such a view) is kept under ``BASE_ATTRIBUTE``: the view then has the base's fingerprint, and another
+    voice given to it at synthesis speaks through the base, so nothing of this voice stays."""
     own = dict(base.named_parameters())
     view = _own_containers(copy.copy(base))
     copies = {"": view}
@@ -77,6 +86,9 @@ def voiced_view(base: nn.Module, parameters: dict[str, torch.Tensor], voice=None
         module._parameters[leaf] = nn.Parameter(
             value.detach().to(device=target.device, dtype=target.dtype).clone(), requires_grad=False)
     view.metatts_voice = voice
+    view.__dict__.pop(BASE_ATTRIBUTE, None)
+    if set(parameters) - set(adapted_names(base)):
+        object.__setattr__(view, BASE_ATTRIBUTE, base.__dict__.get(BASE_ATTRIBUTE, base))
     return view
 
 

@@ -61,11 +61,13 @@ def _adapt(args) -> int:
         validation = replace(validation, alignment_error_score=args.alignment_error_score)
     voice = model.adapt(clips, method=args.method, steps=args.steps, lr=args.lr, language=args.language,
                         validation=validation, progress=not args.no_progress, base_model=args.base_model,
-                        text_column=args.text_column, audio_column=args.audio_column)
+                        text_column=args.text_column, audio_column=args.audio_column,
+                        vocoder_steps=args.vocoder_steps, vocoder_lr=args.vocoder_lr)
     voice.save_pretrained(args.out)
     size = os.path.getsize(os.path.join(args.out, "voice.safetensors"))
     print(json.dumps({"out": args.out, "method": voice.config.method, "steps": voice.config.steps,
-                      "shots": voice.config.shots, "voice_bytes": size}))
+                      "vocoder_steps": voice.config.vocoder_steps, "shots": voice.config.shots,
+                      "voice_bytes": size}))
     return 0
 
 
@@ -113,6 +115,10 @@ def register(subparsers) -> None:
     adapt.add_argument("--method", default="maml", choices=["maml", "metasgd", "meta_lstm", "zero_shot", "finetune"])
     adapt.add_argument("--steps", type=int, default=None)
     adapt.add_argument("--lr", type=float, default=None)
+    adapt.add_argument("--vocoder-steps", type=int, default=None,
+                       help="Adam steps that adapt the neural vocoder to the clips too (default: the model's "
+                            "voice_vocoder_steps; 0: off); the voice then holds the vocoder's adapted weights")
+    adapt.add_argument("--vocoder-lr", type=float, default=None, help="their learning rate (default: the model's)")
     adapt.add_argument("--language", default=None, help="espeak-ng code of the transcripts (default en-us)")
     adapt.add_argument("--split", default="train", help="dataset split")
     adapt.add_argument("--text-column", default="text")

@@ -237,3 +237,45 @@ def test_each_run_records_how_its_meta_learner_was_trained():
     assert meta_learner_summary(head) == {"method": "metasgd", "inner_optimizer": "adam", "inner_lr": 0.03,
                                           "zero_shot_start": True}
     assert meta_learner_summary(None) is None  # fine-tuning has no meta-learner
+
+
+def _spectrum_embeddings(waves, rate=None):
+    """A stand-in speaker encoder for a random vocoder's audio, which resemblyzer's voice detector finds silent:
+    each wave's magnitude spectrum in 256 bands, L2-normalised ``(n, 256)``."""
+    rows = []
+    for wave in waves:
+        spectrum = np.abs(np.fft.rfft(np.asarray(wave, dtype=np.float64), n=4096))[:4096 // 2]
+        row = spectrum.reshape(256, -1).mean(1) + 1e-9
+        rows.append(row / np.linalg.norm(row))
+    return np.stack(rows).astype(np.float32)
+
+
+def test_the_vocoder_adapts_to_the_support_after_the_steps_only(corpus, tmp_path_factory, monkeypatch):
+    """``vocoder_steps``: the voices after 1 step hear an adapted vocoder, the voice before none; the run records
+    the setting; a checkpoint without vocoder weights refuses it; bad values are refused."""
+    import hf_metatts.evaluation.speaker
+    from hf_metatts.voice_vocoder import VocoderAdaptationError
+
+    monkeypatch.setattr(hf_metatts.evaluation.speaker, "embed_utterances", _spectrum_embeddings)
+
+    istft = tmp_path_factory.mktemp("bench_istft")
+    save_tiny_checkpoint(istft, vocoder_type="istft")
+    base = dict(corpus=str(corpus), checkpoints={"finetune": str(istft)}, shots=[1], steps=[0, 1], max_tasks=2,
+                eval_metrics=["similarity", "mcd"])
+    plain = run_benchmark(BenchmarkSettings(**base))["methods"]["finetune"]
+    adapted = run_benchmark(BenchmarkSettings(**base, vocoder_steps={"finetune": 3},
+                                              vocoder_lrs={"finetune": 1e-2}))["methods"]["finetune"]
+    assert plain["vocoder_adaptation"] is None
+    assert adapted["vocoder_adaptation"] == {"steps": 3, "learning_rate": 1e-2, "parameters": ["*"]}
+    before, after = plain["results"]["1"], adapted["results"]["1"]
+    assert before["0"]["per_task"] == after["0"]["per_task"]  # no step taken: no vocoder adaptation either
+    for task, values in before["1"]["per_task"].items():
+        assert after["1"]["per_task"][task]["mcd"] != values["mcd"], task
+    griffin_lim = tmp_path_factory.mktemp("bench_griffin_lim")
+    save_tiny_checkpoint(griffin_lim)
+    with pytest.raises(VocoderAdaptationError, match="no weights to adapt"):
+        run_benchmark(BenchmarkSettings(**{**base, "checkpoints": {"finetune": str(griffin_lim)}},
+                                        vocoder_steps={"finetune": 2}))
+    for bad in ({"vocoder_steps": {"finetune": -1}}, {"vocoder_lrs": {"finetune": 0.0}}):
+        with pytest.raises(BenchmarkConfigError, match="vocoder_"):
+            BenchmarkSettings(**base, **bad).validate()

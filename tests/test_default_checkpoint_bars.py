@@ -234,6 +234,18 @@ def test_a_bad_global_variance_weight_is_refused_before_any_run(bars, tmp_path, 
     assert "--global-variance-weight" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.parametrize("items, message", [
+    (["--vocoder-steps", "zero_shot=-5"], "--vocoder-steps {'zero_shot': -5}: give whole numbers >= 0"),
+    (["--vocoder-steps", "zero_shot=many"], "--vocoder-steps takes METHOD=N"),
+    (["--vocoder-lr", "zero_shot=2"], "--vocoder-lr {'zero_shot': 2.0}: give learning rates in (0, 1)"),
+])
+def test_bad_vocoder_adaptation_settings_are_refused_before_any_run(bars, tmp_path, capsys, items, message):
+    out = tmp_path / "bars.json"
+    with pytest.raises(SystemExit):
+        bars.main(["--checkpoints", "zero_shot=outputs/x", *items, "--out", str(out)])
+    assert message in capsys.readouterr().err and not out.exists()
+
+
 def with_per_task(result: dict, method: str, step: int, key: str, values: dict) -> None:
     per_task = result["methods"][method]["results"]["5"][str(step)]["per_task"]
     for task, value in values.items():

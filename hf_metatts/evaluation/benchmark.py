@@ -74,6 +74,10 @@ class BenchmarkSettings:
     global_variance_weights: dict[str, float] = field(default_factory=dict)
     #: per method, a factor on its meta-learner's step sizes (``MetaLearnerHead.scaled``; absent: 1)
     rate_scales: dict[str, float] = field(default_factory=dict)
+    #: per method, Adam steps that adapt the neural vocoder to the support clips after every step count above 0
+    #: (``hf_metatts.voice_vocoder``; absent: the checkpoint's ``voice_vocoder_steps``), and their learning rates
+    vocoder_steps: dict[str, int] = field(default_factory=dict)
+    vocoder_lrs: dict[str, float] = field(default_factory=dict)
     eval_metrics: list[str] = field(default_factory=lambda: ["similarity", "mcd", "wer", "eer", "identification"])
     languages: list[str] | None = None
 
@@ -95,6 +99,12 @@ class BenchmarkSettings:
         bad = {m: f for m, f in self.rate_scales.items() if not (f > 0 and math.isfinite(f))}
         if bad:
             raise BenchmarkConfigError(f"rate_scales={bad}: give finite factors > 0.")
+        bad = {m: n for m, n in self.vocoder_steps.items() if isinstance(n, bool) or not isinstance(n, int) or n < 0}
+        if bad:
+            raise BenchmarkConfigError(f"vocoder_steps={bad}: give whole numbers >= 0.")
+        bad = {m: r for m, r in self.vocoder_lrs.items() if not (0 < r < 1)}
+        if bad:
+            raise BenchmarkConfigError(f"vocoder_lrs={bad}: give learning rates in (0, 1).")
         if self.languages is not None and (not self.languages or not all(
                 isinstance(code, str) and code.strip() for code in self.languages)):
             raise BenchmarkConfigError(f"languages={self.languages}: give language-code prefixes such as ['en'], "
@@ -359,6 +369,7 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
         from ..meta.global_variance import global_variance_term
 
         loss_term = global_variance_term(settings.global_variance_weights[method])
+    vocoder_adaptation = method_vocoder_adaptation(method, model, settings)
     results: dict[str, dict] = {}
     for k in sorted(set(settings.shots)):
         cells: dict[int, dict] = {s: {"per_task": {}, "skipped_tasks": {}} for s in steps}
@@ -382,6 +393,10 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
             if max(steps) > 0:
                 adapt_parameters(model, support, method=method, steps=max(steps), meta_learner=head, lr=lr,
                                  callback=capture, loss_term=loss_term)
+            vocoder_seconds = 0.0
+            if vocoder_adaptation is not None:
+                vocoder_seconds = add_vocoder_adaptation(model, snapshots, support, audios[task.name].pool_audio[:k],
+                                                         vocoder_adaptation)
             adapt_seconds = time.perf_counter() - started
             for s in steps:
                 if s not in snapshots:  # the run stopped early (diverged)
@@ -398,7 +413,8 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
                 values["support_loss"] = loss
                 cells[s]["per_task"][task.name] = values
                 trials[s][task.name] = emb
-            logger.info("%s k=%d task %s: %d steps in %.1f s", method, k, task.name, max(steps), adapt_seconds)
+            logger.info("%s k=%d task %s: %d steps in %.1f s (vocoder: %.1f s)", method, k, task.name, max(steps),
+                        adapt_seconds, vocoder_seconds)
         by_step = {}
         for s in steps:
             per_task = list(cells[s]["per_task"].values())
@@ -407,6 +423,40 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
             by_step[str(s)] = {"mean": mean, **cells[s]}
         results[str(k)] = by_step
     return {"status": "ok", "results": results}
+
+
+def method_vocoder_adaptation(method: str, model, settings: BenchmarkSettings):
+    """The `VocoderAdaptation` a method's voices get (``settings.vocoder_steps`` / ``vocoder_lrs``, else the
+    checkpoint's config), or None when its vocoder does not adapt (0 steps, or a vocoder without weights)."""
+    from ..voice_vocoder import VocoderAdaptation, check_adaptable
+
+    adaptation = VocoderAdaptation.from_config(model.config, settings.vocoder_steps.get(method),
+                                               settings.vocoder_lrs.get(method))
+    if not adaptation.steps:
+        return None
+    if method in settings.vocoder_steps:
+        check_adaptable(model)
+    elif model.config.vocoder_type != "istft":
+        return None
+    return adaptation
+
+
+def add_vocoder_adaptation(model, snapshots: dict[int, tuple[dict, float | None]], support: dict,
+                           support_audio: list[np.ndarray], adaptation) -> float:
+    """Adapt the vocoder to the support clips for every snapshot after at least one step, as ``model.adapt`` does
+    (``snapshots[step] = (params, loss)`` gains the ``vocoder.*`` values); 0 steps stay the voice before any
+    adaptation. Returns the seconds the vocoder steps took."""
+    from ..voice_vocoder import adapt_vocoder, support_pairs
+
+    seconds = 0.0
+    for step, (params, loss) in list(snapshots.items()):
+        if step == 0:
+            continue
+        pairs = support_pairs(model, params, [support], support_audio)
+        values, report = adapt_vocoder(model.vocoder, pairs, adaptation)
+        snapshots[step] = ({**params, **values}, loss)
+        seconds += report["seconds"]
+    return seconds
 
 
 def run_benchmark(settings: BenchmarkSettings) -> dict:
@@ -442,7 +492,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         entry.update(checkpoint=checkpoint, seconds=round(time.perf_counter() - method_started, 1),
                      lr=settings.lrs.get(method), meta_learner=meta_learner_summary(head),
                      global_variance_weight=settings.global_variance_weights.get(method),
-                     rate_scale=settings.rate_scales.get(method), vocoder=model.config.vocoder_type)
+                     rate_scale=settings.rate_scales.get(method), vocoder=model.config.vocoder_type,
+                     vocoder_adaptation=vocoder_adaptation_summary(method, model, settings))
         methods[method] = entry
     if audios is None:
         raise BenchmarkConfigError("No method could run: " + "; ".join(
@@ -457,6 +508,13 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         "methods": methods,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def vocoder_adaptation_summary(method: str, model, settings: BenchmarkSettings) -> dict | None:
+    """What a method's vocoder adaptation was (steps, learning rate, parameter patterns), None when it had none."""
+    adaptation = method_vocoder_adaptation(method, model, settings)
+    return None if adaptation is None else {"steps": adaptation.steps, "learning_rate": adaptation.learning_rate,
+                                            "parameters": list(adaptation.parameters)}
 
 
 def parse_pairs(items: list[str] | None, cast=str) -> dict:

@@ -1,0 +1,174 @@
+"""Voice adaptation of the neural vocoder: a few Adam steps of a copy of the model's iSTFT vocoder on the support
+clips, after the acoustic model has adapted to them.
+
+The acoustic model predicts log-mels; the vocoder, trained on the corpus, turns them into audio with the voice
+quality of the voices it learned from. Fine-tuned on the speaker's own support clips, it learns what the speaker's
+audio sounds like. The training pairs are ground-truth aligned (as in `hf_metatts.training.vocoder_aligned`): the
+adapted model reads each support clip on its own durations and pitch (teacher forcing), and the vocoder learns to
+turn that log-mel ``(T, M)`` into the clip's first ``T * hop`` samples, with the loss it was trained with (log-mel
+L1 + multi-resolution STFT) on random segments. The adapted vocoder parameters join the voice's adapted parameter set
+under their model names (``vocoder.*``), so a saved voice carries them and every synthesis path uses them.
+
+Settings come from the model config (``voice_vocoder_steps``, ``voice_vocoder_learning_rate``,
+``voice_vocoder_parameters``, ``voice_vocoder_batch_size``, ``voice_vocoder_segment_frames``; off by default) or from
+``model.adapt(..., vocoder_steps=..., vocoder_lr=...)``. Measured in BENCHMARKS.md ("The vocoder adapted to the
+voice").
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+VOCODER_PREFIX = "vocoder."
+#: The shortest segment the vocoder's 2048-point STFT loss accepts (see hf_metatts.training.vocoder).
+MIN_SEGMENT_FRAMES = 5
+
+
+class VocoderAdaptationError(ValueError):
+    """Vocoder adaptation cannot run with these settings or this model; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class VocoderAdaptation:
+    """How the vocoder adapts to a voice: ``steps`` Adam steps of ``learning_rate`` on the parameters matching
+    ``parameters`` (fnmatch patterns of the vocoder's own parameter names), each on ``batch_size`` random support
+    segments of ``segment_frames`` frames; ``seed`` fixes the segments."""
+
+    steps: int
+    learning_rate: float
+    parameters: tuple[str, ...] = ("*",)
+    batch_size: int = 8
+    segment_frames: int = 32
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, config, steps: int | None = None, learning_rate: float | None = None) -> VocoderAdaptation:
+        """The model config's settings, with ``steps`` / ``learning_rate`` in place of its own where given."""
+        adaptation = cls(steps=config.voice_vocoder_steps if steps is None else steps,
+                         learning_rate=config.voice_vocoder_learning_rate if learning_rate is None else learning_rate,
+                         parameters=tuple(config.voice_vocoder_parameters),
+                         batch_size=config.voice_vocoder_batch_size,
+                         segment_frames=config.voice_vocoder_segment_frames)
+        adaptation.validate()
+        return adaptation
+
+    def validate(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise VocoderAdaptationError(f"vocoder_steps={self.steps!r} must be a whole number >= 0 (0: the "
+                                         "vocoder is not adapted).")
+        if not np.isfinite(self.learning_rate) or not 0.0 < self.learning_rate < 1.0:
+            raise VocoderAdaptationError(f"vocoder_lr={self.learning_rate!r} must lie in (0, 1); 3e-4 is the "
+                                         "measured default.")
+        if self.batch_size < 1 or self.segment_frames < MIN_SEGMENT_FRAMES or not self.parameters:
+            raise VocoderAdaptationError(
+                f"batch_size={self.batch_size} must be >= 1, segment_frames={self.segment_frames} >= "
+                f"{MIN_SEGMENT_FRAMES}, and at least one parameter pattern is needed (got {self.parameters!r}).")
+
+
+def vocoder_parameter_names(vocoder: torch.nn.Module, patterns) -> list[str]:
+    """The vocoder's own parameter names (``head.weight``, ...) that match any of ``patterns``."""
+    names = [name for name, _ in vocoder.named_parameters() if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
+    if not names:
+        raise VocoderAdaptationError(f"The patterns {list(patterns)} match no parameter of the vocoder: see "
+                                     "`model.vocoder.named_parameters()` for its names.")
+    return names
+
+
+def check_adaptable(model) -> None:
+    """Raise `VocoderAdaptationError` unless ``model`` owns a trained iSTFT vocoder."""
+    if model.config.vocoder_type != "istft":
+        raise VocoderAdaptationError(
+            f"This model speaks through vocoder_type={model.config.vocoder_type!r}, which has no weights to adapt: "
+            "vocoder adaptation needs the trained iSTFT vocoder (e.g. hf_metatts.DEFAULT_CHECKPOINT); use "
+            "vocoder_steps=0.")
+
+
+def support_pairs(model, params: dict[str, torch.Tensor], batches: list[dict], waves: list[np.ndarray]) -> list:
+    """Ground-truth-aligned pairs of the support clips: for each clip (in the order of ``batches``, collated
+    support batches, and of ``waves``, its recording ``(samples,)`` at the model's rate) the adapted model's
+    teacher-forced log-mel ``(T, M)`` and the recording's first ``T * hop`` samples (zero-padded if shorter)."""
+    from .training.vocoder_aligned import AlignedClip, teacher_forced_mels
+
+    hop = model.config.hop_length
+    mels = [mel for batch in batches for mel in teacher_forced_mels(model, params, batch)]
+    if len(mels) != len(waves):
+        raise VocoderAdaptationError(f"{len(mels)} support log-mels but {len(waves)} recordings: give one recording "
+                                     "per support clip.")
+    pairs = []
+    for index, (mel, wave) in enumerate(zip(mels, waves)):
+        wave = np.asarray(wave, dtype=np.float32)[: len(mel) * hop]
+        pairs.append(AlignedClip(str(index), "support", mel.astype(np.float32),
+                                 np.pad(wave, (0, len(mel) * hop - len(wave)))))
+    return pairs
+
+
+def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdaptation
+                  ) -> tuple[dict[str, torch.Tensor], dict]:
+    """``adaptation.steps`` Adam steps of a copy of ``vocoder`` on random segments of ``pairs`` (from
+    :func:`support_pairs`) -> (``{"vocoder.<name>": tensor}`` for the adapted parameters, a report with the loss
+    on the whole pairs before and after, the parameter count and the seconds taken). ``vocoder`` is unchanged."""
+    from .training.vocoder import VocoderLoss, VocoderTrainingArguments
+    from .training.vocoder_aligned import AlignedSegmentSampler
+
+    adaptation.validate()
+    started = time.perf_counter()
+    adapted = copy.deepcopy(vocoder)
+    device = _device(adapted)
+    names = set(vocoder_parameter_names(adapted, adaptation.parameters))
+    trained = []
+    for name, parameter in adapted.named_parameters():
+        parameter.requires_grad_(name in names)
+        if name in names:
+            trained.append(parameter)
+    criterion = VocoderLoss(adapted.config, VocoderTrainingArguments()).to(device)
+    before = _pair_losses(adapted, criterion, pairs)
+    longest = max(len(pair.mel) for pair in pairs)
+    if longest < MIN_SEGMENT_FRAMES:
+        raise VocoderAdaptationError(f"The longest support clip has {longest} frames: vocoder adaptation needs "
+                                     f"clips of at least {MIN_SEGMENT_FRAMES} frames.")
+    frames = min(adaptation.segment_frames, longest)
+    sampler = AlignedSegmentSampler(pairs, frames, adapted.config.hop_length, adaptation.seed)
+    optimizer = torch.optim.Adam(trained, lr=adaptation.learning_rate, betas=(0.8, 0.99))
+    adapted.train()
+    with torch.enable_grad():
+        for _ in range(adaptation.steps):
+            inputs, target = sampler.sample(adaptation.batch_size)
+            loss = criterion(adapted(inputs.to(device)), target.to(device))["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    adapted.eval()
+    after = _pair_losses(adapted, criterion, pairs)
+    values = {VOCODER_PREFIX + name: parameter.detach().clone() for name, parameter in adapted.named_parameters()
+              if name in names}
+    report = {"before": before, "after": after, "parameters": sum(p.numel() for p in trained),
+              "seconds": round(time.perf_counter() - started, 3)}
+    logger.info("vocoder adapted to the voice: %d steps on %d parameters, support mel L1 %.4f -> %.4f (%.2f s)",
+                adaptation.steps, report["parameters"], before["mel_l1"], after["mel_l1"], report["seconds"])
+    return values, report
+
+
+def _device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def _pair_losses(vocoder: torch.nn.Module, criterion, pairs: list) -> dict[str, float]:
+    """Mean ``mel_l1`` and ``stft`` losses of ``vocoder`` (eval mode) over the whole ``pairs``."""
+    from .training.vocoder import mean_losses
+
+    device = _device(vocoder)
+    return mean_losses(vocoder, criterion, [(torch.from_numpy(pair.mel).unsqueeze(0).to(device),
+                                             torch.from_numpy(pair.audio).unsqueeze(0).to(device)) for pair in pairs])
+
+
+__all__ = ["VOCODER_PREFIX", "VocoderAdaptation", "VocoderAdaptationError", "adapt_vocoder", "check_adaptable",
+           "support_pairs", "vocoder_parameter_names"]

@@ -1,0 +1,189 @@
+"""model.adapt(..., vocoder_steps=N): the neural vocoder adapts to the support clips and travels with the voice."""
+
+import numpy as np
+import pytest
+import torch
+from test_voice_adapt import assert_same_weights, make_clips, synth, weights
+from tiny_models import save_tiny_checkpoint
+
+import hf_metatts
+from hf_metatts.voice import MetaTTSVoice
+from hf_metatts.voice_base import clear_base_cache
+from hf_metatts.voice_vocoder import (
+    VocoderAdaptation,
+    VocoderAdaptationError,
+    adapt_vocoder,
+    support_pairs,
+    vocoder_parameter_names,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_bases():
+    clear_base_cache()
+    yield
+    clear_base_cache()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("istft_base")
+    save_tiny_checkpoint(path, vocoder_type="istft")
+    return str(path)
+
+
+@pytest.fixture
+def model(checkpoint):
+    return hf_metatts.MetaTTSForTextToSpeech.from_pretrained(checkpoint)
+
+
+def vocoder_names(voice) -> list[str]:
+    return [name for name in voice.adapted_parameters if name.startswith("vocoder.")]
+
+
+def test_the_adapted_vocoder_fits_the_support_and_travels_with_the_voice(model, tmp_path):
+    before = weights(model)
+    clips = make_clips(3)
+    plain = model.adapt(clips, method="finetune", steps=2, progress=False)
+    voice = model.adapt(clips, method="finetune", steps=2, progress=False, vocoder_steps=15, vocoder_lr=1e-2)
+    assert_same_weights(model, before)  # the base is untouched, vocoder included
+    assert not vocoder_names(plain)
+    own = dict(model.named_parameters())
+    names = vocoder_names(voice)
+    assert sorted(names) == sorted("vocoder." + n for n, _ in model.vocoder.named_parameters())
+    assert any(not torch.equal(voice.adapted_parameters[n], own[n].detach()) for n in names)
+    for name in plain.adapted_parameters:  # the acoustic part is the same adaptation
+        torch.testing.assert_close(voice.adapted_parameters[name], plain.adapted_parameters[name])
+    assert voice.config.vocoder_steps == 15 and voice.config.vocoder_learning_rate == 1e-2
+    loss = voice.config.vocoder_support_loss
+    assert loss["after"] < loss["before"], loss
+    with torch.no_grad():
+        heard = synth(model, voice=voice)
+        assert not torch.allclose(heard, synth(model, voice=plain))
+    voice.save_pretrained(tmp_path / "voice")
+    loaded = MetaTTSVoice.from_pretrained(tmp_path / "voice")
+    assert loaded.config.vocoder_steps == 15
+    with torch.no_grad():
+        torch.testing.assert_close(synth(model, voice=loaded), heard)
+    voiced = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(tmp_path / "voice")
+    with torch.no_grad():
+        torch.testing.assert_close(synth(voiced), heard)
+    card = (tmp_path / "voice" / "README.md").read_text()
+    assert "the neural vocoder adapted to the same clips in\n15 Adam step(s)" in card
+    assert "| vocoder steps | 15 (support log-mel L1" in card
+
+
+def test_the_config_sets_the_default_steps_and_the_parameter_set(checkpoint, tmp_path):
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(
+        checkpoint, voice_vocoder_steps=2, voice_vocoder_parameters=["head.*"])
+    voice = model.adapt(make_clips(2), method="finetune", steps=1, progress=False)
+    assert sorted(vocoder_names(voice)) == ["vocoder.head.bias", "vocoder.head.weight"]
+    assert voice.config.vocoder_steps == 2
+    off = model.adapt(make_clips(2), method="finetune", steps=1, progress=False, vocoder_steps=0)
+    assert not vocoder_names(off) and off.config.vocoder_steps == 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"vocoder_steps": -1}, r"vocoder_steps=-1 must be a whole number >= 0"),
+    ({"vocoder_steps": 2.5}, r"vocoder_steps=2.5 must be a whole number"),
+    ({"vocoder_steps": 2, "vocoder_lr": 0.0}, r"vocoder_lr=0.0 must lie in \(0, 1\)"),
+    ({"vocoder_steps": 2, "vocoder_lr": float("nan")}, r"vocoder_lr=nan must lie in \(0, 1\)"),
+])
+def test_bad_vocoder_settings_are_refused_before_anything_is_adapted(model, kwargs, message):
+    before = weights(model)
+    with pytest.raises(VocoderAdaptationError, match=message):
+        model.adapt(make_clips(2), method="finetune", steps=1, progress=False, **kwargs)
+    assert_same_weights(model, before)
+
+
+def test_a_griffin_lim_model_refuses_vocoder_steps_and_ignores_the_config_default(tmp_path):
+    path = tmp_path / "griffin_lim"
+    save_tiny_checkpoint(path)
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(path)
+    before = weights(model)
+    with pytest.raises(VocoderAdaptationError, match=r"vocoder_type='griffin_lim', which has no weights"):
+        model.adapt(make_clips(2), method="finetune", steps=1, progress=False, vocoder_steps=3)
+    assert_same_weights(model, before)
+    model.config.voice_vocoder_steps = 3  # a config default is skipped on a vocoder without weights
+    voice = model.adapt(make_clips(2), method="finetune", steps=1, progress=False)
+    assert not vocoder_names(voice) and voice.config.vocoder_steps == 0
+
+
+def test_adapt_vocoder_leaves_the_vocoder_alone_and_handles_clips_shorter_than_a_segment(model):
+    clips = make_clips(2)
+    voice = model.adapt(clips, method="finetune", steps=1, progress=False)
+    processor = hf_metatts.MetaTTSProcessor.from_pretrained(model.name_or_path)
+    rows = [{"input_ids": torch.tensor([processor.tokenizer(text)["input_ids"]]),
+             **{k: torch.from_numpy(v) for k, v in processor.feature_extractor(audio, return_pitch=False).items()
+                if k in ("input_features", "attention_mask")}} for audio, text in clips]
+    batches = [{"input_ids": row["input_ids"], "attention_mask": torch.ones_like(row["input_ids"]),
+                "labels": row["input_features"], "labels_attention_mask": row["attention_mask"]} for row in rows]
+    pairs = support_pairs(model, voice.adapted_parameters, batches, [audio for audio, _ in clips])
+    hop = model.config.hop_length
+    assert [len(p.audio) for p in pairs] == [len(p.mel) * hop for p in pairs]
+    np.testing.assert_array_equal(pairs[0].audio[:1000], clips[0][0][:1000])
+    before = {n: p.detach().clone() for n, p in model.vocoder.named_parameters()}
+    long_segments = VocoderAdaptation(steps=2, learning_rate=1e-3, parameters=("final_norm.*",),
+                                      segment_frames=10_000)
+    values, report = adapt_vocoder(model.vocoder, pairs, long_segments)
+    assert sorted(values) == ["vocoder.final_norm.bias", "vocoder.final_norm.weight"]
+    assert report["parameters"] == 2 * model.config.vocoder_hidden_size
+    for name, value in model.vocoder.named_parameters():
+        assert torch.equal(value, before[name]) and value.requires_grad, name
+    with pytest.raises(VocoderAdaptationError, match="match no parameter"):
+        vocoder_parameter_names(model.vocoder, ["nothing.*"])
+    with pytest.raises(VocoderAdaptationError, match="one recording per support clip"):
+        support_pairs(model, voice.adapted_parameters, batches, [clips[0][0]])
+
+
+def test_the_command_line_adapts_the_vocoder_and_refuses_it_on_griffin_lim(checkpoint, tmp_path, capsys):
+    import json
+
+    import soundfile
+    from test_voice_adapt import SR
+
+    from hf_metatts.cli import main
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for index, (audio, text) in enumerate(make_clips(2)):
+        soundfile.write(folder / f"utt{index}.wav", audio, SR)
+        (folder / f"utt{index}.txt").write_text(text + "\n", encoding="utf-8")
+    out = tmp_path / "voice"
+    assert main(["adapt", "--model", checkpoint, "--clips", str(folder), "--method", "finetune", "--steps", "1",
+                 "--vocoder-steps", "2", "--vocoder-lr", "1e-3", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["vocoder_steps"] == 2
+    assert MetaTTSVoice.from_pretrained(out).config.vocoder_learning_rate == 1e-3
+    griffin_lim = tmp_path / "griffin_lim"
+    save_tiny_checkpoint(griffin_lim)
+    refused = tmp_path / "refused"
+    assert main(["adapt", "--model", str(griffin_lim), "--clips", str(folder), "--vocoder-steps", "2",
+                 "--out", str(refused), "--no-progress"]) == 2
+    assert "has no weights to adapt" in capsys.readouterr().err
+    assert not refused.exists()
+
+
+def test_switching_voices_on_a_voiced_model_leaves_no_vocoder_behind(model, tmp_path):
+    """A voiced model (a folder of a voice with an adapted vocoder) keeps its base's fingerprint, and another
+    voice passed to it speaks exactly as on the base: through the base's vocoder, not the first voice's."""
+    from hf_metatts.voice_base import base_fingerprint
+
+    with_vocoder = model.adapt(make_clips(2), method="finetune", steps=1, progress=False, vocoder_steps=3,
+                               vocoder_lr=1e-2)
+    plain = model.adapt(make_clips(3), method="finetune", steps=1, progress=False)
+    with_vocoder.save_pretrained(tmp_path / "voice")
+    voiced = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(tmp_path / "voice")
+    assert base_fingerprint(voiced) == base_fingerprint(model) == with_vocoder.config.base_fingerprint
+    assert not any(name.startswith("_metatts_base") for name, _ in voiced.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(synth(voiced, voice=plain), synth(model, voice=plain))
+        torch.testing.assert_close(synth(voiced), synth(model, voice=with_vocoder))
