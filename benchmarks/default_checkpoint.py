@@ -304,6 +304,8 @@ def bar_adaptation_seconds(speed: dict | None) -> dict:
     seconds = (data.get("maml") or {}).get("median_s")
     measured = {"seconds": _round(seconds), "shots": data.get("shots"), "steps": data.get("steps"),
                 "threads": data.get("threads"), "model": data.get("config"), "source": speed["path"]}
+    if (data.get("vocoder_adaptation") or {}).get("steps"):
+        measured["vocoder_steps"] = data["vocoder_adaptation"]["steps"]  # included in the seconds
     if seconds is None:
         return _bar(requirement, threshold, measured, NOT_MEASURED, f"{speed['path']} has no maml.median_s")
     if (data.get("shots"), data.get("steps")) != (BAR_SHOTS, META_STEPS):

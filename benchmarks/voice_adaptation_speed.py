@@ -1,8 +1,9 @@
 """Wall time of voice adaptation at the base config on CPU, and the size of a voice file.
 
-Measures ``model.adapt`` (clip checks, features, aligner score and the inner loop) for a 5-shot, 5-step
-``maml`` adaptation and for ``zero_shot`` (the support encoder alone), on ``--threads`` CPU threads, and the
-bytes of ``voice.safetensors``. Writes ``benchmarks/results/voice_adaptation_speed.json``.
+Measures ``model.adapt`` (clip checks, features, aligner score and the inner loop, and the vocoder's steps when
+the checkpoint adapts its vocoder too, or ``--vocoder steps=N ...``) for a 5-shot, 5-step ``maml`` adaptation and
+for ``zero_shot`` (the support encoder alone), on ``--threads`` CPU threads, and the bytes of ``voice.safetensors``.
+Writes ``benchmarks/results/voice_adaptation_speed.json``.
 
     python benchmarks/voice_adaptation_speed.py --threads 2 --repeats 5
 """
@@ -65,6 +66,21 @@ def time_adapt(model, clips, repeats: int, **kwargs) -> tuple[list[float], objec
     return times, voice
 
 
+VOCODER_SETTINGS = {"steps": int, "learning_rate": float, "batch_size": int, "segment_frames": int,
+                    "parameters": lambda value: value.split(",")}
+
+
+def vocoder_settings(items: list[str]) -> dict:
+    """``["steps=20", "batch_size=4"]`` -> ``{"steps": 20, "batch_size": 4}``; ValueError names a bad item."""
+    settings = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in VOCODER_SETTINGS or not value:
+            raise ValueError(f"{item!r} is not SETTING=VALUE with SETTING one of {sorted(VOCODER_SETTINGS)}")
+        settings[name] = VOCODER_SETTINGS[name](value)
+    return settings
+
+
 def summary(times: list[float]) -> dict:
     return {"median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4),
             "max_s": round(max(times), 4), "runs": len(times)}
@@ -79,6 +95,10 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", default=None, help="adapt to real test clips of this saved corpus")
     parser.add_argument("--speaker", default="flite:awb", help="with --corpus: the test speaker")
     parser.add_argument("--model", default=None, help="adapt this trained checkpoint (default: random base config)")
+    parser.add_argument("--vocoder", nargs="+", default=[], metavar="SETTING=VALUE",
+                        help="vocoder adaptation in place of the checkpoint's (hf_metatts.voice_vocoder): steps=, "
+                        "learning_rate=, batch_size=, segment_frames=, parameters= (patterns joined by commas), "
+                        "e.g. steps=20 parameters=head.*,final_norm.*")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "voice_adaptation_speed.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -91,6 +111,13 @@ def main(argv=None) -> int:
         config = hf_metatts.MetaTTSConfig(dropout=0.0, attention_dropout=0.0, variance_dropout=0.0)
         model = hf_metatts.MetaTTSForTextToSpeech(config).eval()
         described = "base (MetaTTSConfig defaults, dropout off)"
+    try:
+        vocoder = vocoder_settings(args.vocoder)
+    except ValueError as error:
+        parser.error(f"--vocoder: {error}")
+    for name, value in vocoder.items():
+        setattr(model.config, f"voice_vocoder_{name}", value)
+    model.config.validate_metatts()
     clips = corpus_clips(args.corpus, args.shots, args.speaker) if args.corpus else support_clips(args.shots)
     clip_seconds = round(float(np.mean([len(audio) / SR for audio, _ in clips])), 2)
     maml_times, voice = time_adapt(model, clips, args.repeats, method="maml", steps=args.steps)
@@ -105,6 +132,7 @@ def main(argv=None) -> int:
         "clip_seconds": clip_seconds, "clips": f"{args.speaker} test clips of {args.corpus}" if args.corpus
         else "synthetic harmonic clips", "model_parameters": sum(p.numel() for p in model.parameters()),
         "maml": summary(maml_times), "zero_shot": summary(zero_times),
+        "vocoder_adaptation": {name: getattr(model.config, f"voice_vocoder_{name}") for name in VOCODER_SETTINGS},
         "voice_floats": voice.num_parameters, "voice_file_bytes": size,
         "torch": torch.__version__, "python": sys.version.split()[0], "machine": platform.machine(),
         "cpu_count": os.cpu_count(),

@@ -5,7 +5,8 @@
 #   -> a support encoder on a frozen speaker encoder, then MAML with Adam steps from it
 #   (scripts/train_speaker_embedding_checkpoint.sh) -> MAML with Adam steps from its own start, for the MAML bar
 #   (scripts/train_plain_start_checkpoints.sh) -> bundle -> the global-variance weight chosen on validation
-#   -> bundle again -> speed, bars, transcript check -> card.
+#   -> bundle again -> the vocoder fine-tuned on the model's mels -> its adaptation to each voice chosen on
+#   validation -> bundle again -> speed, bars, transcript check -> card.
 # Each step is one command and can be run alone; logs go to logs/, runs to outputs/.
 #   bash scripts/train_default_checkpoint.sh            # ~6 h on 2 CPU cores (two jobs at a time)
 # THREADS sets torch threads per job (default 1: two single-threaded jobs side by side use 2 cores best).
@@ -84,6 +85,19 @@ hf-metatts --log-level INFO train-vocoder --dataset data/voices-augmented --alig
 hf-metatts --log-level INFO bundle --model hf_metatts/checkpoints/default --vocoder outputs/vocoder_aligned_start \
   --runs outputs/vocoder_aligned_start --keep-runs --datasets hf-metatts/voices-default hf-metatts/voices-augmented \
   --out hf_metatts/checkpoints/default
+# the vocoder adapted to each voice too (hf_metatts.voice_vocoder): settings on the validation speakers, the fastest
+# that keep model.adapt within its 2 s chosen by similarity (BENCHMARKS.md: "The vocoder adapted to the voice")
+for grid in "--vocoder-parameters head --vocoder-steps 15 20 --vocoder-lr 1e-3 3e-3" \
+            "--vocoder-parameters all --vocoder-steps 15 20 50 --vocoder-lr 3e-4"; do
+  # shellcheck disable=SC2086
+  python benchmarks/vocoder_voice_adaptation.py --checkpoint hf_metatts/checkpoints/default --split validation \
+    --languages --heldout 6 $grid --no-mcd --threads "$OMP_NUM_THREADS" \
+    --out "benchmarks/results/vocoder_voice_adaptation_validation_$(echo "$grid" | cut -d' ' -f2).json" \
+    > logs/vocoder_voice_adaptation.log 2>&1
+done
+hf-metatts --log-level INFO bundle --model hf_metatts/checkpoints/default --voice-vocoder-steps 15 \
+  --voice-vocoder-lr 3e-3 --voice-vocoder-parameters 'head.*' 'final_norm.*' \
+  --datasets hf-metatts/voices-default hf-metatts/voices-augmented --out hf_metatts/checkpoints/default
 python benchmarks/voice_adaptation_speed.py --model hf_metatts/checkpoints/default --corpus data/voices --threads 2 \
   --out benchmarks/results/voice_adaptation_speed_default.json > logs/speed_adapt.log 2>&1
 python benchmarks/synthesis_speed.py --model hf_metatts/checkpoints/default --threads 2 --runs 5 \

@@ -67,6 +67,7 @@ def test_bundle_writes_a_complete_checkpoint_with_its_vocoder_meta_learner_and_c
     assert "metasgd" in card and "0.5" in card and "hf-metatts/voices-default" in card
     assert "support encoder" not in card  # this meta-learner starts from the model's own voice
     assert "Adam-normalised" not in card  # and takes plain gradient steps
+    assert "neural vocoder adapts" not in card  # voice_vocoder_steps 0: adaptation leaves the vocoder alone
     from hf_metatts.meta import load_meta_learner
 
     head = load_meta_learner(str(out))
@@ -163,6 +164,46 @@ def test_a_bad_global_variance_weight_is_refused_before_anything_is_written(trai
     (out / "keep.txt").write_text("previous bundle")
     with pytest.raises(BundleConfigError, match=message):
         bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), global_variance_weight=weight)
+    assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
+
+
+def test_the_vocoder_adaptation_given_to_the_bundle_is_what_adapt_does_by_default(trained_parts, tmp_path, capsys):
+    from hf_metatts.cli import main
+
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    assert main(["bundle", "--model", str(model_dir), "--vocoder", str(vocoder_dir), "--out", str(out),
+                 "--voice-vocoder-steps", "2", "--voice-vocoder-lr", "1e-3", "--voice-vocoder-segment-frames", "16",
+                 "--voice-vocoder-parameters", "head.*"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["voice_vocoder_steps"], config["voice_vocoder_learning_rate"]) == (2, 1e-3)
+    assert (config["voice_vocoder_segment_frames"], config["voice_vocoder_parameters"]) == (16, ["head.*"])
+    assert config["voice_vocoder_batch_size"] == 8  # not given: the default
+    card = " ".join((out / "README.md").read_text().split())
+    assert "its neural vocoder adapts to the same clips too: 2 Adam steps of 0.001 on its parameters `head.*`" in card
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(out)
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(24000).astype(np.float32), "A short test sentence.") for _ in range(2)]
+    voice = model.adapt(clips, method="zero_shot", sampling_rate=16000, progress=False)
+    assert voice.config.vocoder_steps == 2
+    assert sorted(n for n in voice.adapted_parameters if n.startswith("vocoder.")) == ["vocoder.head.bias",
+                                                                                      "vocoder.head.weight"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"steps": -1}, r"voice_vocoder_steps=-1 is out of range"),
+    ({"learning_rate": 2.0}, r"voice_vocoder_learning_rate=2.0 is out of range"),
+    ({"parameters": []}, r"voice_vocoder_parameters must be a list"),
+    ({"rate": 0.1}, r"Unknown vocoder adaptation settings \['rate'\]"),
+])
+def test_bad_vocoder_adaptation_settings_are_refused_before_anything_is_written(trained_parts, tmp_path, settings,
+                                                                                message):
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous bundle")
+    with pytest.raises(BundleConfigError, match=message):
+        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), voice_vocoder=settings)
     assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
 
 

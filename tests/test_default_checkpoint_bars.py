@@ -99,6 +99,12 @@ def test_speed_jsons(bars, tmp_path):
     out = bars.evaluate_bars(RESULT, speed=speed)
     assert out["rtf"]["status"] == "fail" and out["rtf"]["measured"]["rtf"] == 0.08
     assert out["adaptation_seconds"]["status"] == "pass" and out["adaptation_seconds"]["measured"]["seconds"] == 1.2
+    assert "vocoder_steps" not in out["adaptation_seconds"]["measured"]
+    adaptation.write_text(json.dumps({"benchmark": "voice_adaptation_speed", "shots": 5, "steps": 5, "threads": 2,
+                                      "maml": {"median_s": 2.4}, "vocoder_adaptation": {"steps": 50}}))
+    out = bars.evaluate_bars(RESULT, speed=bars._read_speed([str(adaptation)]))
+    assert out["adaptation_seconds"]["status"] == "fail"
+    assert out["adaptation_seconds"]["measured"]["vocoder_steps"] == 50  # the vocoder's steps are in the time
     adaptation.write_text(json.dumps({"benchmark": "voice_adaptation_speed", "shots": 3, "steps": 5,
                                       "maml": {"median_s": 0.5}}))
     out = bars.evaluate_bars(RESULT, speed=bars._read_speed([str(adaptation), str(tmp_path / "missing.json")]))

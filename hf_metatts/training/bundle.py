@@ -147,7 +147,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
                       results: list[dict] | None = None, repo_id: str = "hf-metatts/metatts-default",
                       datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
                       inner_lr: float | None = None, global_variance_weight: float | None = None,
-                      keep_runs: bool = False, evaluation: dict | None = None) -> dict:
+                      keep_runs: bool = False, evaluation: dict | None = None,
+                      voice_vocoder: dict | None = None) -> dict:
     """Write the checkpoint; returns ``{"bytes", "num_parameters", "files"}``.
 
     Args:
@@ -171,6 +172,9 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
             with (a fixed-rate ``maml`` meta-learner only; choose it on validation tasks).
         global_variance_weight: the weight of the global-variance term in the shipped inner loop
             (``hf_metatts.meta.global_variance``), in place of the one it was meta-trained with.
+        voice_vocoder: how ``model.adapt`` adapts the vocoder by default (``hf_metatts.voice_vocoder``):
+            ``{"steps", "learning_rate", "batch_size", "segment_frames", "parameters"}`` (any subset) set the
+            config's ``voice_vocoder_*`` fields; None keeps those of ``model_dir``.
     Raises:
         BundleTooLargeError: the folder would exceed ``max_bytes`` (nothing is left in ``output_dir``).
         BundleConfigError: no ``vocoder_dir`` for a model that owns no trained vocoder; ``inner_lr`` is given for
@@ -204,6 +208,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
     if vocoder_dir is not None:
         attach_trained_vocoder(model, vocoder_dir)
+    if voice_vocoder:
+        set_voice_vocoder(model.config, voice_vocoder)
     elif model.config.vocoder_type != "istft":
         raise BundleConfigError(f"{model_dir} owns no trained neural vocoder (vocoder_type="
                                 f"{model.config.vocoder_type!r}): give the folder of `hf-metatts train-vocoder`.")
@@ -232,6 +238,28 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     return {"bytes": size, "num_parameters": num_parameters, "files": files}
 
 
+VOICE_VOCODER_FIELDS = ("steps", "learning_rate", "batch_size", "segment_frames", "parameters")
+
+
+def set_voice_vocoder(config, settings: dict) -> None:
+    """Set ``config.voice_vocoder_<field>`` for each of ``settings`` (fields of ``VOICE_VOCODER_FIELDS``); raise
+    :class:`BundleConfigError` naming the problem, leaving ``config`` unchanged, when one is unknown or invalid."""
+    unknown = sorted(set(settings) - set(VOICE_VOCODER_FIELDS))
+    if unknown:
+        raise BundleConfigError(f"Unknown vocoder adaptation settings {unknown}: choose from {VOICE_VOCODER_FIELDS}.")
+    before = {name: getattr(config, f"voice_vocoder_{name}") for name in VOICE_VOCODER_FIELDS}
+    for name, value in settings.items():
+        setattr(config, f"voice_vocoder_{name}", list(value) if name == "parameters" else value)
+    try:
+        config.validate_metatts()
+        if settings.get("steps") and config.vocoder_type != "istft":
+            raise ValueError(f"vocoder adaptation needs the trained iSTFT vocoder, not {config.vocoder_type!r}")
+    except ValueError as error:
+        for name, value in before.items():
+            setattr(config, f"voice_vocoder_{name}", value)
+        raise BundleConfigError(f"Vocoder adaptation settings {settings}: {error}") from error
+
+
 def _run(args) -> int:
     from ..model_cards import read_card_results
 
@@ -239,7 +267,7 @@ def _run(args) -> int:
     bundle_checkpoint(args.model, args.vocoder, args.out, runs=args.runs or [], results=results,
                       repo_id=args.repo_id, datasets=args.datasets, inner_lr=args.inner_lr,
                       global_variance_weight=args.global_variance_weight, keep_runs=args.keep_runs,
-                      evaluation=evaluation)
+                      evaluation=evaluation, voice_vocoder=voice_vocoder_arguments(args))
     return 0
 
 
@@ -270,5 +298,20 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--global-variance-weight", type=float, default=None,
                         help="weight of the global-variance term in the shipped inner loop "
                         "(hf_metatts.meta.global_variance), in place of its meta-training one")
+    parser.add_argument("--voice-vocoder-steps", type=int, default=None,
+                        help="vocoder steps model.adapt takes by default (hf_metatts.voice_vocoder; 0: off)")
+    parser.add_argument("--voice-vocoder-lr", type=float, default=None, help="their learning rate")
+    parser.add_argument("--voice-vocoder-batch-size", type=int, default=None, help="support segments per step")
+    parser.add_argument("--voice-vocoder-segment-frames", type=int, default=None, help="segment length in frames")
+    parser.add_argument("--voice-vocoder-parameters", nargs="+", default=None,
+                        help="fnmatch patterns of the vocoder parameters that adapt")
     parser.set_defaults(func=_run)
     return parser
+
+
+def voice_vocoder_arguments(args) -> dict:
+    """The ``--voice-vocoder-*`` options given, as :func:`set_voice_vocoder` settings."""
+    given = {"steps": args.voice_vocoder_steps, "learning_rate": args.voice_vocoder_lr,
+             "batch_size": args.voice_vocoder_batch_size, "segment_frames": args.voice_vocoder_segment_frames,
+             "parameters": args.voice_vocoder_parameters}
+    return {name: value for name, value in given.items() if value is not None}

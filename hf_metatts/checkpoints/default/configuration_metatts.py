@@ -74,6 +74,12 @@ class MetaTTSConfig(PreTrainedConfig):
         "speecht5_hifigan" (an attached `SpeechT5HifiGan`, config in `hifigan_config`). griffin_lim_iters,
         griffin_lim_momentum, griffin_lim_power. vocoder_hidden_size, vocoder_intermediate_size, vocoder_layers:
         the iSTFT-head vocoder.
+    Voice adaptation of the vocoder (`model.adapt`; only for the trained "istft" vocoder):
+        voice_vocoder_steps (`int`, 0: off): Adam steps a copy of the vocoder takes on the support clips (the
+        adapted model's teacher-forced log-mels against the recordings), stored in the voice.
+        voice_vocoder_learning_rate (`float`, 3e-4). voice_vocoder_parameters: fnmatch patterns of the vocoder's
+        parameter names that those steps change (default all). voice_vocoder_batch_size (`int`, 8) and
+        voice_vocoder_segment_frames (`int`, 32): random support segments per step and their length in frames.
     """
 
     model_type = "metatts"
@@ -137,11 +143,19 @@ class MetaTTSConfig(PreTrainedConfig):
     vocoder_layers: int = 6
     hifigan_config: dict | None = None
 
+    voice_vocoder_steps: int = 0
+    voice_vocoder_learning_rate: float = 3e-4
+    voice_vocoder_parameters: list[str] | None = None
+    voice_vocoder_batch_size: int = 8
+    voice_vocoder_segment_frames: int = 32
+
     library_version: str | None = None
 
     def __post_init__(self, **kwargs):
         if self.adapted_parameters is None:
             self.adapted_parameters = list(DEFAULT_ADAPTED_PARAMETERS)
+        if self.voice_vocoder_parameters is None:
+            self.voice_vocoder_parameters = ["*"]
         super().__post_init__(**kwargs)
         self.validate_metatts()
 
@@ -207,13 +221,16 @@ class MetaTTSConfig(PreTrainedConfig):
         _check_range("griffin_lim_momentum", self.griffin_lim_momentum, 0.0, 0.999)
         _check_range("griffin_lim_power", self.griffin_lim_power, 0.5, 3.0)
         _check_range("vocoder_layers", self.vocoder_layers, 1, 64, integer=True)
-        if not isinstance(self.adapted_parameters, (list, tuple)) or not all(
-            isinstance(p, str) and p for p in self.adapted_parameters
-        ):
-            raise ValueError(
-                f"MetaTTSConfig.adapted_parameters must be a list of parameter-name patterns, got "
-                f"{self.adapted_parameters!r}."
-            )
+        for name, allow_empty in (("adapted_parameters", True), ("voice_vocoder_parameters", False)):
+            patterns = getattr(self, name)
+            if (not isinstance(patterns, (list, tuple)) or not (patterns or allow_empty)
+                    or not all(isinstance(p, str) and p for p in patterns)):
+                raise ValueError(f"MetaTTSConfig.{name} must be a list of parameter-name patterns"
+                                 f"{'' if allow_empty else ' (at least one)'}, got {patterns!r}.")
+        _check_range("voice_vocoder_steps", self.voice_vocoder_steps, 0, 10_000, integer=True)
+        _check_range("voice_vocoder_learning_rate", self.voice_vocoder_learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("voice_vocoder_batch_size", self.voice_vocoder_batch_size, 1, 1024, integer=True)
+        _check_range("voice_vocoder_segment_frames", self.voice_vocoder_segment_frames, 5, 10_000, integer=True)
 
     @property
     def frames_per_second(self) -> float:

@@ -666,6 +666,12 @@ def _voice_parameters(voice, model) -> dict[str, torch.Tensor]:
             raise ValueError(f"The voice's {name!r} has shape {tuple(value.shape)}, the model expects "
                              f"{tuple(own[name].shape)}.")
         converted[name] = value.to(device=own[name].device, dtype=own[name].dtype)
+    base = model.__dict__.get("_metatts_base")
+    if base is not None:  # a voiced view whose voice reaches beyond the adapted set: the rest speaks as the base
+        base_params = dict(base.named_parameters())
+        for name, value in own.items():
+            if name not in converted and value is not base_params[name]:
+                converted[name] = base_params[name].detach().to(device=value.device, dtype=value.dtype)
     return converted
 
 
