@@ -2,8 +2,9 @@
 
 ``voice = model.adapt(clips, method="maml", steps=5)`` adapts; ``voice.save_pretrained(dir)`` writes
 
-- ``voice.safetensors``: the adapted parameter set (kilobytes; megabytes when the vocoder was adapted too,
-  ``vocoder_steps``: its adapted parameters join the set under their ``vocoder.*`` names),
+- ``voice.safetensors``: the adapted parameter set (kilobytes), plus the adapted vocoder parameters under their
+  ``vocoder.*`` names when the vocoder was adapted too (``vocoder_steps``: 0.8 MB for the bundled checkpoint's
+  output layer),
 - ``voice_config.json``: base checkpoint id, revision and weight fingerprint, method, steps, shots, language,
   sample rate, library version and a checksum of the tensors,
 - ``config.json``: the base's config plus a ``metatts_voice`` entry, so ``pipeline("text-to-speech",

@@ -65,9 +65,10 @@ def _own_containers(module: nn.Module) -> nn.Module:
 def voiced_view(base: nn.Module, parameters: dict[str, torch.Tensor], voice=None) -> nn.Module:
     """A copy of ``base`` that shares all of its weights except ``parameters`` (``{name: tensor}``), which it
     holds as its own (frozen) parameters. ``base`` is not changed. ``voice`` is kept as ``metatts_voice``. When
-    ``parameters`` reach outside the adapted set (an adapted vocoder), the base (``base``'s own base when it is
-    itself such a view) is kept under ``BASE_ATTRIBUTE``: the view then has the base's fingerprint, and another
-    voice given to it at synthesis speaks through the base, so nothing of this voice stays."""
+    ``parameters`` reach outside the adapted set (an adapted vocoder), the base is kept under ``BASE_ATTRIBUTE``:
+    the view then has the base's fingerprint, another voice given to it at synthesis speaks as on the base, and a
+    view made from it starts from the base, so nothing of this voice stays."""
+    base = base.__dict__.get(BASE_ATTRIBUTE, base)  # a view whose voice went beyond the adapted set: its base
     own = dict(base.named_parameters())
     view = _own_containers(copy.copy(base))
     copies = {"": view}
@@ -88,7 +89,7 @@ def voiced_view(base: nn.Module, parameters: dict[str, torch.Tensor], voice=None
     view.metatts_voice = voice
     view.__dict__.pop(BASE_ATTRIBUTE, None)
     if set(parameters) - set(adapted_names(base)):
-        object.__setattr__(view, BASE_ATTRIBUTE, base.__dict__.get(BASE_ATTRIBUTE, base))
+        object.__setattr__(view, BASE_ATTRIBUTE, base)
     return view
 
 

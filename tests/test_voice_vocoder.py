@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from test_voice_adapt import assert_same_weights, make_clips, synth, weights
+from test_voice_adapt import _fresh_bases, assert_same_weights, make_clips, one_thread, synth, weights
 from tiny_models import save_tiny_checkpoint
 
 import hf_metatts
 from hf_metatts.voice import MetaTTSVoice
-from hf_metatts.voice_base import clear_base_cache
 from hf_metatts.voice_vocoder import (
     VocoderAdaptation,
     VocoderAdaptationError,
@@ -17,20 +16,7 @@ from hf_metatts.voice_vocoder import (
     vocoder_parameter_names,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_bases():
-    clear_base_cache()
-    yield
-    clear_base_cache()
+__all__ = ["_fresh_bases", "one_thread"]  # the voice tests' autouse fixtures: one torch thread, no cached bases
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +173,4 @@ def test_switching_voices_on_a_voiced_model_leaves_no_vocoder_behind(model, tmp_
     with torch.no_grad():
         torch.testing.assert_close(synth(voiced, voice=plain), synth(model, voice=plain))
         torch.testing.assert_close(synth(voiced), synth(model, voice=with_vocoder))
+        torch.testing.assert_close(synth(plain.apply_to(voiced)), synth(plain.apply_to(model)))
