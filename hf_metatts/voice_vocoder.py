@@ -115,7 +115,8 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
                   ) -> tuple[dict[str, torch.Tensor], dict]:
     """``adaptation.steps`` Adam steps of a copy of ``vocoder`` on random segments of ``pairs`` (from
     :func:`support_pairs`) -> (``{"vocoder.<name>": tensor}`` for the adapted parameters, a report with the loss
-    on the whole pairs before and after, the parameter count and the seconds taken). ``vocoder`` is unchanged."""
+    on one fixed draw of support segments before and after the steps, the parameter count and the seconds taken).
+    ``vocoder`` is unchanged."""
     from .training.vocoder import VocoderLoss, VocoderTrainingArguments
     from .training.vocoder_aligned import AlignedSegmentSampler
 
@@ -130,13 +131,16 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
         if name in names:
             trained.append(parameter)
     criterion = VocoderLoss(adapted.config, VocoderTrainingArguments()).to(device)
-    before = _pair_losses(adapted, criterion, pairs)
     longest = max(len(pair.mel) for pair in pairs)
     if longest < MIN_SEGMENT_FRAMES:
         raise VocoderAdaptationError(f"The longest support clip has {longest} frames: vocoder adaptation needs "
                                      f"clips of at least {MIN_SEGMENT_FRAMES} frames.")
     frames = min(adaptation.segment_frames, longest)
     sampler = AlignedSegmentSampler(pairs, frames, adapted.config.hop_length, adaptation.seed)
+    # the segments the report reads: their own draw, so the steps see the same segments with or without it
+    probe_sampler = AlignedSegmentSampler(pairs, frames, adapted.config.hop_length, adaptation.seed + 1)
+    probe = [tensor.to(device) for tensor in probe_sampler.sample(adaptation.batch_size)]
+    before = _probe_losses(adapted, criterion, probe)
     optimizer = torch.optim.Adam(trained, lr=adaptation.learning_rate, betas=(0.8, 0.99))
     adapted.train()
     with torch.enable_grad():
@@ -147,7 +151,7 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
             loss.backward()
             optimizer.step()
     adapted.eval()
-    after = _pair_losses(adapted, criterion, pairs)
+    after = _probe_losses(adapted, criterion, probe)
     values = {VOCODER_PREFIX + name: parameter.detach().clone() for name, parameter in adapted.named_parameters()
               if name in names}
     report = {"before": before, "after": after, "parameters": sum(p.numel() for p in trained),
@@ -161,13 +165,15 @@ def _device(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
-def _pair_losses(vocoder: torch.nn.Module, criterion, pairs: list) -> dict[str, float]:
-    """Mean ``mel_l1`` and ``stft`` losses of ``vocoder`` (eval mode) over the whole ``pairs``."""
-    from .training.vocoder import mean_losses
-
-    device = _device(vocoder)
-    return mean_losses(vocoder, criterion, [(torch.from_numpy(pair.mel).unsqueeze(0).to(device),
-                                             torch.from_numpy(pair.audio).unsqueeze(0).to(device)) for pair in pairs])
+def _probe_losses(vocoder: torch.nn.Module, criterion, probe: list[torch.Tensor]) -> dict[str, float]:
+    """``mel_l1`` and ``stft`` losses of ``vocoder`` (eval mode) on the ``probe`` segments: log-mels ``(B, F, M)``
+    and the audio ``(B, F * hop)`` they should become (a fixed draw: cheap, and the same before and after)."""
+    was_training = vocoder.training
+    vocoder.eval()
+    with torch.no_grad():
+        losses = criterion(vocoder(probe[0]), probe[1])
+    vocoder.train(was_training)
+    return {key: float(losses[key]) for key in ("mel_l1", "stft")}
 
 
 __all__ = ["VOCODER_PREFIX", "VocoderAdaptation", "VocoderAdaptationError", "adapt_vocoder", "check_adaptable",
