@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 from benchmarks.pitch_level import summarise_variants  # noqa: E402
 from hf_metatts.evaluation.adaptation_study import (  # noqa: E402
     add_study_arguments,
+    add_variant_wers,
     load_study,
     plot_variants,
     run_study_main,
@@ -136,14 +137,7 @@ def run(args) -> dict:
         results[variant]["mcd"] = float(np.mean(list(per_task.values())))
         results[variant]["mcd_per_task"] = per_task
     if args.wer:
-        from hf_metatts.evaluation.asr import asr_word_error_rate
-
-        for variant in variants:
-            per_task = {name: asr_word_error_rate(waves_by_variant[variant][name], audios[name].texts, rate).wer
-                        for name in audios}
-            results[variant]["wer_mean_over_tasks"] = float(np.mean(list(per_task.values())))
-            results[variant]["wer_per_task"] = per_task
-            logger.info("%s: WER %.3f (mean over speakers)", variant, results[variant]["wer_mean_over_tasks"])
+        add_variant_wers(results, waves_by_variant, audios, rate, logger)
     return {**study_record(args, study), "vocoder_lr": args.vocoder_lr,
             "vocoder_steps": sorted(set(args.vocoder_steps)),
             "vocoder_parameters": args.vocoder_parameters, "vocoder_batch_size": args.vocoder_batch_size,

@@ -115,9 +115,13 @@ def main(argv=None) -> int:
         vocoder = vocoder_settings(args.vocoder)
     except ValueError as error:
         parser.error(f"--vocoder: {error}")
-    for name, value in vocoder.items():
-        setattr(model.config, f"voice_vocoder_{name}", value)
-    model.config.validate_metatts()
+    if vocoder:
+        from hf_metatts.training.bundle import set_voice_vocoder
+
+        try:
+            set_voice_vocoder(model.config, vocoder)
+        except ValueError as error:
+            parser.error(f"--vocoder: {error}")
     clips = corpus_clips(args.corpus, args.shots, args.speaker) if args.corpus else support_clips(args.shots)
     clip_seconds = round(float(np.mean([len(audio) / SR for audio, _ in clips])), 2)
     maml_times, voice = time_adapt(model, clips, args.repeats, method="maml", steps=args.steps)

@@ -4,7 +4,6 @@ import collections
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 
@@ -13,7 +12,7 @@ from .voice import MetaTTSVoice, VoiceConfig
 from .voice_base import base_fingerprint
 from .voice_errors import TranscriptMismatchError
 from .voice_validation import ClipValidation, check_alignment, load_clips, transcript_scores
-from .voice_vocoder import VocoderAdaptation, adapt_vocoder, check_adaptable, support_pairs
+from .voice_vocoder import resolve_vocoder_adaptation, with_adapted_vocoder
 
 logger = logging.getLogger(__name__)
 
@@ -166,13 +165,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
 
     if method not in VOICE_METHODS:
         raise ValueError(f"method={method!r} is unknown: choose one of {', '.join(VOICE_METHODS)}.")
-    vocoder_adaptation = VocoderAdaptation.from_config(model.config, vocoder_steps, vocoder_lr)
-    if vocoder_steps and vocoder_adaptation.steps:
-        check_adaptable(model)
-    elif vocoder_adaptation.steps and model.config.vocoder_type != "istft":
-        logger.info("voice_vocoder_steps=%d is not used: the model speaks through %s, which has no weights.",
-                    vocoder_adaptation.steps, model.config.vocoder_type)
-        vocoder_adaptation = replace(vocoder_adaptation, steps=0)
+    vocoder_adaptation = resolve_vocoder_adaptation(model, vocoder_steps, vocoder_lr)
     validation = validation or ClipValidation()
     processor = processor_for(model, processor)
     rate = model.config.sampling_rate
@@ -205,9 +198,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
             bar.close()
         vocoder_report = None
         if vocoder_adaptation.steps:
-            pairs = support_pairs(model, params, batches, [clip.audio for clip in support])
-            vocoder_params, vocoder_report = adapt_vocoder(model.vocoder, pairs, vocoder_adaptation)
-            params = {**params, **vocoder_params}
+            params, vocoder_report = with_adapted_vocoder(model, params, batches, [clip.audio for clip in support],
+                                                          vocoder_adaptation)
     finally:
         model.train(was_training)
     source = base_model or (getattr(model, "name_or_path", "") or None)

@@ -21,7 +21,7 @@ import copy
 import fnmatch
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -92,6 +92,21 @@ def check_adaptable(model) -> None:
             "vocoder_steps=0.")
 
 
+def resolve_vocoder_adaptation(model, steps: int | None = None, learning_rate: float | None = None
+                               ) -> VocoderAdaptation:
+    """The vocoder adaptation ``model.adapt`` runs: the config's settings with ``steps`` / ``learning_rate`` in place
+    of its own where given. Steps asked for explicitly on a model without a trained vocoder raise
+    `VocoderAdaptationError`; a config default there is skipped (0 steps, logged)."""
+    adaptation = VocoderAdaptation.from_config(model.config, steps, learning_rate)
+    if adaptation.steps and steps:
+        check_adaptable(model)
+    elif adaptation.steps and model.config.vocoder_type != "istft":
+        logger.info("voice_vocoder_steps=%d is not used: the model speaks through %s, which has no weights.",
+                    adaptation.steps, model.config.vocoder_type)
+        adaptation = replace(adaptation, steps=0)
+    return adaptation
+
+
 def support_pairs(model, params: dict[str, torch.Tensor], batches: list[dict], waves: list[np.ndarray]) -> list:
     """Ground-truth-aligned pairs of the support clips: for each clip (in the order of ``batches``, collated
     support batches, and of ``waves``, its recording ``(samples,)`` at the model's rate) the adapted model's
@@ -117,7 +132,7 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
     :func:`support_pairs`) -> (``{"vocoder.<name>": tensor}`` for the adapted parameters, a report with the loss
     on one fixed draw of support segments before and after the steps, the parameter count and the seconds taken).
     ``vocoder`` is unchanged."""
-    from .training.vocoder import VocoderLoss, VocoderTrainingArguments
+    from .training.vocoder import VocoderLoss, VocoderTrainingArguments, mean_losses
     from .training.vocoder_aligned import AlignedSegmentSampler
 
     adaptation.validate()
@@ -139,8 +154,8 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
     sampler = AlignedSegmentSampler(pairs, frames, adapted.config.hop_length, adaptation.seed)
     # the segments the report reads: their own draw, so the steps see the same segments with or without it
     probe_sampler = AlignedSegmentSampler(pairs, frames, adapted.config.hop_length, adaptation.seed + 1)
-    probe = [tensor.to(device) for tensor in probe_sampler.sample(adaptation.batch_size)]
-    before = _probe_losses(adapted, criterion, probe)
+    probe = [tuple(tensor.to(device) for tensor in probe_sampler.sample(adaptation.batch_size))]
+    before = mean_losses(adapted, criterion, probe)
     optimizer = torch.optim.Adam(trained, lr=adaptation.learning_rate, betas=(0.8, 0.99))
     adapted.train()
     with torch.enable_grad():
@@ -151,7 +166,7 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
             loss.backward()
             optimizer.step()
     adapted.eval()
-    after = _probe_losses(adapted, criterion, probe)
+    after = mean_losses(adapted, criterion, probe)
     values = {VOCODER_PREFIX + name: parameter.detach().clone() for name, parameter in adapted.named_parameters()
               if name in names}
     report = {"before": before, "after": after, "parameters": sum(p.numel() for p in trained),
@@ -161,20 +176,18 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
     return values, report
 
 
+def with_adapted_vocoder(model, params: dict[str, torch.Tensor], batches: list[dict], waves: list[np.ndarray],
+                         adaptation: VocoderAdaptation) -> tuple[dict[str, torch.Tensor], dict]:
+    """``params`` (an adapted voice) plus the ``vocoder.*`` values of ``model``'s vocoder adapted to the support
+    clips (``batches`` and their recordings ``waves``, see :func:`support_pairs`), and the report of
+    :func:`adapt_vocoder`."""
+    values, report = adapt_vocoder(model.vocoder, support_pairs(model, params, batches, waves), adaptation)
+    return {**params, **values}, report
+
+
 def _device(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
-def _probe_losses(vocoder: torch.nn.Module, criterion, probe: list[torch.Tensor]) -> dict[str, float]:
-    """``mel_l1`` and ``stft`` losses of ``vocoder`` (eval mode) on the ``probe`` segments: log-mels ``(B, F, M)``
-    and the audio ``(B, F * hop)`` they should become (a fixed draw: cheap, and the same before and after)."""
-    was_training = vocoder.training
-    vocoder.eval()
-    with torch.no_grad():
-        losses = criterion(vocoder(probe[0]), probe[1])
-    vocoder.train(was_training)
-    return {key: float(losses[key]) for key in ("mel_l1", "stft")}
-
-
 __all__ = ["VOCODER_PREFIX", "VocoderAdaptation", "VocoderAdaptationError", "adapt_vocoder", "check_adaptable",
-           "support_pairs", "vocoder_parameter_names"]
+           "resolve_vocoder_adaptation", "support_pairs", "vocoder_parameter_names", "with_adapted_vocoder"]

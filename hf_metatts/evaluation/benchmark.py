@@ -357,7 +357,8 @@ def upper_bounds(audios: dict[str, TaskAudio], model, rate: int, metrics: list[s
 
 def run_method(method: str, model, processor, head, tasks: list[Task], audios: dict[str, TaskAudio],
                settings: BenchmarkSettings) -> dict:
-    """Every k and step for one method: ``{"status": "ok", "results": {k: {step: {...}}}}``."""
+    """Every k and step for one method: ``{"status": "ok", "results": {k: {step: {...}}}, "vocoder_adaptation":
+    {steps, learning_rate, parameters} or None}``."""
     from ..meta import adapt_parameters
     from .voice_eval import synthesize_texts
 
@@ -422,23 +423,19 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
             pooled_means(mean, cells[s]["per_task"], trials[s], audios, settings.eval_metrics)
             by_step[str(s)] = {"mean": mean, **cells[s]}
         results[str(k)] = by_step
-    return {"status": "ok", "results": results}
+    summary = None if vocoder_adaptation is None else {
+        "steps": vocoder_adaptation.steps, "learning_rate": vocoder_adaptation.learning_rate,
+        "parameters": list(vocoder_adaptation.parameters)}
+    return {"status": "ok", "results": results, "vocoder_adaptation": summary}
 
 
 def method_vocoder_adaptation(method: str, model, settings: BenchmarkSettings):
-    """The `VocoderAdaptation` a method's voices get (``settings.vocoder_steps`` / ``vocoder_lrs``, else the
-    checkpoint's config), or None when its vocoder does not adapt (0 steps, or a vocoder without weights)."""
-    from ..voice_vocoder import VocoderAdaptation, check_adaptable
+    """The `VocoderAdaptation` a method's voices get, as ``model.adapt`` resolves it from ``settings.vocoder_steps``
+    / ``vocoder_lrs`` or the checkpoint's config, or None when its vocoder does not adapt."""
+    from ..voice_vocoder import resolve_vocoder_adaptation
 
-    adaptation = VocoderAdaptation.from_config(model.config, settings.vocoder_steps.get(method),
-                                               settings.vocoder_lrs.get(method))
-    if not adaptation.steps:
-        return None
-    if method in settings.vocoder_steps:
-        check_adaptable(model)
-    elif model.config.vocoder_type != "istft":
-        return None
-    return adaptation
+    adaptation = resolve_vocoder_adaptation(model, settings.vocoder_steps.get(method), settings.vocoder_lrs.get(method))
+    return adaptation if adaptation.steps else None
 
 
 def add_vocoder_adaptation(model, snapshots: dict[int, tuple[dict, float | None]], support: dict,
@@ -446,15 +443,14 @@ def add_vocoder_adaptation(model, snapshots: dict[int, tuple[dict, float | None]
     """Adapt the vocoder to the support clips for every snapshot after at least one step, as ``model.adapt`` does
     (``snapshots[step] = (params, loss)`` gains the ``vocoder.*`` values); 0 steps stay the voice before any
     adaptation. Returns the seconds the vocoder steps took."""
-    from ..voice_vocoder import adapt_vocoder, support_pairs
+    from ..voice_vocoder import with_adapted_vocoder
 
     seconds = 0.0
     for step, (params, loss) in list(snapshots.items()):
         if step == 0:
             continue
-        pairs = support_pairs(model, params, [support], support_audio)
-        values, report = adapt_vocoder(model.vocoder, pairs, adaptation)
-        snapshots[step] = ({**params, **values}, loss)
+        voiced, report = with_adapted_vocoder(model, params, [support], support_audio, adaptation)
+        snapshots[step] = (voiced, loss)
         seconds += report["seconds"]
     return seconds
 
@@ -492,8 +488,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         entry.update(checkpoint=checkpoint, seconds=round(time.perf_counter() - method_started, 1),
                      lr=settings.lrs.get(method), meta_learner=meta_learner_summary(head),
                      global_variance_weight=settings.global_variance_weights.get(method),
-                     rate_scale=settings.rate_scales.get(method), vocoder=model.config.vocoder_type,
-                     vocoder_adaptation=vocoder_adaptation_summary(method, model, settings))
+                     rate_scale=settings.rate_scales.get(method), vocoder=model.config.vocoder_type)
         methods[method] = entry
     if audios is None:
         raise BenchmarkConfigError("No method could run: " + "; ".join(
@@ -508,13 +503,6 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         "methods": methods,
         "seconds": round(time.perf_counter() - started, 1),
     }
-
-
-def vocoder_adaptation_summary(method: str, model, settings: BenchmarkSettings) -> dict | None:
-    """What a method's vocoder adaptation was (steps, learning rate, parameter patterns), None when it had none."""
-    adaptation = method_vocoder_adaptation(method, model, settings)
-    return None if adaptation is None else {"steps": adaptation.steps, "learning_rate": adaptation.learning_rate,
-                                            "parameters": list(adaptation.parameters)}
 
 
 def parse_pairs(items: list[str] | None, cast=str) -> dict:
