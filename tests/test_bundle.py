@@ -119,6 +119,17 @@ def test_a_maml_meta_learner_ships_with_the_step_size_given_to_the_bundle(traine
     assert "then takes its fixed-size steps" in card
 
 
+def assert_refused_leaving_the_bundle_as_it_was(model_dir, vocoder_dir, tmp_path, match, **settings):
+    """``bundle_checkpoint`` with ``settings`` raises ``BundleConfigError`` matching ``match`` into a folder that holds
+    a previous bundle, and that folder keeps exactly what it had; no staging folder is left behind."""
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous bundle")
+    with pytest.raises(BundleConfigError, match=match):
+        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), **settings)
+    assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
+
+
 @pytest.mark.parametrize("inner_lr", [0.02, -0.1])
 def test_a_step_size_for_a_meta_learner_without_one_rate_is_refused_before_anything_is_written(
         trained_parts, tmp_path, inner_lr):
@@ -126,12 +137,8 @@ def test_a_step_size_for_a_meta_learner_without_one_rate_is_refused_before_anyth
     if inner_lr < 0:  # a maml meta-learner, but a step size that is not positive
         config = json.loads((model_dir / "meta_learner_config.json").read_text())
         (model_dir / "meta_learner_config.json").write_text(json.dumps({**config, "method": "maml"}))
-    out = tmp_path / "bundle"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous bundle")
-    with pytest.raises(BundleConfigError, match="metasgd" if inner_lr > 0 else "positive"):
-        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), inner_lr=inner_lr)
-    assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
+    assert_refused_leaving_the_bundle_as_it_was(model_dir, vocoder_dir, tmp_path,
+                                                "metasgd" if inner_lr > 0 else "positive", inner_lr=inner_lr)
 
 
 def test_the_global_variance_weight_given_to_the_bundle_is_the_one_adaptation_uses(trained_parts, tmp_path):
@@ -159,12 +166,8 @@ def test_a_bad_global_variance_weight_is_refused_before_anything_is_written(trai
         bare = tmp_path / "bare"
         shutil.copytree(model_dir, bare, ignore=shutil.ignore_patterns("meta_learner*"))
         model_dir = bare
-    out = tmp_path / "bundle"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous bundle")
-    with pytest.raises(BundleConfigError, match=message):
-        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), global_variance_weight=weight)
-    assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
+    assert_refused_leaving_the_bundle_as_it_was(model_dir, vocoder_dir, tmp_path, message,
+                                                global_variance_weight=weight)
 
 
 def test_the_vocoder_adaptation_given_to_the_bundle_is_what_adapt_does_by_default(trained_parts, tmp_path, capsys):
@@ -199,12 +202,7 @@ def test_the_vocoder_adaptation_given_to_the_bundle_is_what_adapt_does_by_defaul
 def test_bad_vocoder_adaptation_settings_are_refused_before_anything_is_written(trained_parts, tmp_path, settings,
                                                                                 message):
     model_dir, vocoder_dir, _ = trained_parts
-    out = tmp_path / "bundle"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous bundle")
-    with pytest.raises(BundleConfigError, match=message):
-        bundle_checkpoint(str(model_dir), str(vocoder_dir), str(out), voice_vocoder=settings)
-    assert sorted(os.listdir(out)) == ["keep.txt"] and not (tmp_path / "bundle.partial").exists()
+    assert_refused_leaving_the_bundle_as_it_was(model_dir, vocoder_dir, tmp_path, message, voice_vocoder=settings)
 
 
 def test_the_card_lists_the_bars_the_checkpoint_was_checked_against(trained_parts, tmp_path):
