@@ -75,3 +75,18 @@ def decoded_dataset(rows: list[dict], sr: int = 24000) -> Dataset:
         array, rate = sf.read(io.BytesIO(r["audio"]["bytes"]), dtype="float32")
         decoded.append({**r, "audio": {"array": array.tolist(), "sampling_rate": rate, "path": r["path"]}})
     return Dataset.from_list(decoded)
+
+
+def speaker_split(speakers: int, per_speaker: int, first_seed: int, sr: int = 16000) -> Dataset:
+    """A corpus split of ``speakers`` voiced speakers (f0 110, 150, ... Hz) x ``per_speaker`` short "hello" clips
+    (ids ``clip<first_seed + i>``, FLAC-encoded at ``sr``)."""
+    from hf_metatts.data import encode_audio
+
+    rows = []
+    for index in range(speakers * per_speaker):
+        speaker = index % speakers
+        clip = voiced_clip(0.5 + 0.05 * (index % 3), f0=110.0 + 40.0 * speaker, sr=sr, seed=first_seed + index)
+        rows.append({"id": f"clip{first_seed + index}", "text": "hello", "phonemes": "həloʊ",
+                     "speaker_id": f"speaker{speaker}", "language": "en-us",
+                     "audio": encode_audio(clip, sr, path=f"clip{first_seed + index}.flac")})
+    return Dataset.from_list(rows).cast_column("audio", Audio(sampling_rate=sr))

@@ -1,5 +1,7 @@
 """The meta-learning machinery on the real (tiny) MetaTTS model with synthetic speaker-dependent mels."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -165,3 +167,25 @@ def test_meta_train_command_overrides_the_seed(tmp_path, monkeypatch):
         args = parser.parse_args(["meta-train", "--config", "examples/configs/default_pretrain.json", *extra])
         assert args.func(args) == 0
         assert seen == {"seed": seed, "out": "outputs/default_pretrain"}
+
+
+def test_meta_train_command_continues_another_run_and_refuses_a_missing_one(tmp_path, monkeypatch):
+    import argparse
+
+    import hf_metatts.meta.cli as meta_cli
+
+    seen = {}
+    monkeypatch.setattr(meta_cli, "run_meta_training",
+                        lambda m, d, t: seen.update(start=m.model_name_or_path, seed=t.seed, out=t.output_dir))
+    parser = argparse.ArgumentParser()
+    meta_cli.register(parser.add_subparsers())
+    config = "examples/configs/default_plain_metasgd_adam_800.json"
+    args = parser.parse_args(["meta-train", "--config", config, "--seed", "26", "--model-name-or-path", str(tmp_path),
+                              "--output-dir", str(tmp_path / "next")])
+    assert args.func(args) == 0
+    assert seen == {"start": str(tmp_path), "seed": 26, "out": str(tmp_path / "next")}
+    seen.clear()
+    args = parser.parse_args(["meta-train", "--config", config, "--model-name-or-path", str(tmp_path / "missing")])
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        args.func(args)
+    assert seen == {} and not os.path.exists(tmp_path / "missing")

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from data_fixtures import voiced_clip
-from datasets import Audio, Dataset, DatasetDict, load_from_disk
+from data_fixtures import speaker_split
+from datasets import Audio, DatasetDict, load_from_disk
 from tiny_models import save_tiny_checkpoint
 
 from hf_metatts import MetaTTSForTextToSpeech
-from hf_metatts.data import decode_audio, encode_audio
+from hf_metatts.data import decode_audio
 from hf_metatts.data_collator import MetaTTSDataCollator
 from hf_metatts.training.prepare import prepare_corpus
 from hf_metatts.training.vocoder import (
@@ -40,17 +40,6 @@ from hf_metatts.voice_adapt import resolve_adaptation
 
 torch.set_num_threads(1)
 SR, HOP = 16000, 256
-
-
-def speaker_split(speakers: int, per_speaker: int, first_seed: int) -> Dataset:
-    rows = []
-    for index in range(speakers * per_speaker):
-        speaker = index % speakers
-        clip = voiced_clip(0.5 + 0.05 * (index % 3), f0=110.0 + 40.0 * speaker, sr=SR, seed=first_seed + index)
-        rows.append({"id": f"clip{first_seed + index}", "text": "hello", "phonemes": "həloʊ",
-                     "speaker_id": f"speaker{speaker}", "language": "en-us",
-                     "audio": encode_audio(clip, SR, path=f"clip{first_seed + index}.flac")})
-    return Dataset.from_list(rows).cast_column("audio", Audio(sampling_rate=SR))
 
 
 @pytest.fixture(scope="module")

@@ -208,6 +208,11 @@ def _meta_train(args) -> int:
         training_args.output_dir = args.output_dir
     if args.seed is not None:
         training_args.seed = args.seed
+    if args.model_name_or_path:
+        if not os.path.isdir(args.model_name_or_path):
+            raise FileNotFoundError(f"--model-name-or-path {args.model_name_or_path} is not a folder: give the "
+                                    "output folder of the run this one continues.")
+        model_args.model_name_or_path = args.model_name_or_path
     run_meta_training(model_args, data_args, training_args)
     return 0
 
@@ -224,5 +229,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default=None, help="override output_dir of the config")
     parser.add_argument("--seed", type=int, default=None,
                         help="override seed of the config: another draw of the same recipe (weights, episodes)")
+    parser.add_argument("--model-name-or-path", default=None,
+                        help="override model_name_or_path of the config: the run a continuation starts from (with "
+                        "--seed and --output-dir, another draw of a recipe in several runs)")
     parser.set_defaults(func=_meta_train)
     return parser

@@ -1,4 +1,5 @@
-"""``hf-metatts train-vocoder`` (the neural vocoder, on a corpus built by ``hf-metatts build-corpus``) and
+"""``hf-metatts train-vocoder`` (the neural vocoder, on a corpus built by ``hf-metatts build-corpus``),
+``hf-metatts meta-train-vocoder`` (that vocoder meta-trained for its adaptation to a voice) and
 ``hf-metatts train-identity-encoder`` (the speaker encoder of the meta-objective's identity term, on a prepared
 corpus)."""
 
@@ -43,6 +44,32 @@ def _run_identity(args) -> int:
     return 0
 
 
+def _run_meta_vocoder(args) -> int:
+    from .vocoder_meta import MetaVocoderArguments, meta_train_vocoder
+
+    meta_train_vocoder(MetaVocoderArguments(**_given(args, MetaVocoderArguments)))
+    return 0
+
+
+def register_meta_vocoder(subparsers) -> argparse.ArgumentParser:
+    """Add ``meta-train-vocoder`` to an argparse subparsers object."""
+    from .vocoder_meta import MetaVocoderArguments
+
+    parser = subparsers.add_parser(
+        "meta-train-vocoder", help="meta-train the neural vocoder for its adaptation to a voice (first-order MAML)",
+        description="Meta-train a checkpoint's iSTFT vocoder over the speakers of a corpus: the inner loop is the "
+        "checkpoint's own vocoder adaptation on 5 support clips, the outer loss the adapted vocoder's on other "
+        "sentences of the speaker; resumes from the output folder's last checkpoint.",
+    )
+    parser.add_argument("--dataset", dest="dataset_path", default=None,
+                        help="corpus folder with the audio (default data/voices-augmented; its prepared copy is "
+                        "<dataset>-prepared unless --prepared-dataset-path)")
+    parser.add_argument("--out", dest="output_dir", default=None, help="output folder (default outputs/vocoder_meta)")
+    _add_fields(parser, MetaVocoderArguments)
+    parser.set_defaults(func=_run_meta_vocoder)
+    return parser
+
+
 def register_identity(subparsers) -> argparse.ArgumentParser:
     """Add ``train-identity-encoder`` to an argparse subparsers object."""
     from .identity_encoder import IdentityEncoderTrainingArguments
@@ -62,8 +89,8 @@ def register_identity(subparsers) -> argparse.ArgumentParser:
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add ``train-vocoder``, ``train-identity-encoder``, ``prepare-corpus``, ``bundle``, ``unbundle`` and
-    ``average`` to an argparse subparsers object."""
+    """Add ``train-vocoder``, ``train-identity-encoder``, ``meta-train-vocoder``, ``prepare-corpus``, ``bundle``,
+    ``unbundle`` and ``average`` to an argparse subparsers object."""
     parser = subparsers.add_parser(
         "train-vocoder", help="train the iSTFT neural vocoder on a corpus's audio",
         description="Train the iSTFT-head vocoder (log-mel L1 + multi-resolution STFT losses) on the audio of a "
@@ -83,6 +110,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     register_bundle(subparsers)
     register_unbundle(subparsers)
     register_identity(subparsers)
+    register_meta_vocoder(subparsers)
     register_average(subparsers)
     register_adapters(subparsers)
     return parser

@@ -277,6 +277,26 @@ def attach_trained_vocoder(model, folder: str) -> None:
     model.vocoder.eval()
 
 
+def resume_training_state(path: str, vocoder: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                          counter: str) -> tuple[int, float]:
+    """Load the vocoder and optimiser state saved at ``path`` (by :func:`save_training_state`) if there is one ->
+    (the ``counter`` reached, e.g. steps, and the seconds already spent); (0, 0.0) for a new run."""
+    if not os.path.isfile(path):
+        return 0, 0.0
+    state = torch.load(path, weights_only=True)
+    vocoder.load_state_dict(state["vocoder"])
+    optimizer.load_state_dict(state["optimizer"])
+    logger.info("resumed %s at %s %d", path, counter, int(state[counter]))
+    return int(state[counter]), float(state["elapsed"])
+
+
+def save_training_state(path: str, vocoder: torch.nn.Module, optimizer: torch.optim.Optimizer, counter: str,
+                        count: int, elapsed: float) -> None:
+    """Save what :func:`resume_training_state` reads back."""
+    torch.save({"vocoder": vocoder.state_dict(), "optimizer": optimizer.state_dict(), counter: count,
+                "elapsed": elapsed}, path)
+
+
 def train_vocoder(args: VocoderTrainingArguments) -> dict:
     """Train (or resume) a vocoder; returns the summary that is also written to ``training_summary.json``."""
     args.validate()
@@ -300,14 +320,9 @@ def train_vocoder(args: VocoderTrainingArguments) -> dict:
                                   weight_decay=args.weight_decay)
     os.makedirs(args.output_dir, exist_ok=True)
     checkpoint_path = os.path.join(args.output_dir, CHECKPOINT_NAME)
-    step, elapsed_before = 0, 0.0
-    if os.path.isfile(checkpoint_path):
-        state = torch.load(checkpoint_path, weights_only=True)
-        vocoder.load_state_dict(state["vocoder"])
-        optimizer.load_state_dict(state["optimizer"])
-        draw.rng = np.random.default_rng(args.seed + int(state["step"]))
-        step, elapsed_before = int(state["step"]), float(state["elapsed"])
-        logger.info("resumed vocoder training at step %d", step)
+    step, elapsed_before = resume_training_state(checkpoint_path, vocoder, optimizer, "step")
+    if step:
+        draw.rng = np.random.default_rng(args.seed + step)
     started = time.monotonic()
     log = open(os.path.join(args.output_dir, LOG_NAME), "a")
     valid = {}
@@ -335,8 +350,7 @@ def train_vocoder(args: VocoderTrainingArguments) -> dict:
                 log.write(json.dumps({"step": step, "validation": valid}) + "\n")
                 logger.info("vocoder step %d validation %s", step, valid)
             if step % args.save_steps == 0 or step == args.max_steps or out_of_time:
-                torch.save({"vocoder": vocoder.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                            "elapsed": elapsed}, checkpoint_path)
+                save_training_state(checkpoint_path, vocoder, optimizer, "step", step, elapsed)
                 save_vocoder(vocoder, config, args.output_dir)
             if out_of_time:
                 logger.info("stopping at step %d: max_wall_seconds=%s reached", step, args.max_wall_seconds)

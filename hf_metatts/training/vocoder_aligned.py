@@ -34,12 +34,13 @@ class AlignedCorpusError(ValueError):
 @dataclass
 class AlignedClip:
     """One training pair: ``mel`` ``(T, M)`` the model's log-mel, ``audio`` ``(T * hop,)`` the recording (row
-    ``id`` of ``speaker``)."""
+    ``id`` of ``speaker``); ``role`` is ``"support"`` for a clip the voice was adapted to, else ``"target"``."""
 
     id: str
     speaker: str
     mel: np.ndarray
     audio: np.ndarray
+    role: str = "target"
 
 
 def default_adaptation(model, meta_learner, support: dict, steps: int | None = None) -> dict[str, torch.Tensor]:
@@ -105,12 +106,14 @@ def _prepared_split(prepared_path: str, split: str):
 
 def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, split: str, shots: int = 5,
                   clips_per_speaker: int = 8, seed: int = 0, batch_size: int = 4,
-                  start_fraction: float = 0.0) -> list[AlignedClip]:
+                  start_fraction: float = 0.0, with_support: bool = False) -> list[AlignedClip]:
     """GTA pairs for every speaker of ``split`` with more than ``shots`` rows: the model adapted to ``shots``
     random rows of the speaker reads up to ``clips_per_speaker`` others. ``prepared_path`` is the prepared
     corpus (labels, pitch, durations), ``dataset_path`` the corpus with the audio (matched by ``id``). The first
     ``round(start_fraction * clips)`` of each speaker's clips are read with the voice before the steps (what
-    ``model.adapt(..., method="zero_shot")`` gives), the others with the adapted voice."""
+    ``model.adapt(..., method="zero_shot")`` gives), the others with the adapted voice. ``with_support`` adds the
+    ``shots`` support clips themselves, read with the adapted voice (``role="support"``: the pairs
+    ``model.adapt`` adapts the vocoder on)."""
     from ..data_collator import MetaTTSDataCollator
 
     if shots < 1 or clips_per_speaker < 1:
@@ -131,7 +134,7 @@ def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, sp
     if not plan:
         raise AlignedCorpusError(f"No speaker of split {split!r} has more than shots={shots} rows: lower shots.")
     row_ids = rows["id"]
-    ids = {row_ids[i] for _, targets in plan.values() for i in targets}
+    ids = {row_ids[i] for support, targets in plan.values() for i in targets + (support if with_support else [])}
     hop = model.config.hop_length
     audio = _audio_by_id(dataset_path, split, ids, model.config.sampling_rate)
     collate = MetaTTSDataCollator(pad_token_id=model.config.pad_token_id)
@@ -142,17 +145,21 @@ def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, sp
         for done, (speaker, (support_rows, target_rows)) in enumerate(plan.items(), start=1):
             support = collate([rows[i] for i in support_rows])
             at_start = round(start_fraction * len(target_rows))
-            groups = [(target_rows[at_start:], default_adaptation(model, meta_learner, support))]
+            adapted = default_adaptation(model, meta_learner, support)
+            groups = [(target_rows[at_start:], adapted, "target")]
             if at_start:
-                groups.insert(0, (target_rows[:at_start], default_adaptation(model, meta_learner, support, steps=0)))
-            chunks = [(group[first: first + batch_size], params) for group, params in groups
+                groups.insert(0, (target_rows[:at_start], default_adaptation(model, meta_learner, support, steps=0),
+                                  "target"))
+            if with_support:
+                groups.append((support_rows, adapted, "support"))
+            chunks = [(group[first: first + batch_size], params, role) for group, params, role in groups
                       for first in range(0, len(group), batch_size)]
-            for chunk_rows, params in chunks:
+            for chunk_rows, params, role in chunks:
                 chunk = [rows[i] for i in chunk_rows]
                 for row, mel in zip(chunk, teacher_forced_mels(model, params, collate(chunk))):
                     wave = audio[row["id"]][: len(mel) * hop]
                     wave = np.pad(wave, (0, len(mel) * hop - len(wave)))
-                    pairs.append(AlignedClip(row["id"], speaker, mel.astype(np.float32), wave))
+                    pairs.append(AlignedClip(row["id"], speaker, mel.astype(np.float32), wave, role))
             if done % 25 == 0:
                 logger.info("aligned pairs: %d of %d speakers adapted", done, len(plan))
     finally:
