@@ -175,7 +175,10 @@ def main(argv=None) -> dict:
         "shots": len(support_rows),
         "adaptation": {"method": voice.config.method, "steps": args.adapt_steps, "lr": args.adapt_lr,
                        "vocoder_steps": voice.config.vocoder_steps,
-                       "seconds": round(adapt_seconds, 3), "support_loss_curve": curve,
+                       "seconds": round(adapt_seconds, 3),
+                       "seconds_measured_as": "one call, the first of this process (one-time setup included); "
+                                              "benchmarks/voice_adaptation_speed.py gives the median of warm calls",
+                       "support_loss_curve": curve,
                        "voice_dir": str(out / "voice")},
         "heldout_sentences": texts,
         "before_adaptation": measure(before, references, texts, rate),
