@@ -108,7 +108,8 @@ class MetaVocoderArguments:
 
 @dataclass
 class SpeakerEpisode:
-    """One speaker's aligned pairs: ``support`` (the clips the voice adapted to) and ``query`` (other sentences)."""
+    """One speaker's aligned pairs (`AlignedClip`: log-mel ``(T, M)``, recording ``(T * hop,)``): ``support``, the
+    clips the voice adapted to, and ``query``, other sentences of the speaker."""
 
     speaker: str
     support: list
@@ -172,7 +173,8 @@ def episode_gradients(vocoder: torch.nn.Module, criterion: VocoderLoss, episode:
     """Accumulate into ``vocoder``'s ``.grad`` the first-order meta-gradient of one episode: adapt a copy on the
     support pairs (``adaptation``, segments drawn with ``seed``), then the query loss of the adapted copy (its
     gradient on the adapted parameters goes to their starting values) plus ``start_loss_weight`` x the query loss
-    of ``vocoder`` itself. Returns the two query losses."""
+    of ``vocoder`` itself, both on ``query_batch_size`` random query segments (log-mels ``(B, F, M)`` and audio
+    ``(B, F * hop)``). Returns the two query losses."""
     from ..voice_vocoder import VOCODER_PREFIX, adapt_vocoder
     from .vocoder_aligned import AlignedSegmentSampler
 
