@@ -124,6 +124,14 @@ def test_the_meta_gradient_is_the_adapted_copys_query_gradient_plus_the_start_te
         torch.testing.assert_close(parameter.grad, expected, rtol=1e-4, atol=1e-7)
     assert any(name.startswith("head.") for name in adapted) and not any(n.startswith("blocks.") for n in adapted)
 
+    # Without the start term only the adapted copy's loss moves the vocoder; the unadapted loss is still reported.
+    vocoder.zero_grad(set_to_none=True)
+    alone = episode_gradients(vocoder, criterion, episode, adaptation, 4, 0.0, seed=7)
+    assert alone == pytest.approx(losses, rel=1e-5)
+    for name, parameter in vocoder.named_parameters():
+        if name in adapted:
+            torch.testing.assert_close(parameter.grad, adapted[name].grad, rtol=1e-4, atol=1e-7)
+
 
 def test_a_run_lowers_the_validation_loss_after_adaptation_and_writes_a_vocoder_bundle_takes(corpora, tmp_path):
     summary = meta_train_vocoder(tiny_args(corpora, tmp_path / "meta"))

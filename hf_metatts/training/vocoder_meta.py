@@ -22,7 +22,7 @@ its ``vocoder_checkpoint.pt``. Validation: the validation speakers' query losses
 inner loop, every ``eval_episodes``.
 """
 
-import fnmatch
+import copy
 import json
 import logging
 import os
@@ -160,12 +160,14 @@ def _episodes(args: MetaVocoderArguments, vocoder_config) -> tuple[list[SpeakerE
 
 
 def _outer_names(vocoder: torch.nn.Module, patterns: str) -> list[str]:
-    chosen = [p.strip() for p in patterns.split(",") if p.strip()]
-    names = [name for name, _ in vocoder.named_parameters() if any(fnmatch.fnmatchcase(name, p) for p in chosen)]
-    if not names:
+    """The vocoder parameters matching the comma-separated fnmatch ``patterns`` (``outer_parameters``)."""
+    from ..voice_vocoder import VocoderAdaptationError, vocoder_parameter_names
+
+    try:
+        return vocoder_parameter_names(vocoder, [p.strip() for p in patterns.split(",") if p.strip()])
+    except VocoderAdaptationError as error:
         raise VocoderTrainingError(f"outer_parameters={patterns!r} matches no vocoder parameter: see "
-                                   "`model.vocoder.named_parameters()` for their names.")
-    return names
+                                   "`model.vocoder.named_parameters()` for their names.") from error
 
 
 def episode_gradients(vocoder: torch.nn.Module, criterion: VocoderLoss, episode: SpeakerEpisode, adaptation,
@@ -184,9 +186,9 @@ def episode_gradients(vocoder: torch.nn.Module, criterion: VocoderLoss, episode:
     mels, waves = AlignedSegmentSampler(episode.query, frames, vocoder.config.hop_length, seed).sample(
         query_batch_size)
     after = criterion(functional_call(vocoder, adapted, (mels,)), waves)["loss"]
-    before = criterion(vocoder(mels), waves)["loss"] if start_loss_weight else after.detach()
-    total = after + start_loss_weight * before if start_loss_weight else after
-    total.backward()
+    with torch.set_grad_enabled(start_loss_weight > 0):  # a term of weight 0 is only reported
+        before = criterion(vocoder(mels), waves)["loss"]
+    (after + start_loss_weight * before).backward()
     parameters = dict(vocoder.named_parameters())
     for name, value in adapted.items():
         parameter = parameters[name]
@@ -201,20 +203,17 @@ def validation_losses(vocoder: torch.nn.Module, criterion: VocoderLoss, episodes
     speaker's support pairs (the same segment draw every time)."""
     from ..voice_vocoder import VOCODER_PREFIX, adapt_vocoder
 
-    totals = {"mel_l1_before": 0.0, "stft_before": 0.0, "mel_l1_after": 0.0, "stft_after": 0.0}
     if not episodes:
         return {}
+    totals = {"mel_l1_before": 0.0, "stft_before": 0.0, "mel_l1_after": 0.0, "stft_after": 0.0}
     for episode in episodes:
         pairs = [(torch.from_numpy(c.mel).unsqueeze(0), torch.from_numpy(c.audio).unsqueeze(0)) for c in episode.query]
-        for key, value in mean_losses(vocoder, criterion, pairs).items():
-            totals[key + "_before"] += value
         values, _ = adapt_vocoder(vocoder, episode.support, adaptation)
-        state = {name[len(VOCODER_PREFIX):]: value for name, value in values.items()}
-        with torch.no_grad():
-            for mel, target in pairs:
-                losses = criterion(functional_call(vocoder, state, (mel,)), target)
-                totals["mel_l1_after"] += float(losses["mel_l1"]) / len(pairs)
-                totals["stft_after"] += float(losses["stft"]) / len(pairs)
+        adapted = copy.deepcopy(vocoder)
+        adapted.load_state_dict({name[len(VOCODER_PREFIX):]: value for name, value in values.items()}, strict=False)
+        for suffix, heard_through in (("_before", vocoder), ("_after", adapted)):
+            for key, value in mean_losses(heard_through, criterion, pairs).items():
+                totals[key + suffix] += value
     return {key: round(value / len(episodes), 5) for key, value in totals.items()}
 
 
@@ -278,7 +277,7 @@ def meta_train_vocoder(args: MetaVocoderArguments) -> dict:
                 log.flush()
                 logger.info("vocoder meta-training episode %d validation %s", episode, validation)
                 save_training_state(checkpoint_path, vocoder, optimizer, "episode", episode, elapsed)
-                save_vocoder(vocoder.eval(), vocoder.config, args.output_dir)
+                save_vocoder(vocoder, vocoder.config, args.output_dir)
             if out_of_time:
                 logger.info("stopping at episode %d: max_wall_seconds=%s reached", episode, args.max_wall_seconds)
                 break
