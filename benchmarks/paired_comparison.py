@@ -10,7 +10,8 @@ A validation mean that is 0.0002 higher says nothing by itself; this says whethe
         --out benchmarks/results/paired_validation_plain_soup.json
 
 Each item is a result of ``benchmarks/adaptation_rules.py`` (``PATH``, or ``PATH#RULE`` when it holds several
-rules) or of ``benchmarks/default_checkpoint.py`` (``PATH#METHOD@STEP``, e.g. ``...#finetune@100``). Every
+rules), of a study script such as ``benchmarks/vocoder_voice_adaptation.py`` (``PATH#VARIANT``), or of
+``benchmarks/default_checkpoint.py`` (``PATH#METHOD@STEP``, e.g. ``...#finetune@100``). Every
 candidate must come from the same split and shots as the baseline; speakers only one side measured are left out
 and counted. ``--metric`` picks the per-speaker number (default ``similarity``; ``mcd``, ``wer`` where measured);
 ``--families espeak`` (or ``flite festival``) keeps the speakers of those voice families only (the source before
@@ -57,6 +58,18 @@ class ResultSelectionError(ValueError):
     """An item does not name one set of per-speaker numbers of a result file."""
 
 
+def study_per_task(variant: dict) -> dict:
+    """A variant of a study script's result (``benchmarks/vocoder_voice_adaptation.py`` and the other scripts on
+    ``hf_metatts.evaluation.adaptation_study``), which keeps one ``<metric>_per_task`` table per measure, as
+    ``{speaker: {metric: value}}``."""
+    per_task: dict = {}
+    for key, table in variant.items():
+        if key.endswith("_per_task") and isinstance(table, dict):
+            for task, value in table.items():
+                per_task.setdefault(task, {})[key[: -len("_per_task")]] = value
+    return per_task
+
+
 def load_selection(item: str, metric: str, families: list[str] | None = None) -> dict:
     """``PATH[#SELECTOR]`` -> ``{"item", "split", "shots", "values": {speaker: value}}``, the speakers of
     ``families`` only when given.
@@ -77,7 +90,7 @@ def load_selection(item: str, metric: str, families: list[str] | None = None) ->
         rule = selector or next(iter(rules))
         if rule not in rules:
             raise ResultSelectionError(f"{path} has no rule {rule!r}; it has {sorted(rules)}")
-        per_task = rules[rule].get("per_task") or {}
+        per_task = rules[rule].get("per_task") or study_per_task(rules[rule])
         split, shots = data.get("split"), data.get("shots")
     elif isinstance(data.get("methods"), dict):  # benchmarks/default_checkpoint.py
         method, _, step = selector.partition("@")

@@ -58,7 +58,11 @@ PARAMETER_SETS = {
     "norms": ["norm.*", "final_norm.*", "blocks.*.norm.*", "blocks.*.gamma"],
     "head": ["head.*", "final_norm.*"],
     "eq": ["head.bias"],  # a fixed per-frequency gain and phase offset: the voice as an equaliser
+    "head_magnitude": ["head.*", "final_norm.*"],  # as "head", the output layer's phase rows kept
+    "magnitude": ["head.*"],  # the output layer's magnitude rows only: the phase exactly the vocoder's own
 }
+#: The sets whose steps keep the output layer's phase rows (``VocoderAdaptation.adapt_phase=False``).
+PHASE_KEPT_SETS = frozenset({"head_magnitude", "magnitude"})
 
 
 def parameter_patterns(set_name: str) -> tuple[str, ...]:
@@ -111,7 +115,8 @@ def run(args) -> dict:
             name = variant_name(set_name, steps, lr)
             adaptation = VocoderAdaptation(steps=steps, learning_rate=lr, parameters=parameter_patterns(set_name),
                                            batch_size=args.vocoder_batch_size,
-                                           segment_frames=args.vocoder_segment_frames, seed=args.seed)
+                                           segment_frames=args.vocoder_segment_frames, seed=args.seed,
+                                           adapt_phase=set_name not in PHASE_KEPT_SETS)
             torch.manual_seed(args.seed)
             values, losses = adapt_vocoder(model.vocoder, pairs, adaptation)
             vocoders[name] = voiced_vocoder(model.vocoder, values)

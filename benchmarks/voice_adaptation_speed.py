@@ -66,8 +66,14 @@ def time_adapt(model, clips, repeats: int, **kwargs) -> tuple[list[float], objec
     return times, voice
 
 
+def _true_or_false(value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise ValueError(f"adapt_phase={value!r}: give true or false")
+    return value.lower() == "true"
+
+
 VOCODER_SETTINGS = {"steps": int, "learning_rate": float, "batch_size": int, "segment_frames": int,
-                    "parameters": lambda value: value.split(",")}
+                    "parameters": lambda value: value.split(","), "adapt_phase": _true_or_false}
 
 
 def vocoder_settings(items: list[str]) -> dict:
@@ -98,7 +104,7 @@ def main(argv=None) -> int:
     parser.add_argument("--vocoder", nargs="+", default=[], metavar="SETTING=VALUE",
                         help="vocoder adaptation in place of the checkpoint's (hf_metatts.voice_vocoder): steps=, "
                         "learning_rate=, batch_size=, segment_frames=, parameters= (patterns joined by commas), "
-                        "e.g. steps=20 parameters=head.*,final_norm.*")
+                        "adapt_phase= (true/false), e.g. steps=20 parameters=head.*,final_norm.*")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "voice_adaptation_speed.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

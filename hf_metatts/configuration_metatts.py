@@ -80,6 +80,8 @@ class MetaTTSConfig(PreTrainedConfig):
         voice_vocoder_learning_rate (`float`, 3e-4). voice_vocoder_parameters: fnmatch patterns of the vocoder's
         parameter names that those steps change (default all). voice_vocoder_batch_size (`int`, 8) and
         voice_vocoder_segment_frames (`int`, 32): random support segments per step and their length in frames.
+        voice_vocoder_adapt_phase (`bool`, True): False keeps the phase rows of the vocoder's output layer (the
+        second half of `head`'s outputs) as trained, so the steps change only each frequency's magnitude.
     """
 
     model_type = "metatts"
@@ -148,6 +150,7 @@ class MetaTTSConfig(PreTrainedConfig):
     voice_vocoder_parameters: list[str] | None = None
     voice_vocoder_batch_size: int = 8
     voice_vocoder_segment_frames: int = 32
+    voice_vocoder_adapt_phase: bool = True
 
     library_version: str | None = None
 
@@ -231,6 +234,9 @@ class MetaTTSConfig(PreTrainedConfig):
         _check_range("voice_vocoder_learning_rate", self.voice_vocoder_learning_rate, 0.0, 1.0, low_open=True)
         _check_range("voice_vocoder_batch_size", self.voice_vocoder_batch_size, 1, 1024, integer=True)
         _check_range("voice_vocoder_segment_frames", self.voice_vocoder_segment_frames, 5, 10_000, integer=True)
+        if not isinstance(self.voice_vocoder_adapt_phase, bool):
+            raise ValueError("MetaTTSConfig.voice_vocoder_adapt_phase must be True or False, got "
+                             f"{self.voice_vocoder_adapt_phase!r}.")
 
     @property
     def frames_per_second(self) -> float:

@@ -10,7 +10,8 @@ L1 + multi-resolution STFT) on random segments. The adapted vocoder parameters j
 under their model names (``vocoder.*``), so a saved voice carries them and every synthesis path uses them.
 
 Settings come from the model config (``voice_vocoder_steps``, ``voice_vocoder_learning_rate``,
-``voice_vocoder_parameters``, ``voice_vocoder_batch_size``, ``voice_vocoder_segment_frames``; off by default) or from
+``voice_vocoder_parameters``, ``voice_vocoder_batch_size``, ``voice_vocoder_segment_frames``,
+``voice_vocoder_adapt_phase``; off by default) or from
 ``model.adapt(..., vocoder_steps=..., vocoder_lr=...)``. Measured in BENCHMARKS.md ("The vocoder adapted to the
 voice").
 """
@@ -41,7 +42,9 @@ class VocoderAdaptationError(ValueError):
 class VocoderAdaptation:
     """How the vocoder adapts to a voice: ``steps`` Adam steps of ``learning_rate`` on the parameters matching
     ``parameters`` (fnmatch patterns of the vocoder's own parameter names), each on ``batch_size`` random support
-    segments of ``segment_frames`` frames; ``seed`` fixes the segments."""
+    segments of ``segment_frames`` frames; ``seed`` fixes the segments. With ``adapt_phase=False`` the output
+    layer's phase rows (the second half of ``head``'s outputs) keep their values: the steps change only how loud
+    each frequency is, not the phase the vocoder gives it."""
 
     steps: int
     learning_rate: float
@@ -49,6 +52,7 @@ class VocoderAdaptation:
     batch_size: int = 8
     segment_frames: int = 32
     seed: int = 0
+    adapt_phase: bool = True
 
     @classmethod
     def from_config(cls, config, steps: int | None = None, learning_rate: float | None = None) -> VocoderAdaptation:
@@ -57,7 +61,8 @@ class VocoderAdaptation:
                          learning_rate=config.voice_vocoder_learning_rate if learning_rate is None else learning_rate,
                          parameters=tuple(config.voice_vocoder_parameters),
                          batch_size=config.voice_vocoder_batch_size,
-                         segment_frames=config.voice_vocoder_segment_frames)
+                         segment_frames=config.voice_vocoder_segment_frames,
+                         adapt_phase=config.voice_vocoder_adapt_phase)
         adaptation.validate()
         return adaptation
 
@@ -68,6 +73,8 @@ class VocoderAdaptation:
         if not np.isfinite(self.learning_rate) or not 0.0 < self.learning_rate < 1.0:
             raise VocoderAdaptationError(f"vocoder_lr={self.learning_rate!r} must lie in (0, 1); 3e-4 is the "
                                          "measured default.")
+        if not isinstance(self.adapt_phase, bool):
+            raise VocoderAdaptationError(f"adapt_phase={self.adapt_phase!r} must be True or False.")
         if self.batch_size < 1 or self.segment_frames < MIN_SEGMENT_FRAMES or not self.parameters:
             raise VocoderAdaptationError(
                 f"batch_size={self.batch_size} must be >= 1, segment_frames={self.segment_frames} >= "
@@ -81,6 +88,21 @@ def vocoder_parameter_names(vocoder: torch.nn.Module, patterns) -> list[str]:
         raise VocoderAdaptationError(f"The patterns {list(patterns)} match no parameter of the vocoder: see "
                                      "`model.vocoder.named_parameters()` for its names.")
     return names
+
+
+def keep_phase_rows(vocoder: torch.nn.Module, names: set[str]) -> None:
+    """Zero the gradient of the phase rows of ``vocoder.head`` (its outputs ``F..2F``, ``F = n_fft // 2 + 1``) for
+    whichever of ``head.weight`` / ``head.bias`` is in ``names``, so that Adam leaves those rows as they are."""
+    half = vocoder.head.out_features // 2
+
+    def zero_phase_rows(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad[half:] = 0
+        return grad
+
+    for name in ("head.weight", "head.bias"):
+        if name in names:
+            vocoder.get_parameter(name).register_hook(zero_phase_rows)
 
 
 def check_adaptable(model) -> None:
@@ -145,6 +167,8 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
         parameter.requires_grad_(name in names)
         if name in names:
             trained.append(parameter)
+    if not adaptation.adapt_phase:
+        keep_phase_rows(adapted, names)
     criterion = VocoderLoss(adapted.config, VocoderTrainingArguments()).to(device)
     longest = max(len(pair.mel) for pair in pairs)
     if longest < MIN_SEGMENT_FRAMES:
@@ -169,7 +193,9 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
     after = mean_losses(adapted, criterion, probe)
     values = {VOCODER_PREFIX + name: parameter.detach().clone() for name, parameter in adapted.named_parameters()
               if name in names}
-    report = {"before": before, "after": after, "parameters": sum(p.numel() for p in trained),
+    kept = sum(adapted.get_parameter(n)[adapted.head.out_features // 2:].numel() for n in ("head.weight", "head.bias")
+               if n in names) if not adaptation.adapt_phase else 0
+    report = {"before": before, "after": after, "parameters": sum(p.numel() for p in trained) - kept,
               "seconds": round(time.perf_counter() - started, 3)}
     logger.info("vocoder adapted to the voice: %d steps on %d parameters, support mel L1 %.4f -> %.4f (%.2f s)",
                 adaptation.steps, report["parameters"], before["mel_l1"], after["mel_l1"], report["seconds"])

@@ -191,6 +191,25 @@ def test_the_vocoder_adaptation_given_to_the_bundle_is_what_adapt_does_by_defaul
     assert voice.config.vocoder_steps == 2
     assert sorted(n for n in voice.adapted_parameters if n.startswith("vocoder.")) == ["vocoder.head.bias",
                                                                                       "vocoder.head.weight"]
+    assert config["voice_vocoder_adapt_phase"] is True and "phase rows" not in card
+
+
+def test_the_bundle_can_keep_the_phase_of_the_vocoder_s_output_layer(trained_parts, tmp_path):
+    from hf_metatts.cli import main
+
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    assert main(["bundle", "--model", str(model_dir), "--vocoder", str(vocoder_dir), "--out", str(out),
+                 "--voice-vocoder-steps", "2", "--voice-vocoder-keep-phase"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["voice_vocoder_adapt_phase"] is False and config["voice_vocoder_steps"] == 2
+    card = " ".join((out / "README.md").read_text().split())
+    assert "(the phase rows of its output layer kept as trained: the steps change each frequency's magnitude" in card
+    again = tmp_path / "again"  # bundled again without the option: the setting stays; with its opposite it goes
+    assert main(["bundle", "--model", str(out), "--out", str(again)]) == 0
+    assert json.loads((again / "config.json").read_text())["voice_vocoder_adapt_phase"] is False
+    assert main(["bundle", "--model", str(out), "--out", str(tmp_path / "both"), "--voice-vocoder-adapt-phase"]) == 0
+    assert json.loads((tmp_path / "both" / "config.json").read_text())["voice_vocoder_adapt_phase"] is True
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -198,6 +217,7 @@ def test_the_vocoder_adaptation_given_to_the_bundle_is_what_adapt_does_by_defaul
     ({"learning_rate": 2.0}, r"voice_vocoder_learning_rate=2.0 is out of range"),
     ({"parameters": []}, r"voice_vocoder_parameters must be a list"),
     ({"rate": 0.1}, r"Unknown vocoder adaptation settings \['rate'\]"),
+    ({"adapt_phase": "no"}, r"voice_vocoder_adapt_phase must be True or False"),
 ])
 def test_bad_vocoder_adaptation_settings_are_refused_before_anything_is_written(trained_parts, tmp_path, settings,
                                                                                 message):

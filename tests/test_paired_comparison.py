@@ -64,6 +64,26 @@ def test_bar_results_by_method_and_step_and_another_metric(script, tmp_path):
     assert mcd["values"]["flite:c"] == pytest.approx(9.3)
 
 
+def test_study_results_keep_one_table_per_measure_and_are_read_by_variant(script, tmp_path):
+    def variant(values, wers):
+        return {"similarity": sum(values) / len(values), "similarity_per_task": dict(zip(SPEAKERS, values)),
+                "wer_per_task": dict(zip(SPEAKERS, wers)), "identification": 0.8}
+
+    data = {"checkpoint": "ckpt", "split": "validation", "shots": 5,
+            "results": {"vocoder": variant([0.80, 0.82, 0.70, 0.72, 0.75], [0.5] * 5),
+                        "vocoder_adapted_head": variant([0.83, 0.84, 0.73, 0.74, 0.78], [0.6, 0.4, 0.5, 0.5, None])}}
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(data))
+    row = script.compare(script.load_selection(f"{path}#vocoder", "similarity"),
+                         script.load_selection(f"{path}#vocoder_adapted_head", "similarity"))
+    assert row["paired"]["mean"] == pytest.approx(0.026) and row["paired"]["above"] == 5
+    wer = script.load_selection(f"{path}#vocoder_adapted_head", "wer")
+    assert wer["values"] == {"espeak:a": 0.6, "espeak:b": 0.4, "flite:c": 0.5, "flite:d": 0.5}
+    assert (wer["split"], wer["shots"]) == ("validation", 5)
+    with pytest.raises(script.ResultSelectionError, match="no speaker has 'mcd'"):
+        script.load_selection(f"{path}#vocoder", "mcd")
+
+
 def test_bad_items_are_refused_with_what_to_do_and_nothing_written(script, tmp_path, capsys):
     base = rules_result(tmp_path / "base.json", {"learned": [0.8] * 5})
     two = rules_result(tmp_path / "two.json", {"learned": [0.8] * 5, "start": [0.6] * 5})

@@ -24,6 +24,8 @@ def test_every_named_set_matches_parameters_of_the_vocoder_and_an_unknown_one_is
              for name in study.PARAMETER_SETS}
     assert sizes["all"] == len(list(vocoder.parameters()))
     assert sizes["eq"] == 1 and sizes["head"] == 4 and 0 < sizes["norms"] < sizes["all"]
+    assert sizes["head_magnitude"] == 4 and sizes["magnitude"] == 2
+    assert study.PHASE_KEPT_SETS <= set(study.PARAMETER_SETS)
     with pytest.raises(VocoderAdaptationError, match="Unknown vocoder parameter set 'everything'"):
         study.parameter_patterns("everything")
 

@@ -77,6 +77,37 @@ def test_the_config_sets_the_default_steps_and_the_parameter_set(checkpoint, tmp
     assert not vocoder_names(off) and off.config.vocoder_steps == 0
 
 
+def test_the_config_can_keep_the_phase_rows_of_the_output_layer(checkpoint, tmp_path):
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(
+        checkpoint, voice_vocoder_steps=3, voice_vocoder_learning_rate=1e-2,
+        voice_vocoder_parameters=["head.*", "final_norm.*"], voice_vocoder_adapt_phase=False)
+    clips = make_clips(2)
+    voice = model.adapt(clips, method="finetune", steps=1, progress=False)
+    both = model.adapt(clips, method="finetune", steps=1, progress=False, vocoder_steps=3)
+    half = model.vocoder.head.out_features // 2
+    own = dict(model.vocoder.named_parameters())
+    for name in ("head.weight", "head.bias"):
+        kept = voice.adapted_parameters["vocoder." + name]
+        assert torch.equal(kept[half:], own[name][half:].detach())  # the phase rows as trained
+        assert not torch.equal(kept[:half], own[name][:half].detach())  # the magnitude rows adapted
+    assert not torch.equal(voice.adapted_parameters["vocoder.final_norm.weight"], own["final_norm.weight"].detach())
+    model.config.voice_vocoder_adapt_phase = True
+    changed = model.adapt(clips, method="finetune", steps=1, progress=False)
+    assert not torch.equal(changed.adapted_parameters["vocoder.head.bias"][half:], own["head.bias"][half:].detach())
+    assert voice.config.vocoder_support_loss["after"] < voice.config.vocoder_support_loss["before"]
+    assert both.config.vocoder_steps == 3
+    model.config.voice_vocoder_adapt_phase = False
+    model.save_pretrained(tmp_path / "kept")
+    assert hf_metatts.MetaTTSConfig.from_pretrained(tmp_path / "kept").voice_vocoder_adapt_phase is False
+
+
+def test_a_phase_setting_that_is_not_true_or_false_is_refused(model):
+    with pytest.raises(VocoderAdaptationError, match="adapt_phase='no' must be True or False"):
+        VocoderAdaptation(steps=1, learning_rate=1e-3, adapt_phase="no").validate()
+    with pytest.raises(ValueError, match="voice_vocoder_adapt_phase must be True or False, got 0"):
+        hf_metatts.MetaTTSConfig(voice_vocoder_adapt_phase=0)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"vocoder_steps": -1}, r"vocoder_steps=-1 must be a whole number >= 0"),
     ({"vocoder_steps": 2.5}, r"vocoder_steps=2.5 must be a whole number"),
@@ -122,6 +153,9 @@ def test_adapt_vocoder_leaves_the_vocoder_alone_and_handles_clips_shorter_than_a
     values, report = adapt_vocoder(model.vocoder, pairs, long_segments)
     assert sorted(values) == ["vocoder.final_norm.bias", "vocoder.final_norm.weight"]
     assert report["parameters"] == 2 * model.config.vocoder_hidden_size
+    kept_phase = VocoderAdaptation(steps=2, learning_rate=1e-3, parameters=("head.*",), adapt_phase=False)
+    _, report = adapt_vocoder(model.vocoder, pairs, kept_phase)
+    assert report["parameters"] == model.vocoder.head.out_features // 2 * (model.config.vocoder_hidden_size + 1)
     for name, value in model.vocoder.named_parameters():
         assert torch.equal(value, before[name]) and value.requires_grad, name
     with pytest.raises(VocoderAdaptationError, match="match no parameter"):

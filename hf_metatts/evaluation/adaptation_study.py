@@ -32,6 +32,7 @@ def add_study_arguments(parser: argparse.ArgumentParser, default_out: str) -> No
     parser.add_argument("--corpus", default="data/voices")
     parser.add_argument("--split", default="test")
     parser.add_argument("--languages", nargs="*", default=["en"], help="language-code prefixes (none: all)")
+    parser.add_argument("--tasks", nargs="*", default=None, help="keep the tasks whose names start with these")
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--heldout", type=int, default=3)
@@ -70,6 +71,15 @@ class Study:
                                 loss_term=self.loss_term)
 
 
+def keep_tasks(tasks: list[Task], prefixes: list[str] | None, split: str) -> list[Task]:
+    """The tasks whose names start with one of ``prefixes`` (all of them when none are given); ``SystemExit``
+    naming the split when none is left."""
+    kept = [task for task in tasks if not prefixes or any(task.name.startswith(p) for p in prefixes)]
+    if not kept:
+        raise SystemExit(f"error: no task of split {split!r} starts with one of {prefixes}")
+    return kept
+
+
 def load_study(args: argparse.Namespace, eval_metrics: list[str]) -> Study:
     """Tasks, method and real audio for ``args`` (from :func:`add_study_arguments`); the recordings' WER is
     measured when ``eval_metrics`` has ``"wer"``. Raises ``SystemExit`` when the method cannot run."""
@@ -79,7 +89,7 @@ def load_study(args: argparse.Namespace, eval_metrics: list[str]) -> Study:
                                  shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
                                  eval_metrics=eval_metrics, languages=args.languages or None)
     settings.validate()
-    tasks = load_tasks(settings)
+    tasks = keep_tasks(load_tasks(settings), getattr(args, "tasks", None), args.split)
     model, processor, head, reason = load_method(args.method, args.checkpoint)
     if reason:
         raise SystemExit(f"error: {reason}")

@@ -238,7 +238,7 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     return {"bytes": size, "num_parameters": num_parameters, "files": files}
 
 
-VOICE_VOCODER_FIELDS = ("steps", "learning_rate", "batch_size", "segment_frames", "parameters")
+VOICE_VOCODER_FIELDS = ("steps", "learning_rate", "batch_size", "segment_frames", "parameters", "adapt_phase")
 
 
 def set_voice_vocoder(config, settings: dict) -> None:
@@ -305,6 +305,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--voice-vocoder-segment-frames", type=int, default=None, help="segment length in frames")
     parser.add_argument("--voice-vocoder-parameters", nargs="+", default=None,
                         help="fnmatch patterns of the vocoder parameters that adapt")
+    parser.add_argument("--voice-vocoder-keep-phase", dest="voice_vocoder_adapt_phase", action="store_const",
+                        const=False, default=None,
+                        help="the steps keep the phase rows of the vocoder's output layer (magnitudes only)")
+    parser.add_argument("--voice-vocoder-adapt-phase", dest="voice_vocoder_adapt_phase", action="store_const",
+                        const=True, help="the steps change the phase rows too (the default of a new config)")
     parser.set_defaults(func=_run)
     return parser
 
@@ -313,5 +318,5 @@ def voice_vocoder_arguments(args) -> dict:
     """The ``--voice-vocoder-*`` options given, as :func:`set_voice_vocoder` settings."""
     given = {"steps": args.voice_vocoder_steps, "learning_rate": args.voice_vocoder_lr,
              "batch_size": args.voice_vocoder_batch_size, "segment_frames": args.voice_vocoder_segment_frames,
-             "parameters": args.voice_vocoder_parameters}
+             "parameters": args.voice_vocoder_parameters, "adapt_phase": args.voice_vocoder_adapt_phase}
     return {name: value for name, value in given.items() if value is not None}
