@@ -105,9 +105,14 @@ def keep_phase_rows(vocoder: torch.nn.Module, names: set[str]) -> None:
             vocoder.get_parameter(name).register_hook(zero_phase_rows)
 
 
+def has_adaptable_vocoder(model) -> bool:
+    """Whether ``model`` speaks through a vocoder with weights to adapt (the trained iSTFT vocoder)."""
+    return model.config.vocoder_type == "istft"
+
+
 def check_adaptable(model) -> None:
     """Raise `VocoderAdaptationError` unless ``model`` owns a trained iSTFT vocoder."""
-    if model.config.vocoder_type != "istft":
+    if not has_adaptable_vocoder(model):
         raise VocoderAdaptationError(
             f"This model speaks through vocoder_type={model.config.vocoder_type!r}, which has no weights to adapt: "
             "vocoder adaptation needs the trained iSTFT vocoder (e.g. hf_metatts.DEFAULT_CHECKPOINT); use "
@@ -122,7 +127,7 @@ def resolve_vocoder_adaptation(model, steps: int | None = None, learning_rate: f
     adaptation = VocoderAdaptation.from_config(model.config, steps, learning_rate)
     if adaptation.steps and steps:
         check_adaptable(model)
-    elif adaptation.steps and model.config.vocoder_type != "istft":
+    elif adaptation.steps and not has_adaptable_vocoder(model):
         logger.info("voice_vocoder_steps=%d is not used: the model speaks through %s, which has no weights.",
                     adaptation.steps, model.config.vocoder_type)
         adaptation = replace(adaptation, steps=0)
@@ -216,4 +221,5 @@ def _device(module: torch.nn.Module) -> torch.device:
 
 
 __all__ = ["VOCODER_PREFIX", "VocoderAdaptation", "VocoderAdaptationError", "adapt_vocoder", "check_adaptable",
-           "resolve_vocoder_adaptation", "support_pairs", "vocoder_parameter_names", "with_adapted_vocoder"]
+           "has_adaptable_vocoder", "keep_phase_rows", "resolve_vocoder_adaptation", "support_pairs",
+           "vocoder_parameter_names", "with_adapted_vocoder"]
