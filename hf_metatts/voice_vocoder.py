@@ -90,9 +90,10 @@ def vocoder_parameter_names(vocoder: torch.nn.Module, patterns) -> list[str]:
     return names
 
 
-def keep_phase_rows(vocoder: torch.nn.Module, names: set[str]) -> None:
+def keep_phase_rows(vocoder: torch.nn.Module, names: set[str]) -> int:
     """Zero the gradient of the phase rows of ``vocoder.head`` (its outputs ``F..2F``, ``F = n_fft // 2 + 1``) for
-    whichever of ``head.weight`` / ``head.bias`` is in ``names``, so that Adam leaves those rows as they are."""
+    whichever of ``head.weight`` / ``head.bias`` is in ``names``, so that Adam leaves those rows as they are.
+    Returns how many parameter values those rows hold."""
     half = vocoder.head.out_features // 2
 
     def zero_phase_rows(grad: torch.Tensor) -> torch.Tensor:
@@ -100,9 +101,13 @@ def keep_phase_rows(vocoder: torch.nn.Module, names: set[str]) -> None:
         grad[half:] = 0
         return grad
 
+    kept = 0
     for name in ("head.weight", "head.bias"):
         if name in names:
-            vocoder.get_parameter(name).register_hook(zero_phase_rows)
+            parameter = vocoder.get_parameter(name)
+            parameter.register_hook(zero_phase_rows)
+            kept += parameter[half:].numel()
+    return kept
 
 
 def has_adaptable_vocoder(model) -> bool:
@@ -172,8 +177,7 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
         parameter.requires_grad_(name in names)
         if name in names:
             trained.append(parameter)
-    if not adaptation.adapt_phase:
-        keep_phase_rows(adapted, names)
+    kept = 0 if adaptation.adapt_phase else keep_phase_rows(adapted, names)
     criterion = VocoderLoss(adapted.config, VocoderTrainingArguments()).to(device)
     longest = max(len(pair.mel) for pair in pairs)
     if longest < MIN_SEGMENT_FRAMES:
@@ -198,8 +202,6 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
     after = mean_losses(adapted, criterion, probe)
     values = {VOCODER_PREFIX + name: parameter.detach().clone() for name, parameter in adapted.named_parameters()
               if name in names}
-    kept = sum(adapted.get_parameter(n)[adapted.head.out_features // 2:].numel() for n in ("head.weight", "head.bias")
-               if n in names) if not adaptation.adapt_phase else 0
     report = {"before": before, "after": after, "parameters": sum(p.numel() for p in trained) - kept,
               "seconds": round(time.perf_counter() - started, 3)}
     logger.info("vocoder adapted to the voice: %d steps on %d parameters, support mel L1 %.4f -> %.4f (%.2f s)",
