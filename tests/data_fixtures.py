@@ -77,6 +77,14 @@ def decoded_dataset(rows: list[dict], sr: int = 24000) -> Dataset:
     return Dataset.from_list(decoded)
 
 
+def speaker_row_order(speaker_ids: list[str], speaker: str, speaker_number: int, seed: int = 0) -> list[int]:
+    """The rows of ``speaker`` (the ``speaker_number``-th in sorted order) in the shuffled order that the aligned
+    vocoder pairs draw them in: support rows first, then the rows they read (written out here, not imported, so
+    that a change of that order fails the tests)."""
+    rows = [index for index, s in enumerate(speaker_ids) if s == speaker]
+    return np.random.default_rng([seed, speaker_number]).permutation(rows).tolist()
+
+
 def speaker_split(speakers: int, per_speaker: int, first_seed: int, sr: int = 16000) -> Dataset:
     """A corpus split of ``speakers`` voiced speakers (f0 110, 150, ... Hz) x ``per_speaker`` short "hello" clips
     (ids ``clip<first_seed + i>``, FLAC-encoded at ``sr``)."""

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from data_fixtures import speaker_split
+from data_fixtures import speaker_row_order, speaker_split
 from datasets import Audio, DatasetDict, load_from_disk
 from tiny_models import save_tiny_checkpoint
 
@@ -92,8 +92,7 @@ def test_aligned_pairs_are_the_adapted_models_teacher_forced_mels_next_to_the_re
     # Each pair is what the model adapted to its speaker's other rows predicts on the row's own durations, and no
     # support row is read.
     for speaker_number, speaker in enumerate(["speaker0", "speaker1"]):
-        order = np.random.default_rng([0, speaker_number]).permutation(
-            [i for i, s in enumerate(prepared["speaker_id"]) if s == speaker]).tolist()
+        order = speaker_row_order(prepared["speaker_id"], speaker, speaker_number)
         read = [index_of[p.id] for p in pairs if p.speaker == speaker]
         assert read == order[2:4] and not set(read) & set(order[:2])
         params = default_adaptation(model, None, collate([prepared[i] for i in order[:2]]))
@@ -110,8 +109,7 @@ def test_start_fraction_reads_the_first_clips_with_the_voice_before_the_steps(co
     index_of = {row_id: index for index, row_id in enumerate(prepared["id"])}
     collate = MetaTTSDataCollator()
     for speaker_number, speaker in enumerate(["speaker0", "speaker1"]):
-        order = np.random.default_rng([0, speaker_number]).permutation(
-            [i for i, s in enumerate(prepared["speaker_id"]) if s == speaker]).tolist()
+        order = speaker_row_order(prepared["speaker_id"], speaker, speaker_number)
         support = collate([prepared[i] for i in order[:2]])
         first, second = [p for p in pairs if p.speaker == speaker]
         assert [index_of[first.id], index_of[second.id]] == order[2:4]

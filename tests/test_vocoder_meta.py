@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from data_fixtures import speaker_split
+from data_fixtures import speaker_row_order, speaker_split
 from datasets import DatasetDict, load_from_disk
 from tiny_models import save_tiny_checkpoint
 from torch.func import functional_call
@@ -83,8 +83,7 @@ def test_support_pairs_are_the_adapted_models_reading_of_the_clips_it_adapted_to
     index_of = {row_id: index for index, row_id in enumerate(prepared["id"])}
     collate = MetaTTSDataCollator()
     for number, speaker in enumerate(["speaker0", "speaker1"]):
-        order = np.random.default_rng([0, number]).permutation(
-            [i for i, s in enumerate(prepared["speaker_id"]) if s == speaker]).tolist()
+        order = speaker_row_order(prepared["speaker_id"], speaker, number)
         support = [c for c in both if c.speaker == speaker and c.role == "support"]
         assert [index_of[c.id] for c in support] == order[:2]
         params = default_adaptation(model, None, collate([prepared[i] for i in order[:2]]))
