@@ -60,9 +60,12 @@ PARAMETER_SETS = {
     "eq": ["head.bias"],  # a fixed per-frequency gain and phase offset: the voice as an equaliser
     "head_magnitude": ["head.*", "final_norm.*"],  # as "head", the output layer's phase rows kept
     "magnitude": ["head.*"],  # the output layer's magnitude rows only: the phase exactly the vocoder's own
+    "head_clip": ["head.*", "final_norm.*"],  # as "head", on segments of whole-clip hidden states
 }
 #: The sets whose steps keep the output layer's phase rows (``VocoderAdaptation.adapt_phase=False``).
 PHASE_KEPT_SETS = frozenset({"head_magnitude", "magnitude"})
+#: The sets whose steps read whole-clip hidden states (``VocoderAdaptation.clip_context=True``).
+CLIP_CONTEXT_SETS = frozenset({"head_clip"})
 
 
 def parameter_patterns(set_name: str) -> tuple[str, ...]:
@@ -116,7 +119,8 @@ def run(args) -> dict:
             adaptation = VocoderAdaptation(steps=steps, learning_rate=lr, parameters=parameter_patterns(set_name),
                                            batch_size=args.vocoder_batch_size,
                                            segment_frames=args.vocoder_segment_frames, seed=args.seed,
-                                           adapt_phase=set_name not in PHASE_KEPT_SETS)
+                                           adapt_phase=set_name not in PHASE_KEPT_SETS,
+                                           clip_context=set_name in CLIP_CONTEXT_SETS)
             torch.manual_seed(args.seed)
             values, losses = adapt_vocoder(model.vocoder, pairs, adaptation)
             vocoders[name] = voiced_vocoder(model.vocoder, values)

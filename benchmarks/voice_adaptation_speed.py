@@ -68,12 +68,13 @@ def time_adapt(model, clips, repeats: int, **kwargs) -> tuple[list[float], objec
 
 def _true_or_false(value: str) -> bool:
     if value.lower() not in ("true", "false"):
-        raise ValueError(f"adapt_phase={value!r}: give true or false")
+        raise ValueError(f"{value!r}: give true or false")
     return value.lower() == "true"
 
 
 VOCODER_SETTINGS = {"steps": int, "learning_rate": float, "batch_size": int, "segment_frames": int,
-                    "parameters": lambda value: value.split(","), "adapt_phase": _true_or_false}
+                    "parameters": lambda value: value.split(","), "adapt_phase": _true_or_false,
+                    "clip_context": _true_or_false}
 
 
 def vocoder_settings(items: list[str]) -> dict:

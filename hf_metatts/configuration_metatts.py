@@ -82,6 +82,9 @@ class MetaTTSConfig(PreTrainedConfig):
         voice_vocoder_segment_frames (`int`, 32): random support segments per step and their length in frames.
         voice_vocoder_adapt_phase (`bool`, True): False keeps the phase rows of the vocoder's output layer (the
         second half of `head`'s outputs) as trained, so the steps change only each frequency's magnitude.
+        voice_vocoder_clip_context (`bool`, False): True runs the layers below the output layer once over each
+        whole support clip, the context they have when the voice speaks, and trains the output layer on segments
+        of those hidden states (faster; needs `voice_vocoder_parameters` within `head.*`, `final_norm.*`).
     """
 
     model_type = "metatts"
@@ -151,6 +154,7 @@ class MetaTTSConfig(PreTrainedConfig):
     voice_vocoder_batch_size: int = 8
     voice_vocoder_segment_frames: int = 32
     voice_vocoder_adapt_phase: bool = True
+    voice_vocoder_clip_context: bool = False
 
     library_version: str | None = None
 
@@ -234,9 +238,9 @@ class MetaTTSConfig(PreTrainedConfig):
         _check_range("voice_vocoder_learning_rate", self.voice_vocoder_learning_rate, 0.0, 1.0, low_open=True)
         _check_range("voice_vocoder_batch_size", self.voice_vocoder_batch_size, 1, 1024, integer=True)
         _check_range("voice_vocoder_segment_frames", self.voice_vocoder_segment_frames, 5, 10_000, integer=True)
-        if not isinstance(self.voice_vocoder_adapt_phase, bool):
-            raise ValueError("MetaTTSConfig.voice_vocoder_adapt_phase must be True or False, got "
-                             f"{self.voice_vocoder_adapt_phase!r}.")
+        for name in ("voice_vocoder_adapt_phase", "voice_vocoder_clip_context"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"MetaTTSConfig.{name} must be True or False, got {getattr(self, name)!r}.")
 
     @property
     def frames_per_second(self) -> float:

@@ -160,6 +160,7 @@ def base_model_card(config, repo_id: str, results: Sequence[Mapping] | None = No
         voice_vocoder_learning_rate=getattr(config, "voice_vocoder_learning_rate", None),
         voice_vocoder_parameters=list(getattr(config, "voice_vocoder_parameters", None) or ["*"]),
         voice_vocoder_adapt_phase=getattr(config, "voice_vocoder_adapt_phase", True),
+        voice_vocoder_clip_context=getattr(config, "voice_vocoder_clip_context", False),
         hop_length=config.hop_length, meta_method=meta_method, zero_shot_start=zero_shot_start,
         adam_steps=inner_optimizer == "adam", inner_lr=inner_lr, global_variance_weight=global_variance_weight,
         per_step_rates=per_step_rates,

@@ -11,7 +11,7 @@ under their model names (``vocoder.*``), so a saved voice carries them and every
 
 Settings come from the model config (``voice_vocoder_steps``, ``voice_vocoder_learning_rate``,
 ``voice_vocoder_parameters``, ``voice_vocoder_batch_size``, ``voice_vocoder_segment_frames``,
-``voice_vocoder_adapt_phase``; off by default) or from
+``voice_vocoder_adapt_phase``, ``voice_vocoder_clip_context``; off by default) or from
 ``model.adapt(..., vocoder_steps=..., vocoder_lr=...)``. Measured in BENCHMARKS.md ("The vocoder adapted to the
 voice").
 """
@@ -30,6 +30,9 @@ import torch
 logger = logging.getLogger(__name__)
 
 VOCODER_PREFIX = "vocoder."
+#: The parameters of the vocoder's output layer (`ISTFTVocoder.output_layer`), the only ones ``clip_context`` adapts.
+OUTPUT_LAYER_PATTERNS = ("head.*", "final_norm.*")
+OUTPUT_LAYER_PREFIXES = ("head.", "final_norm.")
 #: The shortest segment the vocoder's 2048-point STFT loss accepts (see hf_metatts.training.vocoder).
 MIN_SEGMENT_FRAMES = 5
 
@@ -44,7 +47,10 @@ class VocoderAdaptation:
     ``parameters`` (fnmatch patterns of the vocoder's own parameter names), each on ``batch_size`` random support
     segments of ``segment_frames`` frames; ``seed`` fixes the segments. With ``adapt_phase=False`` the output
     layer's phase rows (the second half of ``head``'s outputs) keep their values: the steps change only how loud
-    each frequency is, not the phase the vocoder gives it."""
+    each frequency is, not the phase the vocoder gives it. With ``clip_context=True`` the layers below the output
+    layer read each whole support clip once, the context they have when the voice speaks, and the steps train the
+    output layer on segments of those hidden states; the adapted parameters must then lie in the output layer
+    (:data:`OUTPUT_LAYER_PATTERNS`)."""
 
     steps: int
     learning_rate: float
@@ -53,6 +59,7 @@ class VocoderAdaptation:
     segment_frames: int = 32
     seed: int = 0
     adapt_phase: bool = True
+    clip_context: bool = False
 
     @classmethod
     def from_config(cls, config, steps: int | None = None, learning_rate: float | None = None) -> VocoderAdaptation:
@@ -62,7 +69,8 @@ class VocoderAdaptation:
                          parameters=tuple(config.voice_vocoder_parameters),
                          batch_size=config.voice_vocoder_batch_size,
                          segment_frames=config.voice_vocoder_segment_frames,
-                         adapt_phase=config.voice_vocoder_adapt_phase)
+                         adapt_phase=config.voice_vocoder_adapt_phase,
+                         clip_context=config.voice_vocoder_clip_context)
         adaptation.validate()
         return adaptation
 
@@ -73,8 +81,15 @@ class VocoderAdaptation:
         if not np.isfinite(self.learning_rate) or not 0.0 < self.learning_rate < 1.0:
             raise VocoderAdaptationError(f"vocoder_lr={self.learning_rate!r} must lie in (0, 1); 3e-4 is the "
                                          "measured default.")
-        if not isinstance(self.adapt_phase, bool):
-            raise VocoderAdaptationError(f"adapt_phase={self.adapt_phase!r} must be True or False.")
+        for name in ("adapt_phase", "clip_context"):
+            if not isinstance(getattr(self, name), bool):
+                raise VocoderAdaptationError(f"{name}={getattr(self, name)!r} must be True or False.")
+        outside = [p for p in self.parameters if not str(p).startswith(OUTPUT_LAYER_PREFIXES)]
+        if self.clip_context and outside:
+            raise VocoderAdaptationError(
+                f"clip_context adapts the output layer alone ({', '.join(OUTPUT_LAYER_PATTERNS)}), but the parameter "
+                f"patterns {outside} reach beyond it: give parameters=('head.*', 'final_norm.*') or "
+                "clip_context=False.")
         if self.batch_size < 1 or self.segment_frames < MIN_SEGMENT_FRAMES or not self.parameters:
             raise VocoderAdaptationError(
                 f"batch_size={self.batch_size} must be >= 1, segment_frames={self.segment_frames} >= "
@@ -158,6 +173,33 @@ def support_pairs(model, params: dict[str, torch.Tensor], batches: list[dict], w
     return pairs
 
 
+class OutputLayer(torch.nn.Module):
+    """``vocoder``'s output layer as a module of its own: hidden states ``(B, T, C)`` -> waveform ``(B, T * hop)``
+    (`ISTFTVocoder.output_layer`), so segments of precomputed hidden states train it as log-mels train the vocoder."""
+
+    def __init__(self, vocoder: torch.nn.Module):
+        super().__init__()
+        self.vocoder = vocoder
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.vocoder.output_layer(hidden.transpose(1, 2))
+
+
+@torch.no_grad()
+def hidden_state_pairs(vocoder: torch.nn.Module, pairs: list) -> list:
+    """``pairs`` (:func:`support_pairs`) with each whole clip's log-mel ``(T, M)`` replaced by what the layers below
+    the output layer make of it, ``(T, C)`` (`ISTFTVocoder.hidden_states`), read once; the audio is unchanged."""
+    device = _device(vocoder)
+    was_training = vocoder.training
+    vocoder.eval()
+    hidden_pairs = []
+    for pair in pairs:
+        hidden = vocoder.hidden_states(torch.from_numpy(pair.mel).unsqueeze(0).to(device))[0].T
+        hidden_pairs.append(replace(pair, mel=hidden.float().cpu().numpy()))
+    vocoder.train(was_training)
+    return hidden_pairs
+
+
 def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdaptation
                   ) -> tuple[dict[str, torch.Tensor], dict]:
     """``adaptation.steps`` Adam steps of a copy of ``vocoder`` on random segments of ``pairs`` (from
@@ -184,22 +226,25 @@ def adapt_vocoder(vocoder: torch.nn.Module, pairs: list, adaptation: VocoderAdap
         raise VocoderAdaptationError(f"The longest support clip has {longest} frames: vocoder adaptation needs "
                                      f"clips of at least {MIN_SEGMENT_FRAMES} frames.")
     frames = min(adaptation.segment_frames, longest)
+    trainee = adapted
+    if adaptation.clip_context:  # the steps read segments of whole-clip hidden states instead of log-mels
+        trainee, pairs = OutputLayer(adapted), hidden_state_pairs(adapted, pairs)
     sampler = AlignedSegmentSampler(pairs, frames, adapted.config.hop_length, adaptation.seed)
     # the segments the report reads: their own draw, so the steps see the same segments with or without it
     probe_sampler = AlignedSegmentSampler(pairs, frames, adapted.config.hop_length, adaptation.seed + 1)
     probe = [tuple(tensor.to(device) for tensor in probe_sampler.sample(adaptation.batch_size))]
-    before = mean_losses(adapted, criterion, probe)
+    before = mean_losses(trainee, criterion, probe)
     optimizer = torch.optim.Adam(trained, lr=adaptation.learning_rate, betas=(0.8, 0.99))
-    adapted.train()
+    trainee.train()
     with torch.enable_grad():
         for _ in range(adaptation.steps):
             inputs, target = sampler.sample(adaptation.batch_size)
-            loss = criterion(adapted(inputs.to(device)), target.to(device))["loss"]
+            loss = criterion(trainee(inputs.to(device)), target.to(device))["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    adapted.eval()
-    after = mean_losses(adapted, criterion, probe)
+    trainee.eval()
+    after = mean_losses(trainee, criterion, probe)
     values = {VOCODER_PREFIX + name: parameter.detach().clone() for name, parameter in adapted.named_parameters()
               if name in names}
     report = {"before": before, "after": after, "parameters": sum(p.numel() for p in trained) - kept,
@@ -222,6 +267,7 @@ def _device(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
-__all__ = ["VOCODER_PREFIX", "VocoderAdaptation", "VocoderAdaptationError", "adapt_vocoder", "check_adaptable",
-           "has_adaptable_vocoder", "keep_phase_rows", "resolve_vocoder_adaptation", "support_pairs",
+__all__ = ["OUTPUT_LAYER_PATTERNS", "OutputLayer", "VOCODER_PREFIX", "VocoderAdaptation", "VocoderAdaptationError",
+           "adapt_vocoder", "check_adaptable", "has_adaptable_vocoder",
+           "hidden_state_pairs", "keep_phase_rows", "resolve_vocoder_adaptation", "support_pairs",
            "vocoder_parameter_names", "with_adapted_vocoder"]

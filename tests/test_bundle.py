@@ -212,12 +212,42 @@ def test_the_bundle_can_keep_the_phase_of_the_vocoder_s_output_layer(trained_par
     assert json.loads((tmp_path / "both" / "config.json").read_text())["voice_vocoder_adapt_phase"] is True
 
 
+def test_the_bundle_can_adapt_the_output_layer_on_whole_clip_hidden_states(trained_parts, tmp_path):
+    from hf_metatts.cli import main
+
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    assert main(["bundle", "--model", str(model_dir), "--vocoder", str(vocoder_dir), "--out", str(out),
+                 "--voice-vocoder-steps", "2", "--voice-vocoder-parameters", "head.*", "final_norm.*",
+                 "--voice-vocoder-clip-context"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["voice_vocoder_clip_context"] is True and config["voice_vocoder_steps"] == 2
+    card = " ".join((out / "README.md").read_text().split())
+    assert "(the layers below the output layer read each whole clip once, and the steps train the output" in card
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(out)
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(24000).astype(np.float32), "A short test sentence.") for _ in range(2)]
+    voice = model.adapt(clips, method="zero_shot", sampling_rate=16000, progress=False)
+    assert sorted(n for n in voice.adapted_parameters if n.startswith("vocoder.")) == [
+        "vocoder.final_norm.bias", "vocoder.final_norm.weight", "vocoder.head.bias", "vocoder.head.weight"]
+    again = tmp_path / "again"  # bundled again without the option: the setting stays; with its opposite it goes
+    assert main(["bundle", "--model", str(out), "--out", str(again)]) == 0
+    assert json.loads((again / "config.json").read_text())["voice_vocoder_clip_context"] is True
+    assert main(["bundle", "--model", str(out), "--out", str(tmp_path / "segments"),
+                 "--voice-vocoder-segment-context"]) == 0
+    segments = tmp_path / "segments"
+    assert json.loads((segments / "config.json").read_text())["voice_vocoder_clip_context"] is False
+    assert "whole clip once" not in (segments / "README.md").read_text()
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"steps": -1}, r"voice_vocoder_steps=-1 is out of range"),
     ({"learning_rate": 2.0}, r"voice_vocoder_learning_rate=2.0 is out of range"),
     ({"parameters": []}, r"voice_vocoder_parameters must be a list"),
     ({"rate": 0.1}, r"Unknown vocoder adaptation settings \['rate'\]"),
     ({"adapt_phase": "no"}, r"voice_vocoder_adapt_phase must be True or False"),
+    ({"clip_context": "yes"}, r"voice_vocoder_clip_context must be True or False"),
+    ({"clip_context": True}, r"clip_context adapts the output layer alone .* patterns \['\*'\] reach beyond it"),
 ])
 def test_bad_vocoder_adaptation_settings_are_refused_before_anything_is_written(trained_parts, tmp_path, settings,
                                                                                 message):

@@ -192,10 +192,12 @@ def test_bad_settings_are_refused_before_anything_is_written(corpora, tmp_path, 
 def test_the_inner_loop_is_the_checkpoints_own_vocoder_adaptation():
     config = SimpleNamespace(voice_vocoder_steps=15, voice_vocoder_learning_rate=3e-3,
                              voice_vocoder_parameters=["head.*", "final_norm.*"], voice_vocoder_batch_size=8,
-                             voice_vocoder_segment_frames=32, voice_vocoder_adapt_phase=False)
+                             voice_vocoder_segment_frames=32, voice_vocoder_adapt_phase=False,
+                             voice_vocoder_clip_context=True)
     shipped = inner_adaptation(config, MetaVocoderArguments())
     assert (shipped.steps, shipped.learning_rate, shipped.parameters) == (15, 3e-3, ("head.*", "final_norm.*"))
     assert shipped.adapt_phase is False  # the phase rows kept, as the checkpoint's own adaptation keeps them
+    assert shipped.clip_context is True  # and the output layer read on whole-clip hidden states, as it reads them
     longer = inner_adaptation(config, MetaVocoderArguments(inner_steps=30, inner_learning_rate=1e-3))
     assert (longer.steps, longer.learning_rate, longer.batch_size) == (30, 1e-3, 8)
 

@@ -15,10 +15,12 @@ def test_vocoder_settings_are_typed_as_the_config_fields(script):
     assert settings == {"steps": 20, "learning_rate": 3e-3, "parameters": ["head.*", "final_norm.*"],
                         "adapt_phase": False}
     assert script.vocoder_settings(["adapt_phase=True"]) == {"adapt_phase": True}
+    assert script.vocoder_settings(["clip_context=true"]) == {"clip_context": True}
 
 
 @pytest.mark.parametrize("item, message", [
-    ("adapt_phase=no", "adapt_phase='no': give true or false"),
+    ("adapt_phase=no", "'no': give true or false"),
+    ("clip_context=1", "'1': give true or false"),
     ("phase=false", "is not SETTING=VALUE"),
     ("steps=", "is not SETTING=VALUE"),
 ])

@@ -238,12 +238,15 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     return {"bytes": size, "num_parameters": num_parameters, "files": files}
 
 
-VOICE_VOCODER_FIELDS = ("steps", "learning_rate", "batch_size", "segment_frames", "parameters", "adapt_phase")
+VOICE_VOCODER_FIELDS = ("steps", "learning_rate", "batch_size", "segment_frames", "parameters", "adapt_phase",
+                        "clip_context")
 
 
 def set_voice_vocoder(config, settings: dict) -> None:
     """Set ``config.voice_vocoder_<field>`` for each of ``settings`` (fields of ``VOICE_VOCODER_FIELDS``); raise
     :class:`BundleConfigError` naming the problem, leaving ``config`` unchanged, when one is unknown or invalid."""
+    from ..voice_vocoder import VocoderAdaptation
+
     unknown = sorted(set(settings) - set(VOICE_VOCODER_FIELDS))
     if unknown:
         raise BundleConfigError(f"Unknown vocoder adaptation settings {unknown}: choose from {VOICE_VOCODER_FIELDS}.")
@@ -252,6 +255,7 @@ def set_voice_vocoder(config, settings: dict) -> None:
         setattr(config, f"voice_vocoder_{name}", list(value) if name == "parameters" else value)
     try:
         config.validate_metatts()
+        VocoderAdaptation.from_config(config)  # settings that only make sense together, e.g. clip_context
         if settings.get("steps") and config.vocoder_type != "istft":
             raise ValueError(f"vocoder adaptation needs the trained iSTFT vocoder, not {config.vocoder_type!r}")
     except ValueError as error:
@@ -310,6 +314,13 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="the steps keep the phase rows of the vocoder's output layer (magnitudes only)")
     parser.add_argument("--voice-vocoder-adapt-phase", dest="voice_vocoder_adapt_phase", action="store_const",
                         const=True, help="the steps change the phase rows too (the default of a new config)")
+    parser.add_argument("--voice-vocoder-clip-context", dest="voice_vocoder_clip_context", action="store_const",
+                        const=True, default=None,
+                        help="the steps train the output layer on segments of whole-clip hidden states (faster; "
+                        "the parameters must lie in head.*, final_norm.*)")
+    parser.add_argument("--voice-vocoder-segment-context", dest="voice_vocoder_clip_context", action="store_const",
+                        const=False, help="the steps run the whole vocoder on each segment (the default of a new "
+                        "config)")
     parser.set_defaults(func=_run)
     return parser
 
@@ -318,5 +329,6 @@ def voice_vocoder_arguments(args) -> dict:
     """The ``--voice-vocoder-*`` options given, as :func:`set_voice_vocoder` settings."""
     given = {"steps": args.voice_vocoder_steps, "learning_rate": args.voice_vocoder_lr,
              "batch_size": args.voice_vocoder_batch_size, "segment_frames": args.voice_vocoder_segment_frames,
-             "parameters": args.voice_vocoder_parameters, "adapt_phase": args.voice_vocoder_adapt_phase}
+             "parameters": args.voice_vocoder_parameters, "adapt_phase": args.voice_vocoder_adapt_phase,
+             "clip_context": args.voice_vocoder_clip_context}
     return {name: value for name, value in given.items() if value is not None}

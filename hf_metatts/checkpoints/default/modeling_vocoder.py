@@ -106,19 +106,28 @@ class ISTFTVocoder(nn.Module):
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         """log_mel ``(B, T, M)`` -> waveform ``(B, T * hop)``."""
-        config = self.config
+        return self.output_layer(self.hidden_states(log_mel))
+
+    def hidden_states(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """The layers below the output layer: log_mel ``(B, T, M)`` -> hidden ``(B, C, T)``."""
         hidden = self.embed(log_mel.transpose(1, 2))
         hidden = self.norm(hidden.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             hidden = block(hidden)
+        return hidden
+
+    def output_layer(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``final_norm`` and ``head`` -> STFT magnitude and phase -> inverse STFT: hidden ``(B, C, T)`` ->
+        waveform ``(B, T * hop)``."""
+        config = self.config
         output = self.head(self.final_norm(hidden.transpose(1, 2))).transpose(1, 2)  # (B, F*2, T)
         log_magnitude, phase = output.chunk(2, dim=1)
         magnitude = torch.exp(log_magnitude).clamp(max=1e2)
         spectrum = torch.polar(magnitude, phase)
-        window = _window(config, log_mel.device, magnitude.dtype)
+        window = _window(config, hidden.device, magnitude.dtype)
         return torch.istft(
             spectrum, config.n_fft, config.hop_length, config.n_fft, window=window,
-            length=log_mel.shape[1] * config.hop_length,
+            length=hidden.shape[2] * config.hop_length,
         )
 
 
