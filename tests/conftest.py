@@ -55,3 +55,13 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_checkpoint")
     save_tiny_checkpoint(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_istft_checkpoint(tmp_path_factory) -> str:
+    """A saved tiny checkpoint that owns an (untrained) iSTFT vocoder, the kind whose weights a voice adapts."""
+    from tiny_models import save_tiny_checkpoint
+
+    path = tmp_path_factory.mktemp("tiny_istft_checkpoint")
+    save_tiny_checkpoint(path, vocoder_type="istft")
+    return str(path)

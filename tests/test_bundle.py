@@ -170,6 +170,18 @@ def test_a_bad_global_variance_weight_is_refused_before_anything_is_written(trai
                                                 global_variance_weight=weight)
 
 
+def adapt_to_noise(folder):
+    """The voice ``model.adapt`` gives the bundle in ``folder`` for two clips of noise (its default adaptation)."""
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(folder)
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(24000).astype(np.float32), "A short test sentence.") for _ in range(2)]
+    return model.adapt(clips, method="zero_shot", sampling_rate=16000, progress=False)
+
+
+def vocoder_names(voice) -> list[str]:
+    return sorted(name for name in voice.adapted_parameters if name.startswith("vocoder."))
+
+
 def test_the_vocoder_adaptation_given_to_the_bundle_is_what_adapt_does_by_default(trained_parts, tmp_path, capsys):
     from hf_metatts.cli import main
 
@@ -184,13 +196,9 @@ def test_the_vocoder_adaptation_given_to_the_bundle_is_what_adapt_does_by_defaul
     assert config["voice_vocoder_batch_size"] == 8  # not given: the default
     card = " ".join((out / "README.md").read_text().split())
     assert "its neural vocoder adapts to the same clips too: 2 Adam steps of 0.001 on its parameters `head.*`" in card
-    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(out)
-    rng = np.random.default_rng(0)
-    clips = [(0.1 * rng.standard_normal(24000).astype(np.float32), "A short test sentence.") for _ in range(2)]
-    voice = model.adapt(clips, method="zero_shot", sampling_rate=16000, progress=False)
+    voice = adapt_to_noise(out)
     assert voice.config.vocoder_steps == 2
-    assert sorted(n for n in voice.adapted_parameters if n.startswith("vocoder.")) == ["vocoder.head.bias",
-                                                                                      "vocoder.head.weight"]
+    assert vocoder_names(voice) == ["vocoder.head.bias", "vocoder.head.weight"]
     assert config["voice_vocoder_adapt_phase"] is True and "phase rows" not in card
 
 
@@ -224,11 +232,7 @@ def test_the_bundle_can_adapt_the_output_layer_on_whole_clip_hidden_states(train
     assert config["voice_vocoder_clip_context"] is True and config["voice_vocoder_steps"] == 2
     card = " ".join((out / "README.md").read_text().split())
     assert "(the layers below the output layer read each whole clip once, and the steps train the output" in card
-    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(out)
-    rng = np.random.default_rng(0)
-    clips = [(0.1 * rng.standard_normal(24000).astype(np.float32), "A short test sentence.") for _ in range(2)]
-    voice = model.adapt(clips, method="zero_shot", sampling_rate=16000, progress=False)
-    assert sorted(n for n in voice.adapted_parameters if n.startswith("vocoder.")) == [
+    assert vocoder_names(adapt_to_noise(out)) == [
         "vocoder.final_norm.bias", "vocoder.final_norm.weight", "vocoder.head.bias", "vocoder.head.weight"]
     again = tmp_path / "again"  # bundled again without the option: the setting stays; with its opposite it goes
     assert main(["bundle", "--model", str(out), "--out", str(again)]) == 0

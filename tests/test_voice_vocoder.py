@@ -20,10 +20,8 @@ __all__ = ["_fresh_bases", "one_thread"]  # the voice tests' autouse fixtures: o
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("istft_base")
-    save_tiny_checkpoint(path, vocoder_type="istft")
-    return str(path)
+def checkpoint(tiny_istft_checkpoint):
+    return tiny_istft_checkpoint
 
 
 @pytest.fixture

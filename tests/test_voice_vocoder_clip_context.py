@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from tiny_models import save_tiny_checkpoint
 
 import hf_metatts
 from hf_metatts.training.vocoder_aligned import AlignedClip
@@ -18,17 +17,10 @@ from hf_metatts.voice_vocoder import (
 OUTPUT_LAYER = ("head.*", "final_norm.*")
 
 
-@pytest.fixture(scope="module")
-def istft_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("istft_base")
-    save_tiny_checkpoint(path, vocoder_type="istft")
-    return str(path)
-
-
 @pytest.fixture
-def model(istft_checkpoint):
+def model(tiny_istft_checkpoint):
     """A tiny model with an iSTFT vocoder, loaded afresh for each test (some change its config)."""
-    return hf_metatts.MetaTTSForTextToSpeech.from_pretrained(istft_checkpoint)
+    return hf_metatts.MetaTTSForTextToSpeech.from_pretrained(tiny_istft_checkpoint)
 
 
 def aligned_pairs(model, lengths=(40, 23)) -> list[AlignedClip]:
