@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--vocoder", nargs="+", default=[], metavar="SETTING=VALUE",
                         help="vocoder adaptation in place of the checkpoint's (hf_metatts.voice_vocoder): steps=, "
                         "learning_rate=, batch_size=, segment_frames=, parameters= (patterns joined by commas), "
-                        "adapt_phase= (true/false), e.g. steps=20 parameters=head.*,final_norm.*")
+                        "adapt_phase= and clip_context= (true/false), e.g. steps=20 parameters=head.*,final_norm.*")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "voice_adaptation_speed.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

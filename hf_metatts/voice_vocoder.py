@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 VOCODER_PREFIX = "vocoder."
 #: The parameters of the vocoder's output layer (`ISTFTVocoder.output_layer`), the only ones ``clip_context`` adapts.
 OUTPUT_LAYER_PATTERNS = ("head.*", "final_norm.*")
-OUTPUT_LAYER_PREFIXES = ("head.", "final_norm.")
 #: The shortest segment the vocoder's 2048-point STFT loss accepts (see hf_metatts.training.vocoder).
 MIN_SEGMENT_FRAMES = 5
 
@@ -84,11 +83,12 @@ class VocoderAdaptation:
         for name in ("adapt_phase", "clip_context"):
             if not isinstance(getattr(self, name), bool):
                 raise VocoderAdaptationError(f"{name}={getattr(self, name)!r} must be True or False.")
-        outside = [p for p in self.parameters if not str(p).startswith(OUTPUT_LAYER_PREFIXES)]
+        layer_prefixes = tuple(pattern.rstrip("*") for pattern in OUTPUT_LAYER_PATTERNS)  # "head.", "final_norm."
+        outside = [p for p in self.parameters if not str(p).startswith(layer_prefixes)]
         if self.clip_context and outside:
             raise VocoderAdaptationError(
                 f"clip_context adapts the output layer alone ({', '.join(OUTPUT_LAYER_PATTERNS)}), but the parameter "
-                f"patterns {outside} reach beyond it: give parameters=('head.*', 'final_norm.*') or "
+                f"patterns {outside} reach beyond it: give parameters={OUTPUT_LAYER_PATTERNS!r} or "
                 "clip_context=False.")
         if self.batch_size < 1 or self.segment_frames < MIN_SEGMENT_FRAMES or not self.parameters:
             raise VocoderAdaptationError(
