@@ -162,6 +162,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
 
     from . import __version__
     from .meta import adapt_parameters
+    from .meta.maml import with_fixed_alignment
 
     if method not in VOICE_METHODS:
         raise ValueError(f"method={method!r} is unknown: choose one of {', '.join(VOICE_METHODS)}.")
@@ -181,7 +182,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         if meta_learner is None and method != "finetune":
             meta_learner = meta_learner_for(model)
         inner, steps = resolve_adaptation(method, meta_learner, steps)
-        batches = collate(examples, validation.max_clips_per_batch)
+        # the aligner's durations once: the acoustic steps and the vocoder's teacher-forced read both use them
+        batches = with_fixed_alignment(model, collate(examples, validation.max_clips_per_batch))
         bar = tqdm(total=steps, desc=f"Adapting voice ({inner})", disable=not progress or steps == 0, leave=False)
 
         def on_step(step, loss, _params):

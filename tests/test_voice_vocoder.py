@@ -65,6 +65,33 @@ def test_the_adapted_vocoder_fits_the_support_and_travels_with_the_voice(model, 
     assert "| vocoder steps | 15 (support log-mel L1" in card
 
 
+def test_the_alignment_search_runs_once_per_clip_and_once_per_support_batch(model, monkeypatch):
+    """The transcript check reads each clip; the durations it finds for the batch serve both the acoustic steps and
+    the vocoder's teacher-forced read, which gives the same log-mels as finding them again."""
+    import hf_metatts.modeling_metatts as modeling
+    from hf_metatts.meta.maml import with_fixed_alignment
+    from hf_metatts.voice_adapt import collate, prepare_support, processor_for
+    from hf_metatts.voice_validation import ClipValidation, load_clips
+
+    calls = []
+    search = modeling.monotonic_alignment_search
+    monkeypatch.setattr(modeling, "monotonic_alignment_search", lambda *a: calls.append(1) or search(*a))
+    clips = make_clips(3)
+    model.adapt(clips, method="finetune", steps=2, progress=False, vocoder_steps=2)
+    assert len(calls) == 3 + 1  # 3 transcript checks + 1 batch of durations; the vocoder's read finds none
+    validation = ClipValidation()
+    support = load_clips(clips, model.config.sampling_rate, validation)
+    batches = collate(prepare_support(support, processor_for(model), validation, model.device),
+                      validation.max_clips_per_batch)
+    params = dict(model.named_parameters())
+    model.eval()
+    found_again = support_pairs(model, params, batches, [clip.audio for clip in support])
+    fixed = support_pairs(model, params, with_fixed_alignment(model, batches), [clip.audio for clip in support])
+    assert [len(pair.mel) for pair in fixed] == [len(pair.mel) for pair in found_again]
+    for again, once in zip(found_again, fixed):
+        np.testing.assert_array_equal(once.mel, again.mel)
+
+
 def test_the_config_sets_the_default_steps_and_the_parameter_set(checkpoint, tmp_path):
     model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(
         checkpoint, voice_vocoder_steps=2, voice_vocoder_parameters=["head.*"])
