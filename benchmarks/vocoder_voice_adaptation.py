@@ -52,28 +52,29 @@ from hf_metatts.voice_vocoder import (  # noqa: E402
 )
 
 logger = logging.getLogger("vocoder_voice_adaptation")
-#: The vocoder parameters each named set adapts (fnmatch patterns of ``ISTFTVocoder.named_parameters``).
+#: Each named set: the `VocoderAdaptation` fields it sets, its parameters (fnmatch patterns of
+#: ``ISTFTVocoder.named_parameters``) and any flag it turns.
 PARAMETER_SETS = {
-    "all": ["*"],
-    "norms": ["norm.*", "final_norm.*", "blocks.*.norm.*", "blocks.*.gamma"],
-    "head": ["head.*", "final_norm.*"],
-    "eq": ["head.bias"],  # a fixed per-frequency gain and phase offset: the voice as an equaliser
-    "head_magnitude": ["head.*", "final_norm.*"],  # as "head", the output layer's phase rows kept
-    "magnitude": ["head.*"],  # the output layer's magnitude rows only: the phase exactly the vocoder's own
-    "head_clip": ["head.*", "final_norm.*"],  # as "head", on segments of whole-clip hidden states
+    "all": {"parameters": ("*",)},
+    "norms": {"parameters": ("norm.*", "final_norm.*", "blocks.*.norm.*", "blocks.*.gamma")},
+    "head": {"parameters": ("head.*", "final_norm.*")},
+    "eq": {"parameters": ("head.bias",)},  # a fixed per-frequency gain and phase offset: the voice as an equaliser
+    # as "head", the output layer's phase rows kept
+    "head_magnitude": {"parameters": ("head.*", "final_norm.*"), "adapt_phase": False},
+    # the output layer's magnitude rows only: the phase exactly the vocoder's own
+    "magnitude": {"parameters": ("head.*",), "adapt_phase": False},
+    # as "head", on segments of whole-clip hidden states
+    "head_clip": {"parameters": ("head.*", "final_norm.*"), "clip_context": True},
 }
-#: The sets whose steps keep the output layer's phase rows (``VocoderAdaptation.adapt_phase=False``).
-PHASE_KEPT_SETS = frozenset({"head_magnitude", "magnitude"})
-#: The sets whose steps read whole-clip hidden states (``VocoderAdaptation.clip_context=True``).
-CLIP_CONTEXT_SETS = frozenset({"head_clip"})
 
 
-def parameter_patterns(set_name: str) -> tuple[str, ...]:
-    """The fnmatch patterns of the named vocoder parameter set of :data:`PARAMETER_SETS`."""
+def set_adaptation(set_name: str, **settings) -> VocoderAdaptation:
+    """The `VocoderAdaptation` of the named set of :data:`PARAMETER_SETS` with the other ``settings`` (steps,
+    learning rate, batch, segment length, seed)."""
     if set_name not in PARAMETER_SETS:
         raise VocoderAdaptationError(
             f"Unknown vocoder parameter set {set_name!r}: choose from {sorted(PARAMETER_SETS)}.")
-    return tuple(PARAMETER_SETS[set_name])
+    return VocoderAdaptation(**settings, **PARAMETER_SETS[set_name])
 
 
 def voiced_vocoder(vocoder: torch.nn.Module, values: dict[str, torch.Tensor]):
@@ -116,11 +117,8 @@ def run(args) -> dict:
         support_losses[task.name] = {}
         for set_name, steps, lr in adapted_variants:
             name = variant_name(set_name, steps, lr)
-            adaptation = VocoderAdaptation(steps=steps, learning_rate=lr, parameters=parameter_patterns(set_name),
-                                           batch_size=args.vocoder_batch_size,
-                                           segment_frames=args.vocoder_segment_frames, seed=args.seed,
-                                           adapt_phase=set_name not in PHASE_KEPT_SETS,
-                                           clip_context=set_name in CLIP_CONTEXT_SETS)
+            adaptation = set_adaptation(set_name, steps=steps, learning_rate=lr, batch_size=args.vocoder_batch_size,
+                                        segment_frames=args.vocoder_segment_frames, seed=args.seed)
             torch.manual_seed(args.seed)
             values, losses = adapt_vocoder(model.vocoder, pairs, adaptation)
             vocoders[name] = voiced_vocoder(model.vocoder, values)

@@ -20,14 +20,19 @@ def test_every_named_set_matches_parameters_of_the_vocoder_and_an_unknown_one_is
     from hf_metatts.voice_vocoder import VocoderAdaptationError, vocoder_parameter_names
 
     vocoder = tiny_model(vocoder_type="istft").vocoder
-    sizes = {name: len(vocoder_parameter_names(vocoder, study.parameter_patterns(name)))
-             for name in study.PARAMETER_SETS}
+    adaptations = {name: study.set_adaptation(name, steps=3, learning_rate=1e-3) for name in study.PARAMETER_SETS}
+    sizes = {name: len(vocoder_parameter_names(vocoder, adaptation.parameters))
+             for name, adaptation in adaptations.items()}
     assert sizes["all"] == len(list(vocoder.parameters()))
     assert sizes["eq"] == 1 and sizes["head"] == 4 and 0 < sizes["norms"] < sizes["all"]
     assert sizes["head_magnitude"] == 4 and sizes["magnitude"] == 2
-    assert study.PHASE_KEPT_SETS <= set(study.PARAMETER_SETS)
+    assert {name for name, a in adaptations.items() if not a.adapt_phase} == {"head_magnitude", "magnitude"}
+    assert {name for name, a in adaptations.items() if a.clip_context} == {"head_clip"}
+    assert all(a.steps == 3 and a.learning_rate == 1e-3 for a in adaptations.values())
+    for adaptation in adaptations.values():
+        adaptation.validate()  # every set is a setting model.adapt accepts
     with pytest.raises(VocoderAdaptationError, match="Unknown vocoder parameter set 'everything'"):
-        study.parameter_patterns("everything")
+        study.set_adaptation("everything", steps=3)
 
 
 def test_the_voiced_vocoder_speaks_as_a_copy_with_those_weights_would(study):
