@@ -43,15 +43,20 @@ def base_fingerprint(model: nn.Module) -> str:
     cached = _FINGERPRINTS.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
+    fingerprint = tensor_digest(state)
+    _FINGERPRINTS[model] = (key, fingerprint)
+    return fingerprint
+
+
+def tensor_digest(state: dict[str, torch.Tensor]) -> str:
+    """``sha256:<hex>`` over the tensors of ``state``: name, dtype, shape and bytes, in sorted order of names."""
     digest = hashlib.sha256()
     for name, tensor in sorted(state.items()):
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}\n".encode())
         # reshape: 0-dim tensors (e.g. BatchNorm's num_batches_tracked) cannot be viewed as bytes
         digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
-    fingerprint = "sha256:" + digest.hexdigest()
-    _FINGERPRINTS[model] = (key, fingerprint)
-    return fingerprint
+    return "sha256:" + digest.hexdigest()
 
 
 def _own_containers(module: nn.Module) -> nn.Module:
@@ -123,4 +128,4 @@ def clear_base_cache() -> None:
         _BASES.clear()
 
 
-__all__ = ["base_fingerprint", "voiced_view", "load_base", "clear_base_cache"]
+__all__ = ["base_fingerprint", "tensor_digest", "voiced_view", "load_base", "clear_base_cache"]

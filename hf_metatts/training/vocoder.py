@@ -81,6 +81,7 @@ class VocoderTrainingArguments:
     aligned_clips_per_speaker: int = 8  # clips each adapted voice reads for training
     aligned_validation_clips_per_speaker: int = 2  # the same for the validation speakers
     aligned_start_fraction: float = 0.0  # share of those clips read with the voice before the steps (zero-shot)
+    pairs_cache: str | None = None  # a folder that keeps the aligned pairs' log-mels between runs (default: none)
 
     def validate(self) -> None:
         for name in ("max_utterances", "segment_frames", "batch_size", "max_steps", "hidden_size",
@@ -398,7 +399,7 @@ def _training_data(args: VocoderTrainingArguments, config: MetaTTSConfig, criter
     def pairs(split, per_speaker):
         return aligned_clips(model, head, args.prepared_path, args.dataset_path, split, shots=args.aligned_shots,
                              clips_per_speaker=per_speaker, seed=args.seed,
-                             start_fraction=args.aligned_start_fraction)
+                             start_fraction=args.aligned_start_fraction, cache_dir=args.pairs_cache)
 
     train = pairs(args.train_split, args.aligned_clips_per_speaker)[: args.max_utterances]
     valid = pairs(args.validation_split, args.aligned_validation_clips_per_speaker)

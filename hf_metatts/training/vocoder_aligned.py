@@ -65,17 +65,27 @@ def teacher_forced_mels(model, params: dict, batch: dict) -> list[np.ndarray]:
     return [mels[i, :length].copy() for i, length in enumerate(lengths)]
 
 
-def _audio_by_id(dataset_path: str, split: str, ids: set[str], sampling_rate: int) -> dict[str, np.ndarray]:
-    from datasets import Audio, load_from_disk
-
-    from ..data.audio import decode_audio
+def _audio_split(dataset_path: str, split: str):
+    """``split`` of the corpus at ``dataset_path``, checked for its ``id`` and ``audio`` columns."""
+    from datasets import load_from_disk
 
     if not os.path.isdir(dataset_path):
         raise AlignedCorpusError(f"No corpus at {dataset_path}: build one with `hf-metatts build-corpus`.")
     corpus = load_from_disk(dataset_path)
     if split not in corpus or "audio" not in corpus[split].column_names or "id" not in corpus[split].column_names:
         raise AlignedCorpusError(f"{dataset_path} needs a split {split!r} with 'id' and 'audio' columns.")
-    rows = corpus[split].cast_column("audio", Audio(decode=False))
+    return corpus[split]
+
+
+def _audio_by_id(split_rows, ids: set[str], sampling_rate: int, dataset_path: str, split: str
+                 ) -> dict[str, np.ndarray]:
+    """The recordings ``(samples,)`` at ``sampling_rate`` of the rows of ``split_rows`` (from `_audio_split`) whose
+    ``id`` is in ``ids``."""
+    from datasets import Audio
+
+    from ..data.audio import decode_audio
+
+    rows = split_rows.cast_column("audio", Audio(decode=False))
     found = {}
     for index, row_id in enumerate(rows["id"]):
         if row_id in ids:
@@ -106,14 +116,16 @@ def _prepared_split(prepared_path: str, split: str):
 
 def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, split: str, shots: int = 5,
                   clips_per_speaker: int = 8, seed: int = 0, batch_size: int = 4,
-                  start_fraction: float = 0.0, with_support: bool = False) -> list[AlignedClip]:
+                  start_fraction: float = 0.0, with_support: bool = False,
+                  cache_dir: str | None = None) -> list[AlignedClip]:
     """GTA pairs for every speaker of ``split`` with more than ``shots`` rows: the model adapted to ``shots``
     random rows of the speaker reads up to ``clips_per_speaker`` others. ``prepared_path`` is the prepared
     corpus (labels, pitch, durations), ``dataset_path`` the corpus with the audio (matched by ``id``). The first
     ``round(start_fraction * clips)`` of each speaker's clips are read with the voice before the steps (what
     ``model.adapt(..., method="zero_shot")`` gives), the others with the adapted voice. ``with_support`` adds the
     ``shots`` support clips themselves, read with the adapted voice (``role="support"``: the pairs
-    ``model.adapt`` adapts the vocoder on)."""
+    ``model.adapt`` adapts the vocoder on). ``cache_dir``: a folder that keeps the log-mels between runs
+    (`hf_metatts.training.aligned_pairs_cache`); the pairs are the same with it or without."""
     from ..data_collator import MetaTTSDataCollator
 
     if shots < 1 or clips_per_speaker < 1:
@@ -136,7 +148,20 @@ def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, sp
     row_ids = rows["id"]
     ids = {row_ids[i] for support, targets in plan.values() for i in targets + (support if with_support else [])}
     hop = model.config.hop_length
-    audio = _audio_by_id(dataset_path, split, ids, model.config.sampling_rate)
+    audio_rows = _audio_split(dataset_path, split)
+    audio = _audio_by_id(audio_rows, ids, model.config.sampling_rate, dataset_path, split)
+    cache = key = parts = None
+    if cache_dir:
+        from .aligned_pairs_cache import PairsCache, pairs_key
+
+        settings = dict(split=split, shots=shots, clips_per_speaker=clips_per_speaker, seed=seed,
+                        batch_size=batch_size, start_fraction=start_fraction, with_support=with_support)
+        cache = PairsCache(cache_dir)
+        key, parts = pairs_key(model, meta_learner, rows, audio_rows, settings)
+        cached = cache.load(key)
+        if cached is not None:
+            return [AlignedClip(row_id, speaker, mel, _recording(audio[row_id], len(mel), hop), role)
+                    for row_id, speaker, role, mel in cached]
     collate = MetaTTSDataCollator(pad_token_id=model.config.pad_token_id)
     was_training = model.training
     model.eval()
@@ -157,16 +182,23 @@ def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, sp
             for chunk_rows, params, role in chunks:
                 chunk = [rows[i] for i in chunk_rows]
                 for row, mel in zip(chunk, teacher_forced_mels(model, params, collate(chunk))):
-                    wave = audio[row["id"]][: len(mel) * hop]
-                    wave = np.pad(wave, (0, len(mel) * hop - len(wave)))
-                    pairs.append(AlignedClip(row["id"], speaker, mel.astype(np.float32), wave, role))
+                    pairs.append(AlignedClip(row["id"], speaker, mel.astype(np.float32),
+                                             _recording(audio[row["id"]], len(mel), hop), role))
             if done % 25 == 0:
                 logger.info("aligned pairs: %d of %d speakers adapted", done, len(plan))
     finally:
         model.train(was_training)
     logger.info("aligned pairs: %d clips of %d speakers (%s), %.1f s", len(pairs), len(plan), split,
                 time.perf_counter() - started)
+    if cache is not None:
+        cache.save(key, parts, pairs)
     return pairs
+
+
+def _recording(wave: np.ndarray, frames: int, hop: int) -> np.ndarray:
+    """The first ``frames * hop`` samples of ``wave``, zero-padded if it is shorter."""
+    wave = wave[: frames * hop]
+    return np.pad(wave, (0, frames * hop - len(wave)))
 
 
 class AlignedSegmentSampler:

@@ -81,6 +81,7 @@ class MetaVocoderArguments:
     seed: int = 0
     threads: int | None = None
     max_wall_seconds: float | None = None
+    pairs_cache: str | None = None  # a folder that keeps the aligned pairs' log-mels between runs (default: none)
 
     def validate(self) -> None:
         for name in ("shots", "query_clips_per_speaker", "validation_query_clips_per_speaker", "episodes",
@@ -149,7 +150,8 @@ def _episodes(args: MetaVocoderArguments, vocoder_config) -> tuple[list[SpeakerE
 
     def episodes(split, per_speaker):
         clips = aligned_clips(model, meta_learner, args.prepared_path, args.dataset_path, split, shots=args.shots,
-                              clips_per_speaker=per_speaker, seed=args.seed, with_support=True)
+                              clips_per_speaker=per_speaker, seed=args.seed, with_support=True,
+                              cache_dir=args.pairs_cache)
         return speaker_episodes(clips)
 
     train = episodes(args.train_split, args.query_clips_per_speaker)
