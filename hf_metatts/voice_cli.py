@@ -5,6 +5,8 @@ import logging
 import os
 import sys
 
+from .voice_adapt import VOICE_METHODS
+
 logger = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -112,32 +114,38 @@ def register(subparsers) -> None:
     adapt.add_argument("--clips", required=True,
                        help="folder of audio files with same-named .txt transcripts, a saved dataset or a dataset id")
     adapt.add_argument("--out", required=True, help="voice folder to write")
-    adapt.add_argument("--method", default="maml", choices=["maml", "metasgd", "meta_lstm", "zero_shot", "finetune"])
-    adapt.add_argument("--steps", type=int, default=None)
-    adapt.add_argument("--lr", type=float, default=None)
+    adapt.add_argument("--method", default="maml", choices=VOICE_METHODS,
+                       help="maml: the meta-learned steps (with the base's learned rates or its support encoder's "
+                            "voice when it has them); zero_shot: the support encoder's voice (0 steps unless "
+                            "--steps); finetune: Adam from the base, the baseline (default maml)")
+    adapt.add_argument("--steps", type=int, default=None,
+                       help="gradient steps (default: the meta-learner's, else 5; zero_shot 0)")
+    adapt.add_argument("--lr", type=float, default=None,
+                       help="step size (default: the meta-learner's, else 0.01; finetune 1e-3)")
     adapt.add_argument("--vocoder-steps", type=int, default=None,
                        help="Adam steps that adapt the neural vocoder to the clips too (default: the model's "
                             "voice_vocoder_steps; 0: off); the voice then holds the vocoder's adapted weights")
     adapt.add_argument("--vocoder-lr", type=float, default=None, help="their learning rate (default: the model's)")
     adapt.add_argument("--language", default=None, help="espeak-ng code of the transcripts (default en-us)")
-    adapt.add_argument("--split", default="train", help="dataset split")
-    adapt.add_argument("--text-column", default="text")
-    adapt.add_argument("--audio-column", default="audio")
+    adapt.add_argument("--split", default="train", help="dataset split, for a saved dataset or a dataset id "
+                       "(default train)")
+    adapt.add_argument("--text-column", default="text", help="transcript column of a dataset (default text)")
+    adapt.add_argument("--audio-column", default="audio", help="audio column of a dataset (default audio)")
     adapt.add_argument("--base-model", default=None, help="Hub id of the base to record in the voice")
     adapt.add_argument("--alignment-error-score", type=float, default=None,
                        help="refuse clips whose aligner score is above this")
-    adapt.add_argument("--no-progress", action="store_true")
+    adapt.add_argument("--no-progress", action="store_true", help="no progress bar over the steps")
     adapt.set_defaults(func=_guarded(_adapt))
 
     push = subparsers.add_parser("push", help="push a voice folder or a base checkpoint folder to the Hub")
-    push.add_argument("path")
-    push.add_argument("repo_id")
-    push.add_argument("--private", action="store_true")
-    push.add_argument("--token", default=None)
-    push.add_argument("--commit-message", default="Upload with hf-metatts")
+    push.add_argument("path", help="voice folder (hf-metatts adapt) or base checkpoint folder")
+    push.add_argument("repo_id", help="Hub repository, e.g. your-name/my-voice (created if missing)")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the one `hf auth login` saved)")
+    push.add_argument("--commit-message", default="Upload with hf-metatts", help="default: Upload with hf-metatts")
     push.add_argument("--results", default=None,
                       help="JSON list of measured results for the card's model-index, or a result of "
                       "benchmarks/default_checkpoint.py (its model_index, and its bars in the card)")
     push.add_argument("--dataset", action="append", default=None, help="training dataset id (repeatable)")
-    push.add_argument("--base-model", default=None)
+    push.add_argument("--base-model", default=None, help="Hub id of the base, for the card's base_model")
     push.set_defaults(func=_guarded(_push))
