@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--model", default=None,
                        help="checkpoint folder or Hub id (default: the bundled one, unless --voice names its base)")
     synth.add_argument("--voice", default=None, help="voice folder or Hub id (alone: loads the voice's base)")
-    synth.add_argument("--text", required=True)
+    synth.add_argument("--text", required=True, help="text to speak; paragraphs are split at sentence ends")
     synth.add_argument("--language", default=None, help="espeak-ng code (see `hf-metatts languages`)")
-    synth.add_argument("--speaking-rate", type=float, default=1.0)
+    synth.add_argument("--speaking-rate", type=float, default=1.0, help="1.0 normal, 0.8 slower, 1.2 faster")
     synth.add_argument("--pitch-shift", type=float, default=0.0, help="semitones")
     synth.add_argument("--speaker-id", type=int, default=None, help="row of a multi-speaker model's table")
     synth.add_argument("--out", required=True, help="output .wav path")

@@ -81,3 +81,17 @@ def test_commands_that_read_clips_print_no_third_party_deprecation_notice():
     if "pkg_resources is deprecated" not in stderr_of("import pyworld, pysptk"):
         pytest.skip("this setuptools prints no pkg_resources notice")
     assert "pkg_resources" not in stderr_of("import hf_metatts, pyworld, pysptk")
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    from hf_metatts.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    silent = {name: [action.option_strings[0] if action.option_strings else action.dest
+                     for action in command._actions
+                     if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+              for name, command in commands.items()}
+    assert len(commands) >= 16
+    assert {name: options for name, options in silent.items() if options} == {}

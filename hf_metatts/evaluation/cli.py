@@ -134,11 +134,13 @@ def register(subparsers) -> None:
     evaluate.add_argument("--voice", help="voice folder or repo id (omit to measure the base voice)")
     evaluate.add_argument("--model", help="base checkpoint (default: the one the voice names)")
     evaluate.add_argument("--references", required=True, help="dataset folder (load_from_disk) of real utterances")
-    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--split", default="test", help="split of --references (default test)")
     evaluate.add_argument("--target", required=True, help="the voice's speaker (value of --speaker-column)")
-    evaluate.add_argument("--speaker-column", default="speaker_id")
+    evaluate.add_argument("--speaker-column", default="speaker_id", help="column naming each utterance's speaker "
+                          "(default speaker_id)")
     evaluate.add_argument("--max-utterances", type=int, default=10, help="per speaker")
-    evaluate.add_argument("--metrics", nargs="+", choices=["similarity", "mcd", "wer", "eer"])
+    evaluate.add_argument("--metrics", nargs="+", choices=["similarity", "mcd", "wer", "eer"],
+                          help="default: all (eer only when the references hold several speakers)")
     evaluate.add_argument("--out", help="JSON path for the full result")
     evaluate.set_defaults(func=_guarded(_evaluate))
 
