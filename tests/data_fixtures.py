@@ -98,3 +98,25 @@ def speaker_split(speakers: int, per_speaker: int, first_seed: int, sr: int = 16
                      "speaker_id": f"speaker{speaker}", "language": "en-us",
                      "audio": encode_audio(clip, sr, path=f"clip{first_seed + index}.flac")})
     return Dataset.from_list(rows).cast_column("audio", Audio(sampling_rate=sr))
+
+
+def aligned_corpora(root, train_per_speaker: int, validation_per_speaker: int):
+    """Under ``root``: a corpus of 2 speakers (train: ``train_per_speaker`` clips each, ids from 0; validation:
+    ``validation_per_speaker`` each, ids from 100), its prepared copy, and a tiny checkpoint that owns a (random)
+    iSTFT vocoder -> a namespace with ``corpus``, ``prepared``, ``model`` (folder paths) and ``root``."""
+    from types import SimpleNamespace
+
+    import torch
+    from datasets import DatasetDict
+    from tiny_models import save_tiny_checkpoint
+
+    from hf_metatts.training.prepare import prepare_corpus
+
+    corpus = root / "corpus"
+    DatasetDict(train=speaker_split(2, train_per_speaker, 0),
+                validation=speaker_split(2, validation_per_speaker, 100)).save_to_disk(str(corpus))
+    prepare_corpus(str(corpus), str(root / "corpus-prepared"))
+    torch.manual_seed(0)
+    save_tiny_checkpoint(root / "model", vocoder_type="istft")
+    return SimpleNamespace(corpus=str(corpus), prepared=str(root / "corpus-prepared"), model=str(root / "model"),
+                           root=root)

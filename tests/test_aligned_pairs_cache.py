@@ -11,14 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from data_fixtures import speaker_split
+from data_fixtures import aligned_corpora, speaker_split
 from datasets import DatasetDict
-from tiny_models import save_tiny_checkpoint
 
 import hf_metatts.training.vocoder_aligned as vocoder_aligned
 from hf_metatts import MetaTTSForTextToSpeech
 from hf_metatts.training.aligned_pairs_cache import PairsCacheError
-from hf_metatts.training.prepare import prepare_corpus
 from hf_metatts.training.vocoder import SUMMARY_NAME
 from hf_metatts.training.vocoder_aligned import aligned_clips
 
@@ -28,13 +26,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory):
     """A corpus (train: 2 speakers x 4 clips; validation: 2 x 3), its prepared copy, and a tiny checkpoint."""
-    root = tmp_path_factory.mktemp("pairs_cache")
-    corpus = root / "corpus"
-    DatasetDict(train=speaker_split(2, 4, 0), validation=speaker_split(2, 3, 100)).save_to_disk(str(corpus))
-    prepare_corpus(str(corpus), str(root / "corpus-prepared"))
-    torch.manual_seed(0)
-    save_tiny_checkpoint(root / "model", vocoder_type="istft")
-    return SimpleNamespace(corpus=str(corpus), prepared=str(root / "corpus-prepared"), model=str(root / "model"))
+    return aligned_corpora(tmp_path_factory.mktemp("pairs_cache"), 4, 3)
 
 
 @pytest.fixture

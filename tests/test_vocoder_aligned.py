@@ -11,14 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from data_fixtures import speaker_row_order, speaker_split
+from data_fixtures import aligned_corpora, speaker_row_order, speaker_split
 from datasets import Audio, DatasetDict, load_from_disk
-from tiny_models import save_tiny_checkpoint
 
 from hf_metatts import MetaTTSForTextToSpeech
 from hf_metatts.data import decode_audio
 from hf_metatts.data_collator import MetaTTSDataCollator
-from hf_metatts.training.prepare import prepare_corpus
 from hf_metatts.training.vocoder import (
     SUMMARY_NAME,
     VocoderLoss,
@@ -45,14 +43,7 @@ SR, HOP = 16000, 256
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory):
     """A corpus (train: 2 speakers x 4 clips; validation: 2 x 3), its prepared copy, and a tiny checkpoint."""
-    root = tmp_path_factory.mktemp("aligned")
-    corpus = root / "corpus"
-    DatasetDict(train=speaker_split(2, 4, 0), validation=speaker_split(2, 3, 100)).save_to_disk(str(corpus))
-    prepare_corpus(str(corpus), str(root / "corpus-prepared"))
-    torch.manual_seed(0)
-    save_tiny_checkpoint(root / "model", vocoder_type="istft")  # owns a (random) neural vocoder to start from
-    return SimpleNamespace(corpus=str(corpus), prepared=str(root / "corpus-prepared"), model=str(root / "model"),
-                           root=root)
+    return aligned_corpora(tmp_path_factory.mktemp("aligned"), 4, 3)
 
 
 def load_model(folder):

@@ -13,14 +13,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from data_fixtures import speaker_row_order, speaker_split
-from datasets import DatasetDict, load_from_disk
-from tiny_models import save_tiny_checkpoint
+from data_fixtures import aligned_corpora, speaker_row_order
+from datasets import load_from_disk
 from torch.func import functional_call
 
 from hf_metatts import MetaTTSForTextToSpeech
 from hf_metatts.data_collator import MetaTTSDataCollator
-from hf_metatts.training.prepare import prepare_corpus
 from hf_metatts.training.vocoder import (
     CHECKPOINT_NAME,
     LOG_NAME,
@@ -52,13 +50,7 @@ torch.set_num_threads(1)
 def corpora(tmp_path_factory):
     """A corpus (train: 2 speakers x 5 clips; validation: 2 x 4), its prepared copy, and a tiny checkpoint that
     owns a (random) neural vocoder."""
-    root = tmp_path_factory.mktemp("meta_vocoder")
-    corpus = root / "corpus"
-    DatasetDict(train=speaker_split(2, 5, 0), validation=speaker_split(2, 4, 100)).save_to_disk(str(corpus))
-    prepare_corpus(str(corpus), str(root / "corpus-prepared"))
-    torch.manual_seed(0)
-    save_tiny_checkpoint(root / "model", vocoder_type="istft")
-    return SimpleNamespace(corpus=str(corpus), prepared=str(root / "corpus-prepared"), model=str(root / "model"))
+    return aligned_corpora(tmp_path_factory.mktemp("meta_vocoder"), 5, 4)
 
 
 def tiny_args(corpora, output_dir, **overrides) -> MetaVocoderArguments:
