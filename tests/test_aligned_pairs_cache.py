@@ -113,9 +113,14 @@ def test_a_damaged_cache_file_is_refused_and_left_alone(model, corpora, tmp_path
     arrays["mel_lengths"] = arrays["mel_lengths"][:-1]
     np.savez(cache / npz, **arrays)
     damaged = (cache / npz).read_bytes()
-    with pytest.raises(PairsCacheError, match="delete it and run again"):
+    with pytest.raises(PairsCacheError, match="arrays disagree.*delete it and run again"):
         pairs_of(model, corpora, str(cache))
     assert (cache / npz).read_bytes() == damaged and len(cache_files(cache)) == 2
+    (cache / npz).write_bytes(damaged[: len(damaged) // 2])  # cut short, as by a full disk
+    with pytest.raises(PairsCacheError, match="cannot be read.*delete it and run again"):
+        pairs_of(model, corpora, str(cache))
+    assert len((cache / npz).read_bytes()) == len(damaged) // 2 and len(cache_files(cache)) == 2
+    assert len(adaptations) == 2  # the two speakers adapted once, when the pairs were built; not again
 
 
 def test_the_vocoder_commands_take_a_pairs_cache(corpora, tmp_path, adaptations):

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 
 import numpy as np
 import torch
@@ -82,9 +83,12 @@ class PairsCache:
         path = self._path(key, ".npz")
         if not os.path.exists(path):
             return None
-        with np.load(path, allow_pickle=False) as data:
-            ids, speakers, roles = data["ids"].tolist(), data["speakers"].tolist(), data["roles"].tolist()
-            lengths, mels = data["mel_lengths"], data["mels"]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                ids, speakers, roles = data["ids"].tolist(), data["speakers"].tolist(), data["roles"].tolist()
+                lengths, mels = data["mel_lengths"], data["mels"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise PairsCacheError(f"{path} cannot be read ({error}): delete it and run again.") from error
         if not len(ids) == len(speakers) == len(roles) == len(lengths) or int(lengths.sum()) != len(mels):
             raise PairsCacheError(f"{path} is damaged (its arrays disagree): delete it and run again.")
         ends = np.cumsum(lengths)
