@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from tiny_models import save_tiny_checkpoint, tiny_config, tiny_model
+from tiny_models import tiny_config, tiny_model
 
 import hf_metatts
 from hf_metatts.voice import MetaTTSVoice
@@ -66,10 +66,9 @@ def _fresh_bases():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("voice_base")
-    save_tiny_checkpoint(path)
-    return path
+def checkpoint(tiny_checkpoint):
+    """The session's tiny checkpoint folder (never written to: voices and copies go to each test's own folder)."""
+    return tiny_checkpoint
 
 
 @pytest.fixture

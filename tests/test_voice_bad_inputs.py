@@ -9,7 +9,19 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from test_voice_adapt import SR, TEXTS, assert_same_weights, make_clips, one_thread, speechlike, synth, weights
+from test_voice_adapt import (
+    SR,
+    TEXTS,
+    _fresh_bases,
+    assert_same_weights,
+    checkpoint,
+    make_clips,
+    model,
+    one_thread,
+    speechlike,
+    synth,
+    weights,
+)
 from tiny_models import save_tiny_checkpoint
 
 import hf_metatts
@@ -29,26 +41,7 @@ from hf_metatts.voice_errors import (
 )
 from hf_metatts.voice_validation import ClipValidation
 
-__all__ = ["one_thread"]  # module-wide fixture
-
-
-@pytest.fixture(autouse=True)
-def _fresh_bases():
-    clear_base_cache()
-    yield
-    clear_base_cache()
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bad_input_base")
-    save_tiny_checkpoint(path)
-    return path
-
-
-@pytest.fixture
-def model(checkpoint):
-    return hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(checkpoint))
+__all__ = ["_fresh_bases", "checkpoint", "model", "one_thread"]  # the voice tests' fixtures
 
 
 @pytest.fixture(scope="module")
