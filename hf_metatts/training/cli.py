@@ -90,7 +90,7 @@ def register_identity(subparsers) -> argparse.ArgumentParser:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``train-vocoder``, ``train-identity-encoder``, ``meta-train-vocoder``, ``prepare-corpus``, ``bundle``,
-    ``unbundle`` and ``average`` to an argparse subparsers object."""
+    ``unbundle``, ``average``, ``add-adapters`` and ``centroid-start`` to an argparse subparsers object."""
     parser = subparsers.add_parser(
         "train-vocoder", help="train the iSTFT neural vocoder on a corpus's audio",
         description="Train the iSTFT-head vocoder (log-mel L1 + multi-resolution STFT losses) on the audio of a "
@@ -103,6 +103,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     from .adapters import register as register_adapters
     from .average import register as register_average
     from .bundle import register as register_bundle
+    from .centroid_start import register as register_centroid_start
     from .prepare import register as register_prepare
     from .unbundle import register as register_unbundle
 
@@ -113,4 +114,5 @@ def register(subparsers) -> argparse.ArgumentParser:
     register_meta_vocoder(subparsers)
     register_average(subparsers)
     register_adapters(subparsers)
+    register_centroid_start(subparsers)
     return parser

@@ -1,0 +1,153 @@
+"""``hf-metatts centroid-start``: a checkpoint whose voice starts from the mean of its support encoder's voices.
+
+A checkpoint meta-trained with a zero-shot start (``zero_shot_start``) begins every adaptation from the voice its
+support encoder reads off the support clips. Plain MAML begins from one voice, the same for every speaker: the
+model's own values of the adapted parameter set. In such a checkpoint those values are left over from before the
+encoder existed, far from any voice the decoder has since learned to speak with. This command writes a copy
+whose adapted set holds the centroid of the encoder's voices instead, the mean over the training speakers of a
+prepared corpus (``shots`` clips each, drawn with ``seed``), and whose meta-learner starts from it
+(``zero_shot_start`` off), so ``model.adapt(clips, method="maml")`` takes its gradient steps from one fixed voice and
+the support encoder is not used. The folder can be measured as it is or meta-trained further as a plain-start run
+(``model_name_or_path``):
+
+    hf-metatts centroid-start --model outputs/default_speaker_embedding_maml_adam \\
+        --dataset data/voices-augmented-prepared --inner-lr 0.02 --global-variance-weight 0.3 \\
+        --out outputs/centroid_start
+
+Every weight outside the adapted set is copied bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+class CentroidStartError(ValueError):
+    """A checkpoint or corpus the centroid start cannot be built from; the message says what to change."""
+
+
+def centroid_voice(model, meta_learner, rows, shots: int = 5, seed: int = 0) -> tuple[dict[str, torch.Tensor], int]:
+    """The mean over the speakers of ``rows`` (a prepared split with ``speaker_id``, ``input_ids``, ``labels``) of
+    the support encoder's voice from ``shots`` of each speaker's rows (drawn with ``[seed, speaker number]``) ->
+    (``{name: tensor}`` of the adapted set, the number of speakers averaged). Speakers with fewer rows are skipped."""
+    from ..data_collator import MetaTTSDataCollator
+    from ..meta import adapt_parameters
+
+    by_speaker: dict[str, list[int]] = {}
+    for index, speaker in enumerate(rows["speaker_id"]):
+        by_speaker.setdefault(str(speaker), []).append(index)
+    collate = MetaTTSDataCollator(pad_token_id=model.config.pad_token_id)
+    sums, count = None, 0
+    was_training = model.training
+    model.eval()
+    try:
+        for number, speaker in enumerate(sorted(by_speaker)):
+            indices = by_speaker[speaker]
+            if len(indices) < shots:
+                continue
+            chosen = np.random.default_rng([seed, number]).permutation(indices)[:shots].tolist()
+            voice = adapt_parameters(model, collate([rows[i] for i in chosen]), method="zero_shot", steps=0,
+                                     meta_learner=meta_learner)
+            voice = {name: value.double() for name, value in voice.items()}
+            sums = voice if sums is None else {name: sums[name] + voice[name] for name in sums}
+            count += 1
+    finally:
+        model.train(was_training)
+    if not count:
+        raise CentroidStartError(f"No speaker has {shots} rows: lower --shots.")
+    return {name: (value / count).float() for name, value in sums.items()}, count
+
+
+def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, split: str = "train", shots: int = 5,
+                         seed: int = 0, inner_lr: float | None = None, global_variance_weight: float | None = None,
+                         overwrite: bool = False) -> dict:
+    """Write ``output_dir``: the checkpoint of ``model_dir`` with its adapted set at :func:`centroid_voice` of
+    ``split`` of the prepared corpus ``prepared_path``, its processor, and its meta-learner with ``zero_shot_start``
+    off (and ``inner_lr`` / ``global_variance_weight`` replaced where given). Returns ``{"files", "speakers",
+    "moved"}`` (``moved``: per adapted tensor, the L2 distance from the values it replaced).
+
+    Raises:
+        CentroidStartError: ``model_dir`` has no meta-learner trained with ``zero_shot_start`` or no support
+            encoder, or ``prepared_path`` has no such split (checked before writing).
+        RunFolderExistsError: ``output_dir`` holds files and ``overwrite`` is False (left as it was).
+    """
+    from datasets import load_from_disk
+
+    from .. import MetaTTSForTextToSpeech
+    from ..meta import load_meta_learner
+    from ..meta.head import read_meta_config, write_meta_config
+    from .bundle import (
+        check_adaptation_overrides,
+        publish_staged_folder,
+        refuse_taken_output_folder,
+        stage_model_folder,
+    )
+    from .unbundle import RunFolderExistsError
+
+    refuse_taken_output_folder(output_dir, overwrite, RunFolderExistsError)
+    meta_learner = load_meta_learner(model_dir) if os.path.isdir(model_dir) else None
+    if meta_learner is None or not meta_learner.config.zero_shot_start:
+        raise CentroidStartError(f"{model_dir} has no meta-learner trained with zero_shot_start: the centroid is "
+                                 "the mean of a support encoder's voices, so give a checkpoint that has one.")
+    check_adaptation_overrides(model_dir, inner_lr, global_variance_weight)
+    if not os.path.isdir(prepared_path) or split not in load_from_disk(prepared_path):
+        raise CentroidStartError(f"{prepared_path} has no split {split!r}: give the folder `hf-metatts "
+                                 "prepare-corpus` wrote.")
+    rows = load_from_disk(prepared_path)[split]
+    model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
+    centroid, speakers = centroid_voice(model, meta_learner, rows, shots, seed)
+    own = dict(model.named_parameters())
+    moved = {}
+    with torch.no_grad():
+        for name, value in centroid.items():
+            moved[name] = round(float((own[name] - value).norm()), 6)
+            own[name].copy_(value)
+    staging = stage_model_folder(model, model_dir, output_dir, inner_lr, global_variance_weight)
+    config = read_meta_config(staging)
+    write_meta_config(staging, dataclasses.replace(config, zero_shot_start=False, zero_shot_loss_weight=0.0))
+    publish_staged_folder(staging, output_dir)
+    files = sorted(os.listdir(output_dir))
+    logger.info("wrote %s: the adapted set at the mean encoder voice of %d speakers of %s (%s)", output_dir,
+                speakers, prepared_path, split)
+    return {"files": files, "speakers": speakers, "moved": moved}
+
+
+def _run(args) -> int:
+    write_centroid_start(args.model, args.dataset, args.out, split=args.split, shots=args.shots, seed=args.seed,
+                         inner_lr=args.inner_lr, global_variance_weight=args.global_variance_weight,
+                         overwrite=args.overwrite)
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add ``centroid-start`` to an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "centroid-start", help="a zero-shot checkpoint whose voice starts from the mean of its encoder's voices",
+        description="Copy a checkpoint meta-trained with a zero-shot start, its adapted parameter set replaced by "
+        "the mean of the support encoder's voices over a prepared corpus's speakers, and its meta-learner set to "
+        "start from it (plain MAML from one voice, no support encoder at adaptation).",
+    )
+    parser.add_argument("--model", required=True, help="checkpoint folder with a zero-shot-start meta-learner")
+    parser.add_argument("--dataset", required=True, help="prepared corpus folder (hf-metatts prepare-corpus)")
+    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    parser.add_argument("--split", default="train", help="split whose speakers are averaged (default train)")
+    parser.add_argument("--shots", type=int, default=5, help="clips of each speaker read by the encoder (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="draw of each speaker's clips (default 0)")
+    parser.add_argument("--inner-lr", type=float, default=None,
+                        help="step size to write into the meta-learner (a fixed-rate maml one); default: its own")
+    parser.add_argument("--global-variance-weight", type=float, default=None,
+                        help="global-variance weight to write into the meta-learner; default: its own")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out when it already holds files")
+    parser.set_defaults(func=_run)
+    return parser
+
+
+__all__ = ["CentroidStartError", "centroid_voice", "register", "write_centroid_start"]
