@@ -40,10 +40,9 @@ def centroid_voice(model, meta_learner, rows, shots: int = 5, seed: int = 0) -> 
     (``{name: tensor}`` of the adapted set, the number of speakers averaged). Speakers with fewer rows are skipped."""
     from ..data_collator import MetaTTSDataCollator
     from ..meta import adapt_parameters
+    from .vocoder_aligned import rows_by_speaker
 
-    by_speaker: dict[str, list[int]] = {}
-    for index, speaker in enumerate(rows["speaker_id"]):
-        by_speaker.setdefault(str(speaker), []).append(index)
+    by_speaker = rows_by_speaker(rows["speaker_id"])
     collate = MetaTTSDataCollator(pad_token_id=model.config.pad_token_id)
     sums, count = None, 0
     was_training = model.training
@@ -76,11 +75,9 @@ def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, sp
 
     Raises:
         CentroidStartError: ``model_dir`` has no meta-learner trained with ``zero_shot_start`` or no support
-            encoder, or ``prepared_path`` has no such split (checked before writing).
+            encoder, or ``prepared_path`` is no prepared corpus with that split (checked before writing).
         RunFolderExistsError: ``output_dir`` holds files and ``overwrite`` is False (left as it was).
     """
-    from datasets import load_from_disk
-
     from .. import MetaTTSForTextToSpeech
     from ..meta import load_meta_learner
     from ..meta.head import read_meta_config, write_meta_config
@@ -91,6 +88,7 @@ def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, sp
         stage_model_folder,
     )
     from .unbundle import RunFolderExistsError
+    from .vocoder_aligned import AlignedCorpusError, prepared_split
 
     refuse_taken_output_folder(output_dir, overwrite, RunFolderExistsError)
     meta_learner = load_meta_learner(model_dir) if os.path.isdir(model_dir) else None
@@ -98,10 +96,10 @@ def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, sp
         raise CentroidStartError(f"{model_dir} has no meta-learner trained with zero_shot_start: the centroid is "
                                  "the mean of a support encoder's voices, so give a checkpoint that has one.")
     check_adaptation_overrides(model_dir, inner_lr, global_variance_weight)
-    if not os.path.isdir(prepared_path) or split not in load_from_disk(prepared_path):
-        raise CentroidStartError(f"{prepared_path} has no split {split!r}: give the folder `hf-metatts "
-                                 "prepare-corpus` wrote.")
-    rows = load_from_disk(prepared_path)[split]
+    try:
+        rows = prepared_split(prepared_path, split)
+    except AlignedCorpusError as error:
+        raise CentroidStartError(str(error)) from error
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
     centroid, speakers = centroid_voice(model, meta_learner, rows, shots, seed)
     own = dict(model.named_parameters())

@@ -97,7 +97,9 @@ def _audio_by_id(split_rows, ids: set[str], sampling_rate: int, dataset_path: st
     return found
 
 
-def _prepared_split(prepared_path: str, split: str):
+def prepared_split(prepared_path: str, split: str):
+    """``split`` of the prepared corpus at ``prepared_path`` (`hf-metatts prepare-corpus`), checked for the columns
+    an adapted model reads; `AlignedCorpusError` saying what to give otherwise."""
     from datasets import load_from_disk
 
     if not os.path.isdir(prepared_path):
@@ -112,6 +114,14 @@ def _prepared_split(prepared_path: str, split: str):
         raise AlignedCorpusError(f"Split {split!r} of {prepared_path} lacks {sorted(needed)}: give the folder "
                                  "`hf-metatts prepare-corpus` wrote.")
     return rows
+
+
+def rows_by_speaker(speaker_ids) -> dict[str, list[int]]:
+    """The row indices of each speaker (``speaker_ids``: one per row), in row order."""
+    by_speaker: dict[str, list[int]] = {}
+    for index, speaker in enumerate(speaker_ids):
+        by_speaker.setdefault(str(speaker), []).append(index)
+    return by_speaker
 
 
 def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, split: str, shots: int = 5,
@@ -132,10 +142,8 @@ def aligned_clips(model, meta_learner, prepared_path: str, dataset_path: str, sp
         raise AlignedCorpusError(f"shots={shots} and clips_per_speaker={clips_per_speaker} must be at least 1.")
     if not 0.0 <= start_fraction <= 1.0:
         raise AlignedCorpusError(f"start_fraction={start_fraction} must lie in [0, 1].")
-    rows = _prepared_split(prepared_path, split)
-    by_speaker: dict[str, list[int]] = {}
-    for index, speaker in enumerate(rows["speaker_id"]):
-        by_speaker.setdefault(str(speaker), []).append(index)
+    rows = prepared_split(prepared_path, split)
+    by_speaker = rows_by_speaker(rows["speaker_id"])
     plan = {}
     for speaker in sorted(by_speaker):
         indices = by_speaker[speaker]
