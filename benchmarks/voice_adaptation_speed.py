@@ -68,7 +68,7 @@ def time_adapt(model, clips, repeats: int, **kwargs) -> tuple[list[float], objec
 
 def _true_or_false(value: str) -> bool:
     if value.lower() not in ("true", "false"):
-        raise ValueError(f"{value!r}: give true or false")
+        raise ValueError("give true or false")
     return value.lower() == "true"
 
 
@@ -84,7 +84,10 @@ def vocoder_settings(items: list[str]) -> dict:
         name, _, value = item.partition("=")
         if name not in VOCODER_SETTINGS or not value:
             raise ValueError(f"{item!r} is not SETTING=VALUE with SETTING one of {sorted(VOCODER_SETTINGS)}")
-        settings[name] = VOCODER_SETTINGS[name](value)
+        try:
+            settings[name] = VOCODER_SETTINGS[name](value)
+        except ValueError as error:
+            raise ValueError(f"{name}={value!r}: {error}") from error
     return settings
 
 

@@ -19,8 +19,8 @@ def test_vocoder_settings_are_typed_as_the_config_fields(script):
 
 
 @pytest.mark.parametrize("item, message", [
-    ("adapt_phase=no", "'no': give true or false"),
-    ("clip_context=1", "'1': give true or false"),
+    ("adapt_phase=no", "adapt_phase='no': give true or false"),
+    ("clip_context=1", "clip_context='1': give true or false"),
     ("phase=false", "is not SETTING=VALUE"),
     ("steps=", "is not SETTING=VALUE"),
 ])
