@@ -108,3 +108,63 @@ def test_the_command_writes_the_folder_and_bad_inputs_write_nothing(corpora, tmp
     with pytest.raises(CentroidStartError, match="zero_shot_start"):
         write_centroid_start(str(plain), corpora.prepared, str(tmp_path / "from_plain"), shots=SHOTS)
     assert not (tmp_path / "from_plain").exists()
+
+
+@pytest.fixture(scope="module")
+def embedding_model(corpora, tmp_path_factory):
+    """The corpus's tiny checkpoint with a support encoder on a (random, frozen) speaker encoder whose head is
+    trained-looking (nonzero), and a zero-shot meta-learner."""
+    from test_speaker_embedding_voice_encoder import speaker_encoder
+
+    folder = tmp_path_factory.mktemp("embedding_model") / "model"
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(corpora.model)
+    model.use_speaker_embedding_voice_encoder(speaker_encoder())
+    with torch.no_grad():
+        for parameter in model.voice_encoder.head.parameters():
+            parameter.normal_(0.0, 0.3)
+    model.save_pretrained(str(folder))
+    for name in os.listdir(corpora.model):  # the processor files
+        if not os.path.exists(folder / name):
+            shutil.copy(os.path.join(corpora.model, name), folder / name)
+    save_meta_learner(folder, zero_shot_start=True)
+    return str(folder)
+
+
+def test_average_embeddings_is_the_head_on_the_unit_mean_embedding(corpora, embedding_model, tmp_path):
+    import torch.nn.functional as F
+
+    from hf_metatts.modeling_blocks import split_flat_changes
+
+    report = write_centroid_start(embedding_model, corpora.prepared, str(tmp_path / "embeddings"), shots=SHOTS,
+                                  average="embeddings")
+    assert report["speakers"] == 2
+    base = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(embedding_model).eval()
+    rows = load_from_disk(corpora.prepared)["train"]
+    collate = MetaTTSDataCollator()
+    embeddings = []
+    for number, speaker in enumerate(["speaker0", "speaker1"]):
+        batch = collate([rows[i] for i in speaker_row_order(rows["speaker_id"], speaker, number)[:SHOTS]])
+        embeddings.append(base.voice_encoder.embed(batch["labels"], batch["labels_attention_mask"]))
+    assert not torch.allclose(embeddings[0], embeddings[1])
+    mean = F.normalize((embeddings[0] + embeddings[1]) / 2, dim=-1)
+    encoder = base.voice_encoder
+    with torch.no_grad():
+        changes = split_flat_changes(encoder.head(mean), encoder.names, encoder.shapes)
+    written = load_file(str(tmp_path / "embeddings" / "model.safetensors"))
+    for name in base.adapted_parameter_names():
+        torch.testing.assert_close(written[name], base.get_parameter(name).detach() + changes[name], atol=1e-6,
+                                   rtol=0)
+    # the head is nonlinear: the voice of the mean embedding is not the mean of the voices
+    write_centroid_start(embedding_model, corpora.prepared, str(tmp_path / "voices"), shots=SHOTS)
+    voices = load_file(str(tmp_path / "voices" / "model.safetensors"))
+    assert any(not torch.allclose(written[name], voices[name], atol=1e-5)
+               for name in base.adapted_parameter_names())
+
+
+def test_average_embeddings_needs_a_speaker_embedding_encoder_and_a_known_average(corpora, tmp_path):
+    out = tmp_path / "centroid"
+    with pytest.raises(CentroidStartError, match="speaker_embedding"):
+        write_centroid_start(corpora.model, corpora.prepared, str(out), shots=SHOTS, average="embeddings")
+    with pytest.raises(CentroidStartError, match="average='median' is unknown: choose one of voices, embeddings"):
+        write_centroid_start(corpora.model, corpora.prepared, str(out), shots=SHOTS, average="median")
+    assert not out.exists()

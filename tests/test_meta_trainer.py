@@ -251,10 +251,46 @@ def test_zero_shot_loss_weight_adds_the_query_loss_at_the_encoder_voice_to_the_o
         losses[weight] = (float(out.loss.detach()), learner.model.voice_encoder.weight.grad.clone())
     assert losses[0.5][0] > losses[0.0][0]
     assert not torch.allclose(losses[0.5][1], losses[0.0][1])  # the start term reaches the encoder
-    with pytest.raises(InvalidMetaConfigError, match="needs zero_shot_start"):
-        targs(tmp_path, zero_shot_loss_weight=1.0)
+    with pytest.raises(InvalidMetaConfigError, match="method='pretrain' has none"):
+        targs(tmp_path, method="pretrain", zero_shot_loss_weight=1.0)
     with pytest.raises(InvalidMetaConfigError, match="zero_shot_loss_weight=-1"):
         targs(tmp_path, zero_shot_start=True, zero_shot_loss_weight=-1.0)
+
+
+def test_zero_shot_loss_weight_anchors_a_plain_start_the_same_way(tmp_path):
+    """Without the support encoder the weighed start is the model's own adapted set: the term adds the query loss
+    there, and its gradient on the start is the query loss's gradient at the start on top of the first-order one."""
+    from hf_metatts.meta.maml import make_loss_fn, with_fixed_alignment
+
+    results = {}
+    for weight in (0.0, 1.0):
+        t = trainer(tmp_path / str(weight), model=toy_model(dropout=0.0), method="maml", inner_lr=0.05,
+                    zero_shot_loss_weight=weight, save_strategy="no", first_order=True)
+        learner = t.model
+        episode = t.episode_sampler.collate(t.episode_sampler.episode(0), toy_collator)
+        torch.manual_seed(0)
+        out = learner(episode["support"], episode["query"])
+        stats = learner.last_stats
+        names = learner.meta_config.adapted_parameter_names
+        own = dict(learner.model.named_parameters())
+        start_grads = {n: torch.zeros_like(own[n]) for n in names}
+        start_losses = []
+        for support, query in zip(episode["support"], episode["query"]):
+            params = learner.initial_params(with_fixed_alignment(learner.model, support))
+            loss = make_loss_fn(learner.model)(params, query)
+            start_losses.append(float(loss.detach()))
+            for n, g in zip(names, torch.autograd.grad(loss, [params[n] for n in names])):
+                start_grads[n] += g / len(episode["support"])
+        learner.zero_grad()
+        assert stats["query_loss_before"] == pytest.approx(sum(start_losses) / len(start_losses), rel=1e-5)
+        expected = stats["query_loss_after"] + weight * stats["query_loss_before"]
+        assert float(out.loss.detach()) == pytest.approx(expected, rel=1e-5)
+        out.loss.backward()
+        results[weight] = {n: own[n].grad.clone() for n in names}, start_grads
+    (plain, _), (anchored, start_grads) = results[0.0], results[1.0]
+    for n in plain:
+        torch.testing.assert_close(anchored[n], plain[n] + start_grads[n], rtol=1e-4, atol=1e-6)
+    assert any(start_grads[n].abs().max() > 0 for n in plain)
 
 
 def test_train_tasks_patterns_keep_the_matching_tasks_and_an_unmatched_pattern_is_a_clear_error():

@@ -70,8 +70,10 @@ class MetaTrainingArguments(TrainingArguments):
     )
     zero_shot_loss_weight: float = field(
         default=0.0,
-        metadata={"help": "With zero_shot_start: add this weight times the query loss at the support encoder's voice "
-                  "(before any step) to the meta-objective, so the encoder's voice is good on its own too."},
+        metadata={"help": "Add this weight times the query loss at the start voice (before any step) to the "
+                  "meta-objective, so the start is a good voice on its own too: the support encoder's voice with "
+                  "zero_shot_start, else the model's own values of the adapted set (an anchor that keeps a plain "
+                  "start, such as `hf-metatts centroid-start`'s, from drifting away from every voice)."},
     )
     identity_encoder: str | None = field(
         default=None,
@@ -92,7 +94,7 @@ class MetaTrainingArguments(TrainingArguments):
     content_loss_at_start: bool = field(
         default=True,
         metadata={"help": "With content_loss_weight and zero_shot_loss_weight: also add the content term to the query "
-                  "loss at the support encoder's voice. False charges only the voice after the steps, so the term "
+                  "loss at the start voice. False charges only the voice after the steps, so the term "
                   "asks the steps to keep what the start voice says readable, not the start voice to change."},
     )
     global_variance_weight: float = field(
@@ -167,9 +169,9 @@ def validate_meta_arguments(args: MetaTrainingArguments) -> None:
         raise InvalidMetaConfigError(
             f"zero_shot_loss_weight={args.zero_shot_loss_weight} must be a finite number >= 0."
         )
-    if args.zero_shot_loss_weight > 0 and not args.zero_shot_start:
-        raise InvalidMetaConfigError("zero_shot_loss_weight needs zero_shot_start=true: without the support encoder "
-                                     "there is no zero-shot voice to weigh.")
+    if args.zero_shot_loss_weight > 0 and args.method == "pretrain":
+        raise InvalidMetaConfigError("zero_shot_loss_weight weighs the start of the inner loop, and method='pretrain' "
+                                     "has none: set it to 0 or choose a meta-learning method.")
     if args.identity_loss_weight > 0 and not args.identity_encoder:
         raise InvalidMetaConfigError(
             "identity_loss_weight > 0 needs identity_encoder: the folder of an encoder trained with "

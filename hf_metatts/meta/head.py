@@ -68,9 +68,10 @@ class MetaLearnerConfig:
         return asdict(self)
 
     @property
-    def weighs_zero_shot_start(self) -> bool:
-        """Whether the meta-objective also scores the support encoder's voice before any step."""
-        return self.zero_shot_start and self.zero_shot_loss_weight > 0
+    def weighs_start(self) -> bool:
+        """Whether the meta-objective also scores the start voice before any step: the support encoder's voice
+        with ``zero_shot_start``, else the model's own values of the adapted set."""
+        return self.zero_shot_loss_weight > 0
 
     # Settings that must agree for a checkpoint to be resumed by another run.
     RESUME_KEYS = (

@@ -57,7 +57,7 @@ class MetaLearner(nn.Module):
         content_loss_weight: with a weight > 0, the query loss of the meta-objective adds ``weight`` times the
             model's own aligner's negative log posterior of each predicted query frame's token
             (:func:`~hf_metatts.meta.content.output_token_nll`, a fixed critic); the inner loop keeps its loss.
-            ``content_loss_at_start=False`` leaves it out of the query loss at the support encoder's voice.
+            ``content_loss_at_start=False`` leaves it out of the query loss at the start voice.
     """
 
     def __init__(self, model: nn.Module, config: MetaLearnerConfig, head: MetaLearnerHead | None = None,
@@ -105,15 +105,15 @@ class MetaLearner(nn.Module):
         self, support: Sequence[Batch], query: Sequence[Batch], steps: int, first_order: bool, msl: bool
     ) -> tuple[InnerLoopResult, torch.Tensor | None, torch.Tensor | None]:
         """Adapt on one task's support set; return the loop result, the (differentiable) query loss after the
-        steps (None when the loop diverged) and the query loss at the start (None unless ``zero_shot_loss_weight``
-        applies)."""
+        steps (None when the loop diverged) and the query loss at the start voice (None unless
+        ``zero_shot_loss_weight`` is set)."""
         loss_fn = make_loss_fn(self.model)
         objective = self._query_objective(loss_fn)
         inner_loss_fn = self._inner_loss_fn(loss_fn)
         support = with_fixed_alignment(self.model, support)
         params = self.initial_params(support)
         start_loss = None
-        if self.meta_config.weighs_zero_shot_start:
+        if self.meta_config.weighs_start:
             start_loss = self._query_objective(loss_fn, content=self.content_loss_at_start)(params, query)
         weights = None
         if msl:
@@ -178,7 +178,7 @@ class MetaLearner(nn.Module):
         losses, before, after, terms, skipped = [], [], [], {}, 0
         for task_support, task_query in zip(support, query):
             self._terms_after = {}
-            if self.log_before and not cfg.weighs_zero_shot_start:
+            if self.log_before and not cfg.weighs_start:
                 with torch.no_grad():
                     objective = self._query_objective(make_loss_fn(self.model))
                     before.append(float(objective(self.initial_params(task_support), task_query)))

@@ -34,40 +34,73 @@ class CentroidStartError(ValueError):
     """A checkpoint or corpus the centroid start cannot be built from; the message says what to change."""
 
 
-def centroid_voice(model, meta_learner, rows, shots: int = 5, seed: int = 0) -> tuple[dict[str, torch.Tensor], int]:
-    """The mean over the speakers of ``rows`` (a prepared split with ``speaker_id``, ``input_ids``, ``labels``) of
-    the support encoder's voice from ``shots`` of each speaker's rows (drawn with ``[seed, speaker number]``) ->
-    (``{name: tensor}`` of the adapted set, the number of speakers averaged). Speakers with fewer rows are skipped."""
+#: What ``centroid_voice`` averages over the speakers: the encoder's voices, or (an encoder on a speaker encoder)
+#: the speaker embeddings, whose unit mean the encoder's head then turns into one voice.
+AVERAGES = ("voices", "embeddings")
+
+
+def centroid_voice(model, meta_learner, rows, shots: int = 5, seed: int = 0,
+                   average: str = "voices") -> tuple[dict[str, torch.Tensor], int]:
+    """The centroid over the speakers of ``rows`` (a prepared split with ``speaker_id``, ``input_ids``, ``labels``)
+    of what the support encoder reads off ``shots`` of each speaker's rows (drawn with ``[seed, speaker number]``)
+    -> (``{name: tensor}`` of the adapted set, the number of speakers averaged). Speakers with fewer rows are
+    skipped. ``average="voices"`` is the mean of the encoder's voices; ``"embeddings"`` (a ``speaker_embedding``
+    encoder only) is the encoder's voice for the unit mean of the speakers' embeddings ``(D,)``, the output of the
+    mean rather than the mean of the outputs.
+
+    Raises:
+        CentroidStartError: no speaker has ``shots`` rows, ``average`` is unknown, or ``"embeddings"`` is asked of
+            a model whose support encoder has no speaker embedding.
+    """
     from ..data_collator import MetaTTSDataCollator
     from ..meta import adapt_parameters
+    from ..modeling_blocks import split_flat_changes
     from .vocoder_aligned import rows_by_speaker
 
+    if average not in AVERAGES:
+        raise CentroidStartError(f"average={average!r} is unknown: choose one of {', '.join(AVERAGES)}.")
+    if average == "embeddings" and not hasattr(model.voice_encoder, "embed"):
+        raise CentroidStartError("average='embeddings' needs a support encoder on a speaker encoder "
+                                 "(config.voice_encoder_type='speaker_embedding'); this model's has no embedding: "
+                                 "average the voices instead.")
     by_speaker = rows_by_speaker(rows["speaker_id"])
     collate = MetaTTSDataCollator(pad_token_id=model.config.pad_token_id)
     sums, count = None, 0
     was_training = model.training
     model.eval()
     try:
-        for number, speaker in enumerate(sorted(by_speaker)):
-            indices = by_speaker[speaker]
-            if len(indices) < shots:
-                continue
-            chosen = np.random.default_rng([seed, number]).permutation(indices)[:shots].tolist()
-            voice = adapt_parameters(model, collate([rows[i] for i in chosen]), method="zero_shot", steps=0,
-                                     meta_learner=meta_learner)
-            voice = {name: value.double() for name, value in voice.items()}
-            sums = voice if sums is None else {name: sums[name] + voice[name] for name in sums}
-            count += 1
+        with torch.no_grad():
+            for number, speaker in enumerate(sorted(by_speaker)):
+                indices = by_speaker[speaker]
+                if len(indices) < shots:
+                    continue
+                chosen = np.random.default_rng([seed, number]).permutation(indices)[:shots].tolist()
+                batch = collate([rows[i] for i in chosen])
+                if average == "embeddings":
+                    read = {"embedding": model.voice_encoder.embed(batch["labels"], batch["labels_attention_mask"])}
+                else:
+                    read = adapt_parameters(model, batch, method="zero_shot", steps=0, meta_learner=meta_learner)
+                read = {name: value.double() for name, value in read.items()}
+                sums = read if sums is None else {name: sums[name] + read[name] for name in sums}
+                count += 1
+            if not count:
+                raise CentroidStartError(f"No speaker has {shots} rows: lower --shots.")
+            if average == "embeddings":
+                embedding = torch.nn.functional.normalize(sums["embedding"] / count, dim=-1).float()
+                encoder = model.voice_encoder
+                changes = split_flat_changes(encoder.head(embedding), encoder.names, encoder.shapes)
+                own = dict(model.named_parameters())
+                names = meta_learner.config.adapted_parameter_names
+                return {name: (own[name] + changes[name] if name in changes else own[name]).detach().clone()
+                        for name in names}, count
     finally:
         model.train(was_training)
-    if not count:
-        raise CentroidStartError(f"No speaker has {shots} rows: lower --shots.")
     return {name: (value / count).float() for name, value in sums.items()}, count
 
 
 def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, split: str = "train", shots: int = 5,
                          seed: int = 0, inner_lr: float | None = None, global_variance_weight: float | None = None,
-                         overwrite: bool = False) -> dict:
+                         overwrite: bool = False, average: str = "voices") -> dict:
     """Write ``output_dir``: the checkpoint of ``model_dir`` with its adapted set at :func:`centroid_voice` of
     ``split`` of the prepared corpus ``prepared_path``, its processor, and its meta-learner with ``zero_shot_start``
     off (and ``inner_lr`` / ``global_variance_weight`` replaced where given). Returns ``{"files", "speakers",
@@ -75,7 +108,8 @@ def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, sp
 
     Raises:
         CentroidStartError: ``model_dir`` has no meta-learner trained with ``zero_shot_start`` or no support
-            encoder, or ``prepared_path`` is no prepared corpus with that split (checked before writing).
+            encoder, ``prepared_path`` is no prepared corpus with that split, or ``average`` does not suit the
+            model (see :func:`centroid_voice`; all checked before writing).
         RunFolderExistsError: ``output_dir`` holds files and ``overwrite`` is False (left as it was).
     """
     from .. import MetaTTSForTextToSpeech
@@ -90,6 +124,8 @@ def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, sp
     from .unbundle import RunFolderExistsError
     from .vocoder_aligned import AlignedCorpusError, prepared_split
 
+    if average not in AVERAGES:
+        raise CentroidStartError(f"average={average!r} is unknown: choose one of {', '.join(AVERAGES)}.")
     refuse_taken_output_folder(output_dir, overwrite, RunFolderExistsError)
     meta_learner = load_meta_learner(model_dir) if os.path.isdir(model_dir) else None
     if meta_learner is None or not meta_learner.config.zero_shot_start:
@@ -101,7 +137,7 @@ def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, sp
     except AlignedCorpusError as error:
         raise CentroidStartError(str(error)) from error
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
-    centroid, speakers = centroid_voice(model, meta_learner, rows, shots, seed)
+    centroid, speakers = centroid_voice(model, meta_learner, rows, shots, seed, average)
     own = dict(model.named_parameters())
     moved = {}
     with torch.no_grad():
@@ -113,15 +149,15 @@ def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, sp
     write_meta_config(staging, dataclasses.replace(config, zero_shot_start=False, zero_shot_loss_weight=0.0))
     publish_staged_folder(staging, output_dir)
     files = sorted(os.listdir(output_dir))
-    logger.info("wrote %s: the adapted set at the mean encoder voice of %d speakers of %s (%s)", output_dir,
-                speakers, prepared_path, split)
+    logger.info("wrote %s: the adapted set at the centroid (average=%s) of the encoder's reading of %d speakers of "
+                "%s (%s)", output_dir, average, speakers, prepared_path, split)
     return {"files": files, "speakers": speakers, "moved": moved}
 
 
 def _run(args) -> int:
     write_centroid_start(args.model, args.dataset, args.out, split=args.split, shots=args.shots, seed=args.seed,
                          inner_lr=args.inner_lr, global_variance_weight=args.global_variance_weight,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, average=args.average)
     return 0
 
 
@@ -143,9 +179,12 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="step size to write into the meta-learner (a fixed-rate maml one); default: its own")
     parser.add_argument("--global-variance-weight", type=float, default=None,
                         help="global-variance weight to write into the meta-learner; default: its own")
+    parser.add_argument("--average", choices=AVERAGES, default="voices",
+                        help="voices: the mean of the encoder's voices (default); embeddings: the encoder's voice for "
+                        "the unit mean of the speakers' embeddings (a speaker_embedding encoder only)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out when it already holds files")
     parser.set_defaults(func=_run)
     return parser
 
 
-__all__ = ["CentroidStartError", "centroid_voice", "register", "write_centroid_start"]
+__all__ = ["AVERAGES", "CentroidStartError", "centroid_voice", "register", "write_centroid_start"]
