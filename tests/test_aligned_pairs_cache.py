@@ -145,3 +145,27 @@ def test_the_vocoder_commands_take_a_pairs_cache(corpora, tmp_path, adaptations)
             "--eval-episodes", "1", "--threads", "1", "--pairs-cache", str(cache)]
     assert cli_main(meta) == 0
     assert len(adaptations) == 8 and len(cache_files(cache)) == 8  # with support clips: pairs of their own
+
+
+def test_the_key_follows_the_library_source_but_not_the_bundled_copies(tmp_path, model, corpora):
+    from hf_metatts.training.aligned_pairs_cache import pairs_key, source_digest
+
+    package = tmp_path / "package"
+    (package / "meta").mkdir(parents=True)
+    (package / "checkpoints" / "default").mkdir(parents=True)
+    (package / "modeling.py").write_text("A = 1\n")
+    (package / "meta" / "maml.py").write_text("B = 2\n")
+    (package / "checkpoints" / "default" / "modeling.py").write_text("A = 1\n")
+    first = source_digest(str(package))
+    (package / "checkpoints" / "default" / "modeling.py").write_text("A = 3\n")
+    (package / "notes.txt").write_text("not code")
+    assert source_digest(str(package)) == first  # the remote-code copies and other files are not the library
+    (package / "meta" / "maml.py").write_text("B = 3\n")
+    edited = source_digest(str(package))
+    assert edited != first and edited.startswith("sha256:")
+    (package / "meta" / "maml.py").rename(package / "meta" / "moved.py")
+    assert source_digest(str(package)) not in (first, edited)  # a renamed file is another library too
+    rows = vocoder_aligned.prepared_split(corpora.prepared, "train")
+    key, parts = pairs_key(model, None, rows, rows, {"seed": 0})
+    assert parts["library_source"] == source_digest()
+    assert key == pairs_key(model, None, rows, rows, {"seed": 0})[0]

@@ -6,11 +6,11 @@ timing: minutes for the default corpus, the same minutes in every ``train-vocode
 saves the log-mels (``aligned-pairs-<key>.npz``, with the key's parts in ``aligned-pairs-<key>.json``) and later
 runs load them. The audio is not stored: it is read from the corpus again, as without the cache.
 
-The key is a SHA-256 over everything the log-mels depend on: the library and torch versions, the aligned model's
-config and every weight, the meta-learner's config and tensors, both corpus splits (their `datasets` fingerprints
-and the paths, sizes and modification times of their Arrow files) and the settings of ``aligned_clips``. A change
-of any of them is a new file; a change of the library's code within one version is not seen, so clear the folder
-after editing the adaptation code.
+The key is a SHA-256 over everything the log-mels depend on: the library's version and source code (every ``.py``
+file of the package, so an edit of the model or the adaptation code is a new key), the torch version, the aligned
+model's config and every weight, the meta-learner's config and tensors, both corpus splits (their `datasets`
+fingerprints and the paths, sizes and modification times of their Arrow files) and the settings of
+``aligned_clips``. A change of any of them is a new file.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 #: Bumped when the file layout changes; part of the key.
 CACHE_FORMAT = 1
+#: The package's own folder, whose ``.py`` files are part of the key (the bundled checkpoints' copies left out).
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PREFIX = "aligned-pairs-"
 
 
@@ -47,6 +49,20 @@ def split_identity(rows) -> dict:
     return {"fingerprint": getattr(rows, "_fingerprint", None), "rows": len(rows), "files": files}
 
 
+def source_digest(package_dir: str = PACKAGE_DIR) -> str:
+    """``"sha256:<hex>"`` over the relative paths and bytes of every ``.py`` file under ``package_dir`` (sorted),
+    except the remote-code copies inside ``checkpoints/``: any edit of the library's code changes it."""
+    digest = hashlib.sha256()
+    for root, folders, files in os.walk(package_dir):
+        folders[:] = sorted(f for f in folders if f not in ("checkpoints", "__pycache__"))
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, package_dir).encode() + b"\0")
+            with open(path, "rb") as handle:
+                digest.update(handle.read() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
 def pairs_key(model, meta_learner, prepared_rows, audio_rows, settings: dict) -> tuple[str, dict]:
     """-> (hex key, its parts) for the pairs ``aligned_clips`` builds with these inputs and ``settings`` (its
     keyword arguments: split, shots, clips per speaker, seed, batch size, start fraction, with_support)."""
@@ -56,6 +72,7 @@ def pairs_key(model, meta_learner, prepared_rows, audio_rows, settings: dict) ->
     parts = {
         "format": CACHE_FORMAT,
         "library_version": __version__,
+        "library_source": source_digest(),
         "torch_version": torch.__version__,
         "model_config": model.config.to_diff_dict(),
         "model_weights": tensor_digest(model.state_dict()),
