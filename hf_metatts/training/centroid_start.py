@@ -39,63 +39,75 @@ class CentroidStartError(ValueError):
 AVERAGES = ("voices", "embeddings")
 
 
+def speaker_supports(rows, shots: int, seed: int, pad_token_id: int):
+    """Yield one collated batch of ``shots`` rows per speaker of ``rows`` (sorted speakers; each speaker's rows drawn
+    with ``[seed, speaker number]``); speakers with fewer rows are skipped."""
+    from ..data_collator import MetaTTSDataCollator
+    from .vocoder_aligned import rows_by_speaker
+
+    by_speaker = rows_by_speaker(rows["speaker_id"])
+    collate = MetaTTSDataCollator(pad_token_id=pad_token_id)
+    for number, speaker in enumerate(sorted(by_speaker)):
+        indices = by_speaker[speaker]
+        if len(indices) >= shots:
+            chosen = np.random.default_rng([seed, number]).permutation(indices)[:shots].tolist()
+            yield collate([rows[i] for i in chosen])
+
+
+def mean_of(readings) -> tuple[dict[str, torch.Tensor], int]:
+    """``{name: tensor}`` readings -> (their mean, accumulated in float64, returned in float32; how many)."""
+    sums, count = None, 0
+    for reading in readings:
+        reading = {name: value.double() for name, value in reading.items()}
+        sums = reading if sums is None else {name: sums[name] + reading[name] for name in sums}
+        count += 1
+    return ({name: (value / count).float() for name, value in sums.items()} if count else {}), count
+
+
 def centroid_voice(model, meta_learner, rows, shots: int = 5, seed: int = 0,
                    average: str = "voices") -> tuple[dict[str, torch.Tensor], int]:
     """The centroid over the speakers of ``rows`` (a prepared split with ``speaker_id``, ``input_ids``, ``labels``)
-    of what the support encoder reads off ``shots`` of each speaker's rows (drawn with ``[seed, speaker number]``)
-    -> (``{name: tensor}`` of the adapted set, the number of speakers averaged). Speakers with fewer rows are
-    skipped. ``average="voices"`` is the mean of the encoder's voices; ``"embeddings"`` (a ``speaker_embedding``
-    encoder only) is the encoder's voice for the unit mean of the speakers' embeddings ``(D,)``, the output of the
-    mean rather than the mean of the outputs.
+    of what the support encoder reads off ``shots`` of each speaker's rows (:func:`speaker_supports`) ->
+    (``{name: tensor}`` of the adapted set, the number of speakers averaged). ``average="voices"`` is the mean of
+    the encoder's voices; ``"embeddings"`` (a ``speaker_embedding`` encoder only) is the encoder's voice for the
+    unit mean of the speakers' embeddings ``(D,)``: the output of the mean rather than the mean of the outputs.
 
     Raises:
         CentroidStartError: no speaker has ``shots`` rows, ``average`` is unknown, or ``"embeddings"`` is asked of
             a model whose support encoder has no speaker embedding.
     """
-    from ..data_collator import MetaTTSDataCollator
     from ..meta import adapt_parameters
     from ..modeling_blocks import split_flat_changes
-    from .vocoder_aligned import rows_by_speaker
 
     if average not in AVERAGES:
         raise CentroidStartError(f"average={average!r} is unknown: choose one of {', '.join(AVERAGES)}.")
-    if average == "embeddings" and not hasattr(model.voice_encoder, "embed"):
+    encoder = model.voice_encoder
+    if average == "embeddings" and not hasattr(encoder, "embed"):
         raise CentroidStartError("average='embeddings' needs a support encoder on a speaker encoder "
                                  "(config.voice_encoder_type='speaker_embedding'); this model's has no embedding: "
                                  "average the voices instead.")
-    by_speaker = rows_by_speaker(rows["speaker_id"])
-    collate = MetaTTSDataCollator(pad_token_id=model.config.pad_token_id)
-    sums, count = None, 0
+    supports = speaker_supports(rows, shots, seed, model.config.pad_token_id)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for number, speaker in enumerate(sorted(by_speaker)):
-                indices = by_speaker[speaker]
-                if len(indices) < shots:
-                    continue
-                chosen = np.random.default_rng([seed, number]).permutation(indices)[:shots].tolist()
-                batch = collate([rows[i] for i in chosen])
-                if average == "embeddings":
-                    read = {"embedding": model.voice_encoder.embed(batch["labels"], batch["labels_attention_mask"])}
-                else:
-                    read = adapt_parameters(model, batch, method="zero_shot", steps=0, meta_learner=meta_learner)
-                read = {name: value.double() for name, value in read.items()}
-                sums = read if sums is None else {name: sums[name] + read[name] for name in sums}
-                count += 1
-            if not count:
-                raise CentroidStartError(f"No speaker has {shots} rows: lower --shots.")
-            if average == "embeddings":
-                embedding = torch.nn.functional.normalize(sums["embedding"] / count, dim=-1).float()
-                encoder = model.voice_encoder
-                changes = split_flat_changes(encoder.head(embedding), encoder.names, encoder.shapes)
-                own = dict(model.named_parameters())
-                names = meta_learner.config.adapted_parameter_names
-                return {name: (own[name] + changes[name] if name in changes else own[name]).detach().clone()
-                        for name in names}, count
+            if average == "voices":
+                voice, count = mean_of(adapt_parameters(model, batch, method="zero_shot", steps=0,
+                                                        meta_learner=meta_learner) for batch in supports)
+            else:
+                mean, count = mean_of({"embedding": encoder.embed(batch["labels"], batch["labels_attention_mask"])}
+                                      for batch in supports)
+                if count:
+                    embedding = torch.nn.functional.normalize(mean["embedding"], dim=-1)
+                    changes = split_flat_changes(encoder.head(embedding), encoder.names, encoder.shapes)
+                    voice = {name: model.get_parameter(name) + changes[name] if name in changes
+                             else model.get_parameter(name).clone()
+                             for name in meta_learner.config.adapted_parameter_names}
     finally:
         model.train(was_training)
-    return {name: (value / count).float() for name, value in sums.items()}, count
+    if not count:
+        raise CentroidStartError(f"No speaker has {shots} rows: lower --shots.")
+    return voice, count
 
 
 def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, split: str = "train", shots: int = 5,
