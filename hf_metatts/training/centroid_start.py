@@ -39,6 +39,12 @@ class CentroidStartError(ValueError):
 AVERAGES = ("voices", "embeddings")
 
 
+def check_average(average: str) -> None:
+    """Raise CentroidStartError unless ``average`` is one of :data:`AVERAGES`."""
+    if average not in AVERAGES:
+        raise CentroidStartError(f"average={average!r} is unknown: choose one of {', '.join(AVERAGES)}.")
+
+
 def speaker_supports(rows, shots: int, seed: int, pad_token_id: int):
     """Yield one collated batch of ``shots`` rows per speaker of ``rows`` (sorted speakers; each speaker's rows drawn
     with ``[seed, speaker number]``); speakers with fewer rows are skipped."""
@@ -55,13 +61,15 @@ def speaker_supports(rows, shots: int, seed: int, pad_token_id: int):
 
 
 def mean_of(readings) -> tuple[dict[str, torch.Tensor], int]:
-    """``{name: tensor}`` readings -> (their mean, accumulated in float64, returned in float32; how many)."""
-    sums, count = None, 0
-    for reading in readings:
-        reading = {name: value.double() for name, value in reading.items()}
-        sums = reading if sums is None else {name: sums[name] + reading[name] for name in sums}
-        count += 1
-    return ({name: (value / count).float() for name, value in sums.items()} if count else {}), count
+    """``{name: tensor}`` readings -> (their mean, computed in float64 by
+    :func:`~hf_metatts.training.average.average_state_dicts`; how many). ``({}, 0)`` for none."""
+    from .average import average_state_dicts
+
+    readings = list(readings)
+    if not readings:
+        return {}, 0
+    labels = [f"reading {number}" for number in range(len(readings))]
+    return average_state_dicts(readings, [1.0 / len(readings)] * len(readings), labels), len(readings)
 
 
 def centroid_voice(model, meta_learner, rows, shots: int = 5, seed: int = 0,
@@ -79,8 +87,7 @@ def centroid_voice(model, meta_learner, rows, shots: int = 5, seed: int = 0,
     from ..meta import adapt_parameters
     from ..modeling_blocks import split_flat_changes
 
-    if average not in AVERAGES:
-        raise CentroidStartError(f"average={average!r} is unknown: choose one of {', '.join(AVERAGES)}.")
+    check_average(average)
     encoder = model.voice_encoder
     if average == "embeddings" and not hasattr(encoder, "embed"):
         raise CentroidStartError("average='embeddings' needs a support encoder on a speaker encoder "
@@ -136,8 +143,7 @@ def write_centroid_start(model_dir: str, prepared_path: str, output_dir: str, sp
     from .unbundle import RunFolderExistsError
     from .vocoder_aligned import AlignedCorpusError, prepared_split
 
-    if average not in AVERAGES:
-        raise CentroidStartError(f"average={average!r} is unknown: choose one of {', '.join(AVERAGES)}.")
+    check_average(average)
     refuse_taken_output_folder(output_dir, overwrite, RunFolderExistsError)
     meta_learner = load_meta_learner(model_dir) if os.path.isdir(model_dir) else None
     if meta_learner is None or not meta_learner.config.zero_shot_start:
