@@ -176,3 +176,55 @@ def test_meta_train_refuses_the_encoder_without_a_zero_shot_start_or_a_trained_f
     with pytest.raises(InvalidMetaConfigError, match="train-identity-encoder"):
         _meta_train(tmp_path, speaker_embedding_voice_encoder=str(tmp_path / "missing"))
     assert not os.path.exists(tmp_path / "out" / "model.safetensors")  # nothing was trained or saved
+
+
+def test_a_checkpoint_with_a_speaker_encoder_serves_as_the_identity_encoder(tmp_path):
+    from hf_metatts.meta.identity import load_identity_encoder
+
+    model = attached_model()
+    model.save_pretrained(tmp_path / "model")
+    encoder = load_identity_encoder(str(tmp_path / "model"))
+    assert isinstance(encoder, SpeakerIdentityEncoder) and encoder is not model.voice_encoder.speaker_encoder
+    assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    mels, mask = support_mels()
+    with torch.no_grad():
+        assert torch.equal(encoder(mels, mask), model.voice_encoder.speaker_encoder(mels, mask))
+
+
+def test_the_bundled_checkpoint_lends_its_speaker_encoder():
+    import hf_metatts
+    from hf_metatts.meta.identity import load_identity_encoder
+
+    encoder = load_identity_encoder(hf_metatts.DEFAULT_CHECKPOINT)
+    bundled = MetaTTSForTextToSpeech.from_pretrained(hf_metatts.DEFAULT_CHECKPOINT).voice_encoder.speaker_encoder
+    assert encoder.config == bundled.config
+    mels, mask = support_mels(clips=2, frames=40)
+    with torch.no_grad():
+        embeddings = encoder(mels, mask)
+        assert torch.equal(embeddings, bundled(mels, mask))
+    assert embeddings.shape == (2, encoder.config.embedding_dim)
+
+
+def test_a_checkpoint_without_a_speaker_encoder_is_refused_and_left_as_it_was(tmp_path):
+    from hf_metatts.meta.identity import load_identity_encoder
+
+    tiny_model().save_pretrained(tmp_path / "plain")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "plain").iterdir()}
+    with pytest.raises(InvalidMetaConfigError, match="has no speaker encoder.*train-identity-encoder"):
+        load_identity_encoder(str(tmp_path / "plain"))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "plain").iterdir()} == before
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(InvalidMetaConfigError, match="is no MetaTTS checkpoint"):
+        load_identity_encoder(str(tmp_path / "other"))
+
+
+@pytest.mark.slow
+def test_meta_train_takes_its_identity_critic_from_a_checkpoint(tmp_path, caplog):
+    critic = attached_model(seed=3)
+    critic.save_pretrained(tmp_path / "critic")
+    with caplog.at_level("INFO"):
+        assert _meta_train(tmp_path, identity_loss_weight=1.0, identity_encoder=str(tmp_path / "critic")) == 0
+    assert f"identity term (encoder {tmp_path / 'critic'})" in caplog.text
+    trained = MetaTTSForTextToSpeech.from_pretrained(str(tmp_path / "out"))
+    assert trained.config.voice_encoder_type == "convolution"  # the critic scores the run; it is not saved with it

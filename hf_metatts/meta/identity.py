@@ -47,21 +47,57 @@ def save_identity_encoder(encoder: SpeakerIdentityEncoder, directory: str, extra
 def load_identity_encoder(directory: str) -> SpeakerIdentityEncoder:
     """A trained encoder from ``directory``, frozen (no gradients to its weights) and in eval mode.
 
+    ``directory`` is a folder written by ``hf-metatts train-identity-encoder``, or a MetaTTS checkpoint whose
+    support encoder sits on a speaker encoder (``voice_encoder_type="speaker_embedding"``, e.g. the bundled
+    ``hf_metatts.DEFAULT_CHECKPOINT``): its speaker encoder is returned, a copy detached from the model.
+
     Raises:
-        InvalidMetaConfigError: the folder holds no encoder written by ``hf-metatts train-identity-encoder``.
+        InvalidMetaConfigError: the folder holds neither, or it is a MetaTTS checkpoint without a speaker encoder.
     """
     config_path = os.path.join(directory, IDENTITY_CONFIG_NAME)
     weights_path = os.path.join(directory, IDENTITY_WEIGHTS_NAME)
     if not (os.path.isfile(config_path) and os.path.isfile(weights_path)):
+        if _is_metatts_checkpoint(directory):
+            return _checkpoint_speaker_encoder(directory)
         raise InvalidMetaConfigError(
-            f"identity_encoder={directory!r} holds no {IDENTITY_CONFIG_NAME} and {IDENTITY_WEIGHTS_NAME}: train one "
-            "with `hf-metatts train-identity-encoder --dataset PREPARED_CORPUS --out DIR`."
+            f"identity_encoder={directory!r} holds no {IDENTITY_CONFIG_NAME} and {IDENTITY_WEIGHTS_NAME} and is no "
+            "MetaTTS checkpoint: train one with `hf-metatts train-identity-encoder --dataset PREPARED_CORPUS --out "
+            "DIR`, or name a checkpoint whose support encoder has one (e.g. hf_metatts.DEFAULT_CHECKPOINT)."
         )
     with open(config_path, encoding="utf-8") as handle:
         values = json.load(handle)
     values.pop("training", None)
     encoder = SpeakerIdentityEncoder(IdentityEncoderConfig(**values))
     encoder.load_state_dict(load_file(weights_path), strict=True)
+    encoder.requires_grad_(False)
+    return encoder.eval()
+
+
+def _is_metatts_checkpoint(directory: str) -> bool:
+    """Whether ``directory`` holds a ``config.json`` of ``model_type`` metatts."""
+    from ..configuration_metatts import MetaTTSConfig
+
+    path = os.path.join(directory, "config.json")
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle).get("model_type") == MetaTTSConfig.model_type
+
+
+def _checkpoint_speaker_encoder(directory: str) -> SpeakerIdentityEncoder:
+    """The frozen speaker encoder under the support encoder of the MetaTTS checkpoint at ``directory``."""
+    from ..modeling_metatts import MetaTTSForTextToSpeech
+    from ..modeling_speaker_encoder import SpeakerEmbeddingVoiceEncoder
+
+    model = MetaTTSForTextToSpeech.from_pretrained(directory)
+    if not isinstance(model.voice_encoder, SpeakerEmbeddingVoiceEncoder):
+        kind = "none" if model.voice_encoder is None else repr(model.config.voice_encoder_type)
+        raise InvalidMetaConfigError(
+            f"The MetaTTS checkpoint {directory!r} has no speaker encoder (its support encoder: {kind}): name a "
+            "checkpoint with voice_encoder_type='speaker_embedding', or train an encoder with "
+            "`hf-metatts train-identity-encoder --dataset PREPARED_CORPUS --out DIR`."
+        )
+    encoder = model.voice_encoder.speaker_encoder
     encoder.requires_grad_(False)
     return encoder.eval()
 
