@@ -150,6 +150,16 @@ def test_meta_learner_parameters_get_their_own_learning_rate(tmp_path):
         targs(tmp_path, meta_learner_learning_rate=0.0)
 
 
+def test_learning_rate_zero_learns_the_rates_of_a_fixed_start(tmp_path):
+    t = trainer(tmp_path, method="metasgd", max_steps=3, save_strategy="no", learning_rate=0.0,
+                meta_learner_learning_rate=0.2, model=toy_model())
+    weights_before, rates_before = params(t.model.model), params(t.model.head)
+    t.train()
+    assert all(torch.equal(p.detach(), weights_before[n]) for n, p in t.model.model.named_parameters())
+    moved = max((p.detach() - rates_before[n]).abs().max().item() for n, p in t.model.head.named_parameters())
+    assert moved > 0.1
+
+
 def test_bad_input_is_refused_before_training(tmp_path):
     small = toy_dataset(num_speakers=3, per_speaker=4)
     with pytest.raises(TaskSplitTooSmallError, match="spk0"):
