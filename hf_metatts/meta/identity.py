@@ -49,7 +49,7 @@ def load_identity_encoder(directory: str) -> SpeakerIdentityEncoder:
 
     ``directory`` is a folder written by ``hf-metatts train-identity-encoder``, or a MetaTTS checkpoint whose
     support encoder sits on a speaker encoder (``voice_encoder_type="speaker_embedding"``, e.g. the bundled
-    ``hf_metatts.DEFAULT_CHECKPOINT``): its speaker encoder is returned, a copy detached from the model.
+    ``hf_metatts.DEFAULT_CHECKPOINT``): the checkpoint is loaded and its speaker encoder alone is returned.
 
     Raises:
         InvalidMetaConfigError: the folder holds neither, or it is a MetaTTS checkpoint without a speaker encoder.
