@@ -17,6 +17,8 @@ set on the same 5-shot support clips; only the update differs:
   (``hf_metatts.meta.content``), e.g. ``learned+gv0.3+ct0.1``. A term given this way replaces the
   meta-learner's own terms for ``learned``: write them out.
 
+``--support-durations aligner`` gives every support clip the model's own aligner's durations, as ``model.adapt``
+does for a user's clips, in place of the corpus's phone timings (the default, as the bars' harness reads them).
 ``--identity-encoder DIR --identity-weight W`` adds a speaker-identity term (``hf_metatts.meta.identity``) to
 every rule's support loss. ``--parameters PATTERN...`` lets the adam and sgd rules update only part of the
 adapted set (the rest keeps its start values); ``--wer`` adds the recogniser's word error rate (English
@@ -66,6 +68,7 @@ logger = logging.getLogger("adaptation_rules")
 OPTIMIZERS = ("adam", "sgd")
 TERM_SUFFIXES = ("gv", "ct")
 MEAN_KEYS = ("similarity", "mcd", "support_mel_l1", "moved", "gv_ratio")
+SUPPORT_DURATIONS = ("timings", "aligner")
 
 
 @dataclass
@@ -233,7 +236,10 @@ def run(args, reuse: dict | None = None) -> dict:
         per_task, trials = {}, {}
         for task in tasks:
             # durations once per task: adaptation and the mel readout reuse them (the aligner never adapts)
-            support = with_fixed_alignment(model, [support_batch(task.pool[: args.shots], processor)])[0]
+            support = support_batch(task.pool[: args.shots], processor)
+            if args.support_durations == "aligner":
+                support.pop("durations", None)
+            support = with_fixed_alignment(model, [support])[0]
             start = {n: own[n].detach().clone() for n in names}
             if encoder_start:
                 with torch.no_grad():
@@ -270,6 +276,7 @@ def run(args, reuse: dict | None = None) -> dict:
     return {
         "checkpoint": args.checkpoint, "split": args.split, "tasks": [t.name for t in tasks], "shots": args.shots,
         "start": "encoder" if encoder_start else "model", "updated_by_adam_and_sgd": updated,
+        "support_durations": args.support_durations,
         "support_identity_term": ({"encoder": args.identity_encoder, "weight": args.identity_weight}
                                   if loss_term is not None else None),
         "recordings_wer": (float(np.mean([a.real_wer for a in audios.values()])) if args.wer else None),
@@ -324,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--identity-weight", type=float, default=0.0,
                         help="add this weight x (1 - cos) of --identity-encoder's embeddings of the predicted and the "
                         "real support mels to every rule's support loss (0: the model's loss alone)")
+    parser.add_argument("--support-durations", choices=SUPPORT_DURATIONS, default="timings",
+                        help="how the support clips' frames are given to their tokens: 'timings', the corpus's phone "
+                        "timings where it has them (the bars' harness); 'aligner', the model's own aligner for "
+                        "every clip, as model.adapt does for a user's clips, which come without timings")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/adaptation_rules.json")
     return parser

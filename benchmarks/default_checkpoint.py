@@ -41,6 +41,10 @@ method in ``--checkpoints`` order that ran, ``method_settings`` the settings of 
 fine-tuning baseline when only a new meta-trained checkpoint changed); it must have the same corpus, split,
 seed, shots and held-out sentences, and the result names it under ``reused``.
 
+``--support-durations aligner`` gives the support clips the model's own aligner's token durations, as
+``model.adapt`` reads a user's clips (which come without phone timings), in place of the corpus's phone timings
+(the default, and what every result before this option ran with).
+
 The comparative bars (``adaptation_maml``, ``adaptation_meta_lstm``, ``no_naturalness_loss``) also report the
 paired per-task difference of their two numbers with a 95% bootstrap interval over the speakers
 (``hf_metatts.evaluation.paired``) and how many speakers lie above zero; the verdict stays the point estimates'.
@@ -79,6 +83,7 @@ from hf_metatts.evaluation.bar_text import (  # noqa: E402
     table_cell,
     verdict_text,
 )
+from hf_metatts.evaluation.benchmark import SUPPORT_DURATIONS  # noqa: E402
 
 logger = logging.getLogger("default_checkpoint")
 
@@ -88,7 +93,10 @@ DEFAULT_CHECKPOINTS = {"finetune": "outputs/default_pretrain", "metasgd": "outpu
 DEFAULT_STEPS = {"finetune": [0, 5, 100], "metasgd": [0, 5], "meta_lstm": [0, 5], "zero_shot": [0, 5],
                  "maml": [0, 5]}
 #: Settings that must agree for an earlier run's methods to be merged into this one (``--reuse``).
-REUSE_KEYS = ("corpus", "task_column", "split", "shots", "max_tasks", "heldout", "seed", "eval_metrics", "languages")
+REUSE_KEYS = ("corpus", "task_column", "split", "shots", "max_tasks", "heldout", "seed", "eval_metrics", "languages",
+              "support_durations")
+#: what a result written before a setting existed ran with
+REUSE_DEFAULTS = {"support_durations": "timings"}
 METRICS = ["similarity", "mcd", "wer", "eer", "identification"]
 
 BAR_SHOTS = 5
@@ -440,7 +448,8 @@ def merge(runs: list[dict], checkpoints: dict[str, str], steps: dict[str, list[i
 
 def check_reusable(earlier: dict, settings: dict, path: str) -> None:
     """Raise ValueError unless ``earlier`` (a result of this script) ran with the same ``REUSE_KEYS`` settings."""
-    before = earlier.get("settings") or {}
+    before = {**REUSE_DEFAULTS, **(earlier.get("settings") or {})}
+    settings = {**REUSE_DEFAULTS, **settings}
     differ = [f"{key}: {before.get(key)!r} there, {settings.get(key)!r} now" for key in REUSE_KEYS
               if _comparable(before.get(key)) != _comparable(settings.get(key))]
     if differ:
@@ -546,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tasks", type=int, default=None, help="first N speakers (sorted) only")
     parser.add_argument("--metrics", nargs="+", default=METRICS, choices=METRICS, help="similarity is always on")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--support-durations", choices=SUPPORT_DURATIONS, default="timings",
+                        help="the support clips' token durations: 'timings', the corpus's phone timings; 'aligner', "
+                        "the model's own aligner, as model.adapt reads a user's clips")
     parser.add_argument("--workers", type=int, default=2, help="methods run at a time, one process each")
     parser.add_argument("--speed-json", nargs="+", default=[], metavar="PATH",
                         help="JSON of benchmarks/synthesis_speed.py and/or benchmarks/voice_adaptation_speed.py")
@@ -615,7 +627,8 @@ def main(argv=None) -> int:
         parser.error(f"--vocoder-lr {bad}: give learning rates in (0, 1)")
     common = {"corpus": args.corpus, "task_column": args.task_column, "split": args.split, "shots": [args.shots],
               "max_tasks": args.max_tasks, "heldout": args.heldout, "seed": args.seed,
-              "eval_metrics": sorted(set(args.metrics) | {"similarity"}), "languages": args.languages or None}
+              "eval_metrics": sorted(set(args.metrics) | {"similarity"}), "languages": args.languages or None,
+              "support_durations": args.support_durations}
     earlier = None
     if args.reuse:
         try:

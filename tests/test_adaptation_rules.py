@@ -123,3 +123,34 @@ def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path, monke
     other = rules.run(rules.build_parser().parse_args(argv[:-4] + ["--heldout", "2", "--rules", "learned"]),
                       reuse=reuse)
     assert sorted(built) == sorted(other["tasks"]) and len(reuse) == 2  # other held-out sentences: loaded afresh
+
+
+def test_support_durations_from_the_aligner_replace_the_corpus_timings(rules, tmp_path, monkeypatch):
+    from hf_metatts.data import build_corpus
+
+    corpus = tmp_path / "voices"
+    build_corpus(corpus, "tiny", num_workers=2)
+    model_dir = tmp_path / "model"
+    save_tiny_checkpoint(model_dir)
+    MetaLearnerHead(MetaLearnerConfig(method="maml", inner_lr=0.05,
+                                      adapted_parameter_names=tiny_model().adapted_parameter_names()),
+                    {}).save_pretrained(str(model_dir))
+    seen = []
+    original = rules.with_fixed_alignment
+    monkeypatch.setattr(rules, "with_fixed_alignment",
+                        lambda model, batches: seen.append([b.get("durations") is not None for b in batches])
+                        or original(model, batches))
+    argv = ["--checkpoint", str(model_dir), "--corpus", str(corpus), "--shots", "2", "--steps", "1", "--heldout",
+            "1", "--rules", "start"]
+    timings = rules.run(rules.build_parser().parse_args(argv))
+    assert timings["support_durations"] == "timings" and seen and all(flags == [True] for flags in seen)
+    seen.clear()
+    aligner = rules.run(rules.build_parser().parse_args(argv + ["--support-durations", "aligner"]))
+    assert aligner["support_durations"] == "aligner" and seen and all(flags == [False] for flags in seen)
+    # the same voice and held-out speech (nothing adapts), read against other support frames
+    assert aligner["results"]["start"]["mean"]["similarity"] == pytest.approx(
+        timings["results"]["start"]["mean"]["similarity"], abs=1e-6)
+    start_l1 = [run["results"]["start"]["mean"]["support_mel_l1"] for run in (aligner, timings)]
+    assert start_l1[0] != start_l1[1]
+    with pytest.raises(SystemExit):
+        rules.build_parser().parse_args(argv + ["--support-durations", "oracle"])

@@ -152,6 +152,32 @@ def test_settings_validate_grids():
                               global_variance_weights={"maml": weight}).validate()
 
 
+def test_support_durations_setting_is_checked():
+    with pytest.raises(BenchmarkConfigError, match="support_durations='oracle': choose one of timings, aligner"):
+        BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, support_durations="oracle").validate()
+
+
+@pytest.mark.parametrize("mode", ["timings", "aligner"])
+def test_the_support_reaches_adaptation_with_the_chosen_durations(corpus, checkpoint, monkeypatch, mode):
+    """timings: the corpus's phone-timing durations go into every adaptation; aligner: none do, so the model's
+    aligner reads the clips as it does for a user's clips in ``model.adapt``."""
+    import hf_metatts.meta
+
+    seen = []
+    original = hf_metatts.meta.adapt_parameters
+
+    def spy(model, support, *args, **kwargs):
+        seen.append(support.get("durations") is not None)
+        return original(model, support, *args, **kwargs)
+
+    monkeypatch.setattr(hf_metatts.meta, "adapt_parameters", spy)
+    settings = BenchmarkSettings(corpus=str(corpus), checkpoints={"finetune": str(checkpoint)}, shots=[1],
+                                 steps=[0, 1], max_tasks=1, eval_metrics=["similarity"], support_durations=mode)
+    result = run_benchmark(settings)
+    assert result["settings"]["support_durations"] == mode
+    assert seen and all(seen) if mode == "timings" else seen and not any(seen)
+
+
 def test_identification_and_wer_ratios_with_a_stub_recogniser(corpus, checkpoint, monkeypatch):
     """Identification among the 2 tasks' enrolments; WER ratios with recording WERs 0 and 0.5 and synthesis 0.25."""
     import hf_metatts.evaluation.asr

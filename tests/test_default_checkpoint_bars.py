@@ -179,6 +179,10 @@ def test_reuse_merges_only_methods_not_run_now_and_refuses_other_settings_or_tas
     bars.check_reusable(earlier, settings, "old.json")
     with pytest.raises(ValueError, match="seed: 0 there, 1 now"):
         bars.check_reusable(earlier, {**settings, "seed": 1}, "old.json")
+    # a result from before --support-durations read the corpus's timings: it serves a timings run, not an aligner one
+    bars.check_reusable(earlier, {**settings, "support_durations": "timings"}, "old.json")
+    with pytest.raises(ValueError, match="support_durations: 'timings' there, 'aligner' now"):
+        bars.check_reusable(earlier, {**settings, "support_durations": "aligner"}, "old.json")
     now = {"settings": {**settings, "steps": [0, 5], "checkpoints": {"metasgd": "ckpt/new"},
                         "steps_per_method": {"metasgd": [0, 5]}},
            "method_settings": {}, "tasks": copy.deepcopy(RESULT["tasks"]),

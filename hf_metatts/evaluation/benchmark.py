@@ -47,6 +47,8 @@ BENCHMARK_METHODS = ("maml", "metasgd", "meta_lstm", "zero_shot", "finetune")
 BENCHMARK_METRICS = ("similarity", "eer", "identification", "mcd", "wer", "wer_delta", "wer_ratio")
 #: the metrics that can be asked for in ``eval_metrics`` (similarity is always measured)
 EVAL_METRICS = ("similarity", "mcd", "wer", "eer", "identification")
+#: how the harness gives the support clips' frames to their tokens (``BenchmarkSettings.support_durations``)
+SUPPORT_DURATIONS = ("timings", "aligner")
 PER_TASK_METRICS = ("similarity", "mcd", "wer", "wer_delta", "wer_ratio", "support_loss")
 SCHEMA_VERSION = 1
 
@@ -80,6 +82,9 @@ class BenchmarkSettings:
     vocoder_lrs: dict[str, float] = field(default_factory=dict)
     eval_metrics: list[str] = field(default_factory=lambda: ["similarity", "mcd", "wer", "eer", "identification"])
     languages: list[str] | None = None
+    #: how the support clips' frames are given to their tokens: "timings", the corpus's phone timings where its rows
+    #: have them; "aligner", the model's own aligner for every clip, as ``model.adapt`` reads a user's clips
+    support_durations: str = "timings"
 
     def validate(self) -> None:
         if not self.shots or min(self.shots) < 1:
@@ -112,6 +117,9 @@ class BenchmarkSettings:
         unknown = sorted(set(self.eval_metrics) - set(EVAL_METRICS))
         if unknown:
             raise BenchmarkConfigError(f"Unknown metrics {unknown}: choose from {list(EVAL_METRICS)}.")
+        if self.support_durations not in SUPPORT_DURATIONS:
+            raise BenchmarkConfigError(f"support_durations={self.support_durations!r}: choose one of "
+                                       f"{', '.join(SUPPORT_DURATIONS)}.")
 
 
 @dataclass
@@ -381,6 +389,8 @@ def run_method(method: str, model, processor, head, tasks: list[Task], audios: d
                     cells[s]["skipped_tasks"][task.name] = f"{len(task.pool)} support rows < k={k}"
                 continue
             support = support_batch(task.pool[:k], processor)
+            if settings.support_durations == "aligner":
+                support.pop("durations", None)  # adapt_parameters and the vocoder's read run the aligner instead
             snapshots: dict[int, tuple[dict, float | None]] = {}
             started = time.perf_counter()
             if 0 in steps:
