@@ -25,8 +25,10 @@ adapted set (the rest keeps its start values); ``--wer`` adds the recogniser's w
 speakers only). Per rule the JSON has the means over tasks (similarity, MCD, the support mel L1 after the
 steps, how far the adapted set moved, WER, and ``gv_ratio``: the held-out synthesis' per-bin standard deviation
 over time of its log-mel, computed from the audio, over that of the real recordings, 1 = as dynamic, below 1 =
-flatter), identification pooled over the tasks, and the similarity per voice
-family (the source before ``:`` in a task name: ``espeak``, ``flite``, ``festival``)::
+flatter), identification pooled over the tasks, the similarity per voice
+family (the source before ``:`` in a task name: ``espeak``, ``flite``, ``festival``), and per task how far the
+model's aligner puts the support clips' token boundaries from the corpus's phone timings
+(``support_alignment_error``: mean absolute frames per token, share of tokens more than 2 frames off)::
 
     python benchmarks/adaptation_rules.py --checkpoint outputs/default_zero_shot --split validation \\
         --rules learned adam:0.01 adam:0.03 adam:0.05 --out benchmarks/results/adaptation_rules_validation.json
@@ -198,6 +200,22 @@ def support_mel_l1(model, params: dict, support: dict) -> float:
     return float(out.losses["mel"])
 
 
+def alignment_error(model, support: dict) -> dict | None:
+    """How far the model's aligner puts the support clips' token boundaries from the corpus's phone timings:
+    ``{"mean_abs_frames", "tokens_off_by_more_than_2"}`` over the valid tokens of ``support`` (a collated batch
+    with the timings' ``durations`` ``(B, N)``), or None when the batch has no timings."""
+    timings = support.get("durations")
+    if timings is None:
+        return None
+    batch = {key: value for key, value in support.items() if key != "durations"}
+    with torch.no_grad():
+        aligned = model.compute_durations(**batch)
+    mask = batch["attention_mask"].bool() if batch.get("attention_mask") is not None else torch.ones_like(
+        timings, dtype=torch.bool)
+    off = (aligned - timings).abs()[mask].float()
+    return {"mean_abs_frames": float(off.mean()), "tokens_off_by_more_than_2": float((off > 2).float().mean())}
+
+
 def run(args, reuse: dict | None = None) -> dict:
     """Adapt and measure every rule of ``args``; ``reuse`` (a dict the caller keeps between calls, e.g. one per
     candidate checkpoint) holds the tasks and their real audio and measurements, so that they are loaded once
@@ -229,6 +247,7 @@ def run(args, reuse: dict | None = None) -> dict:
     tasks, audios = _tasks_and_audio(settings, args, processor, rate, reuse)
     metrics = ["mcd", "wer"] if args.wer else ["mcd"]
     own = dict(model.named_parameters())
+    alignment = {}
     results = {}
     for rule in rules:
         torch.manual_seed(args.seed)
@@ -237,6 +256,8 @@ def run(args, reuse: dict | None = None) -> dict:
         for task in tasks:
             # durations once per task: adaptation and the mel readout reuse them (the aligner never adapts)
             support = support_batch(task.pool[: args.shots], processor)
+            if task.name not in alignment:
+                alignment[task.name] = alignment_error(model, support)
             if args.support_durations == "aligner":
                 support.pop("durations", None)
             support = with_fixed_alignment(model, [support])[0]
@@ -277,6 +298,7 @@ def run(args, reuse: dict | None = None) -> dict:
         "checkpoint": args.checkpoint, "split": args.split, "tasks": [t.name for t in tasks], "shots": args.shots,
         "start": "encoder" if encoder_start else "model", "updated_by_adam_and_sgd": updated,
         "support_durations": args.support_durations,
+        "support_alignment_error": alignment if any(v is not None for v in alignment.values()) else None,
         "support_identity_term": ({"encoder": args.identity_encoder, "weight": args.identity_weight}
                                   if loss_term is not None else None),
         "recordings_wer": (float(np.mean([a.real_wer for a in audios.values()])) if args.wer else None),

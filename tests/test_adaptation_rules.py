@@ -154,3 +154,25 @@ def test_support_durations_from_the_aligner_replace_the_corpus_timings(rules, tm
     assert start_l1[0] != start_l1[1]
     with pytest.raises(SystemExit):
         rules.build_parser().parse_args(argv + ["--support-durations", "oracle"])
+    # the aligner's distance from the timings is reported either way, per task
+    for run in (timings, aligner):
+        errors = run["support_alignment_error"]
+        assert set(errors) == set(run["tasks"])
+        for error in errors.values():
+            assert error["mean_abs_frames"] >= 0 and 0 <= error["tokens_off_by_more_than_2"] <= 1
+    assert timings["support_alignment_error"] == aligner["support_alignment_error"]
+
+
+def test_alignment_error_counts_frames_between_the_aligner_and_the_timings(rules):
+    class Aligner:
+        def compute_durations(self, input_ids, attention_mask=None, **unused):
+            assert "durations" not in unused  # the aligner never sees the timings
+            return torch.tensor([[3, 5, 2, 0], [4, 4, 4, 4]])
+
+    support = {"input_ids": torch.zeros(2, 4, dtype=torch.long),
+               "attention_mask": torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]),
+               "durations": torch.tensor([[3, 2, 2, 7], [4, 4, 8, 4]])}
+    error = rules.alignment_error(Aligner(), support)
+    # valid tokens: |0|,|3|,|0| and |0|,|0|,|4|,|0| -> 7 frames over 7 tokens, 2 of them more than 2 off
+    assert error == {"mean_abs_frames": pytest.approx(1.0), "tokens_off_by_more_than_2": pytest.approx(2 / 7)}
+    assert rules.alignment_error(Aligner(), {k: v for k, v in support.items() if k != "durations"}) is None
