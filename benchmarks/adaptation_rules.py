@@ -19,6 +19,7 @@ set on the same 5-shot support clips; only the update differs:
 
 ``--support-durations aligner`` gives every support clip the model's own aligner's durations, as ``model.adapt``
 does for a user's clips, in place of the corpus's phone timings (the default, as the bars' harness reads them).
+
 ``--identity-encoder DIR --identity-weight W`` adds a speaker-identity term (``hf_metatts.meta.identity``) to
 every rule's support loss. ``--parameters PATTERN...`` lets the adam and sgd rules update only part of the
 adapted set (the rest keeps its start values); ``--wer`` adds the recogniser's word error rate (English
@@ -49,6 +50,7 @@ import torch
 
 import hf_metatts
 from hf_metatts.evaluation.benchmark import (
+    SUPPORT_DURATIONS,
     BenchmarkSettings,
     TaskAudio,
     load_method,
@@ -70,7 +72,6 @@ logger = logging.getLogger("adaptation_rules")
 OPTIMIZERS = ("adam", "sgd")
 TERM_SUFFIXES = ("gv", "ct")
 MEAN_KEYS = ("similarity", "mcd", "support_mel_l1", "moved", "gv_ratio")
-SUPPORT_DURATIONS = ("timings", "aligner")
 
 
 @dataclass
