@@ -93,6 +93,9 @@ def split_cost(wers: dict[str, dict[str, float]], seed: int = 0,
                resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     """The line of the cost over the readability gap, with percentile intervals from resampling the speakers.
 
+    Raises:
+        WerCostError: every speaker has the same gap, so no line is defined.
+
     Returns:
         ``{"speakers", "mean_cost", "mean_gap", "correlation", "slope", "slope_interval", "intercept",
         "intercept_interval", "confidence"}`` (intervals as ``[low, high]``; resamples whose gaps are all equal
@@ -101,6 +104,9 @@ def split_cost(wers: dict[str, dict[str, float]], seed: int = 0,
     tasks = sorted(wers)
     gap = np.array([wers[t]["recordings"] - wers[t]["before"] for t in tasks])
     cost = np.array([wers[t]["after"] - wers[t]["before"] for t in tasks])
+    if np.ptp(gap) < 1e-9:
+        raise WerCostError(f"every one of the {len(tasks)} speakers has the same readability gap ({gap[0]:+.3f}): "
+                           "no line runs through one x; measure speakers whose recordings differ in WER")
     slope, intercept = fit_line(gap, cost)
     rng = np.random.default_rng(seed)
     draws = []

@@ -85,6 +85,7 @@ def test_other_methods_and_steps_are_read(script, tmp_path):
     ("no_recordings", "no WER of the speakers' own recordings"),
     ("too_few", "only 3 speaker(s)"),
     ("not_a_result", "not a result of"),
+    ("one_gap", "the same readability gap"),
 ])
 def test_bad_inputs_are_refused_and_nothing_is_written(script, tmp_path, case, message):
     path = tmp_path / "r.json"
@@ -101,6 +102,8 @@ def test_bad_inputs_are_refused_and_nothing_is_written(script, tmp_path, case, m
         data = json.loads(path.read_text())
         data["upper_bounds"]["ground_truth"]["per_task"] = {s: {"wer": 0.2} for s in SPEAKERS[:3]}
         path.write_text(json.dumps(data))
+    elif case == "one_gap":
+        bar_result(path, 0.4, 0.1, recordings=[b + 0.1 for b in BEFORE])
     else:
         path.write_text(json.dumps({"something": "else"}))
     before = path.read_text()
