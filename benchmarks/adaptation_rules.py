@@ -50,6 +50,7 @@ import torch
 
 import hf_metatts
 from hf_metatts.evaluation.benchmark import (
+    ALIGNER_SEARCHES,
     SUPPORT_DURATIONS,
     BenchmarkSettings,
     TaskAudio,
@@ -57,6 +58,7 @@ from hf_metatts.evaluation.benchmark import (
     load_tasks,
     measure,
     pooled_identification,
+    set_aligner_search,
     support_batch,
 )
 from hf_metatts.evaluation.voice_eval import synthesize_texts
@@ -229,6 +231,7 @@ def run(args, reuse: dict | None = None) -> dict:
     model, processor, head, reason = load_method("zero_shot", args.checkpoint)
     if reason:
         raise SystemExit(f"error: {reason}")
+    set_aligner_search(model, processor, args.aligner_search)
     if head is None:
         raise SystemExit(f"error: {args.checkpoint} has no meta-learner (meta_learner_config.json): the rules need "
                          "its adapted parameter set and, for 'learned', its rule")
@@ -299,6 +302,7 @@ def run(args, reuse: dict | None = None) -> dict:
         "checkpoint": args.checkpoint, "split": args.split, "tasks": [t.name for t in tasks], "shots": args.shots,
         "start": "encoder" if encoder_start else "model", "updated_by_adam_and_sgd": updated,
         "support_durations": args.support_durations,
+        "aligner_skips_marks": bool(model.config.aligner_skippable_token_ids),
         "support_alignment_error": alignment if any(v is not None for v in alignment.values()) else None,
         "support_identity_term": ({"encoder": args.identity_encoder, "weight": args.identity_weight}
                                   if loss_term is not None else None),
@@ -358,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how the support clips' frames are given to their tokens: 'timings', the corpus's phone "
                         "timings where it has them (the bars' harness); 'aligner', the model's own aligner for "
                         "every clip, as model.adapt does for a user's clips, which come without timings")
+    parser.add_argument("--aligner-search", choices=ALIGNER_SEARCHES, default="own",
+                        help="the aligner's search: 'own', as the checkpoint's config sets it; 'skip_marks', stress "
+                        "and length marks, spaces and punctuation may take no frame, as the corpus's phone timings "
+                        "give them; 'every_token', each token takes at least one frame")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/adaptation_rules.json")
     return parser

@@ -83,7 +83,7 @@ from hf_metatts.evaluation.bar_text import (  # noqa: E402
     table_cell,
     verdict_text,
 )
-from hf_metatts.evaluation.benchmark import SUPPORT_DURATIONS  # noqa: E402
+from hf_metatts.evaluation.benchmark import ALIGNER_SEARCHES, SUPPORT_DURATIONS  # noqa: E402
 
 logger = logging.getLogger("default_checkpoint")
 
@@ -94,9 +94,9 @@ DEFAULT_STEPS = {"finetune": [0, 5, 100], "metasgd": [0, 5], "meta_lstm": [0, 5]
                  "maml": [0, 5]}
 #: Settings that must agree for an earlier run's methods to be merged into this one (``--reuse``).
 REUSE_KEYS = ("corpus", "task_column", "split", "shots", "max_tasks", "heldout", "seed", "eval_metrics", "languages",
-              "support_durations")
+              "support_durations", "aligner_search")
 #: what a result written before a setting existed ran with
-REUSE_DEFAULTS = {"support_durations": "timings"}
+REUSE_DEFAULTS = {"support_durations": "timings", "aligner_search": "own"}
 METRICS = ["similarity", "mcd", "wer", "eer", "identification"]
 
 BAR_SHOTS = 5
@@ -558,6 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--support-durations", choices=SUPPORT_DURATIONS, default="timings",
                         help="the support clips' token durations: 'timings', the corpus's phone timings; 'aligner', "
                         "the model's own aligner, as model.adapt reads a user's clips")
+    parser.add_argument("--aligner-search", choices=ALIGNER_SEARCHES, default="own",
+                        help="the aligner's search for every method: 'own', as each checkpoint's config sets it; "
+                        "'skip_marks', stress and length marks, spaces and punctuation may take no frame, as the "
+                        "corpus's phone timings give them; 'every_token', each token takes at least one frame")
     parser.add_argument("--workers", type=int, default=2, help="methods run at a time, one process each")
     parser.add_argument("--speed-json", nargs="+", default=[], metavar="PATH",
                         help="JSON of benchmarks/synthesis_speed.py and/or benchmarks/voice_adaptation_speed.py")
@@ -628,7 +632,7 @@ def main(argv=None) -> int:
     common = {"corpus": args.corpus, "task_column": args.task_column, "split": args.split, "shots": [args.shots],
               "max_tasks": args.max_tasks, "heldout": args.heldout, "seed": args.seed,
               "eval_metrics": sorted(set(args.metrics) | {"similarity"}), "languages": args.languages or None,
-              "support_durations": args.support_durations}
+              "support_durations": args.support_durations, "aligner_search": args.aligner_search}
     earlier = None
     if args.reuse:
         try:

@@ -298,7 +298,17 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
     def _align(self, input_ids, text_mask, labels, mel_mask):
         """Soft and hard alignment: -> hard ``(B, T, N)``, soft ``(B, T, N)``, logits ``(B, T, N)``."""
         soft, logits = self._soft_align(input_ids, text_mask, labels, mel_mask)
-        return self._hard_align(soft, text_mask, mel_mask), soft, logits
+        return self._hard_align(soft, text_mask, mel_mask, self._skippable(input_ids)), soft, logits
+
+    def _skippable(self, input_ids):
+        """``(B, N)`` bool: tokens the alignment search may give no frame (``config.aligner_skippable_token_ids``),
+        or None when the config names none."""
+        ids = self.config.aligner_skippable_token_ids
+        if not ids:
+            return None
+        table = torch.zeros(self.config.vocab_size, dtype=torch.bool, device=input_ids.device)
+        table[torch.tensor(ids, dtype=torch.long, device=input_ids.device)] = True
+        return table[input_ids]
 
     def _soft_align(self, input_ids, text_mask, labels, mel_mask):
         """The aligner's attention per frame: soft ``(B, T, N)`` (prior applied) and logits ``(B, T, N)``."""
@@ -309,10 +319,12 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         return soft.masked_fill(~mel_mask.unsqueeze(-1), 0.0), logits
 
     @staticmethod
-    def _hard_align(soft, text_mask, mel_mask):
-        """Most likely monotonic path through ``soft`` ``(B, T, N)``: -> hard ``(B, T, N)`` 0/1."""
+    def _hard_align(soft, text_mask, mel_mask, skippable=None):
+        """Most likely monotonic path through ``soft`` ``(B, T, N)``: -> hard ``(B, T, N)`` 0/1; tokens marked in
+        ``skippable`` ``(B, N)`` may take no frame."""
         log_soft = soft.clamp(min=1e-12).log().transpose(1, 2)
-        return monotonic_alignment_search(log_soft.detach(), text_mask.sum(1), mel_mask.sum(1)).transpose(1, 2)
+        return monotonic_alignment_search(log_soft.detach(), text_mask.sum(1), mel_mask.sum(1),
+                                          skippable).transpose(1, 2)
 
     def attach_vocoder(self, vocoder) -> None:
         """Use a `transformers.SpeechT5HifiGan` as this model's vocoder; it is saved with the checkpoint."""
@@ -462,7 +474,9 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
             return durations, hard
         soft, logits = self._soft_align(input_ids, text_mask, labels, mel_mask)
         if missing.any():
-            found = self._hard_align(soft[missing], text_mask[missing], mel_mask[missing]).to(labels.dtype)
+            skippable = self._skippable(input_ids)
+            found = self._hard_align(soft[missing], text_mask[missing], mel_mask[missing],
+                                     None if skippable is None else skippable[missing]).to(labels.dtype)
             hard[missing] = found
             durations[missing] = found.sum(dim=1).long()
             losses["alignment"] = forward_sum_loss(logits[missing], text_lengths[missing], mel_lengths[missing])

@@ -154,6 +154,13 @@ def test_support_durations_from_the_aligner_replace_the_corpus_timings(rules, tm
     assert start_l1[0] != start_l1[1]
     with pytest.raises(SystemExit):
         rules.build_parser().parse_args(argv + ["--support-durations", "oracle"])
+    # the aligner's search: the checkpoint's own (none named here) or the one given
+    assert aligner["aligner_skips_marks"] is False
+    skipping = rules.run(rules.build_parser().parse_args(argv + ["--support-durations", "aligner", "--aligner-search",
+                                                                 "skip_marks"]))
+    assert skipping["aligner_skips_marks"] is True
+    with pytest.raises(SystemExit):
+        rules.build_parser().parse_args(argv + ["--aligner-search", "viterbi"])
     # the aligner's distance from the timings is reported either way, per task
     for run in (timings, aligner):
         errors = run["support_alignment_error"]

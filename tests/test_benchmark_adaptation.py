@@ -157,6 +157,39 @@ def test_support_durations_setting_is_checked():
         BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, support_durations="oracle").validate()
 
 
+def test_aligner_search_setting_is_checked():
+    with pytest.raises(BenchmarkConfigError, match="aligner_search='viterbi': choose one of own, skip_marks, every"):
+        BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, aligner_search="viterbi").validate()
+
+
+@pytest.mark.parametrize("search", ["own", "skip_marks", "every_token"])
+def test_the_aligner_search_chosen_for_the_harness_is_the_one_each_method_aligns_with(corpus, checkpoint, monkeypatch,
+                                                                                       search):
+    """skip_marks gives every checkpoint the tokenizer's skippable tokens, every_token none; own keeps each
+    checkpoint's config (this one names none). The support clips are read by the aligner either way."""
+    from hf_metatts.data.durations import skippable_token_ids
+    from hf_metatts.modeling_metatts import MetaTTSForTextToSpeech
+    from hf_metatts.processing_metatts import MetaTTSProcessor
+
+    seen = []
+    original = MetaTTSForTextToSpeech.compute_durations
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.config.aligner_skippable_token_ids)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MetaTTSForTextToSpeech, "compute_durations", spy)
+    settings = BenchmarkSettings(corpus=str(corpus), checkpoints={"finetune": str(checkpoint)}, shots=[1],
+                                 steps=[0, 1], max_tasks=1, eval_metrics=["similarity"], support_durations="aligner",
+                                 aligner_search=search)
+    result = run_benchmark(settings)
+    expected = (skippable_token_ids(MetaTTSProcessor.from_pretrained(str(checkpoint)).tokenizer)
+                if search == "skip_marks" else None)
+    assert seen and all(ids == expected for ids in seen)
+    assert result["settings"]["aligner_search"] == search
+    assert result["methods"]["finetune"]["aligner_skips_marks"] is (search == "skip_marks")
+
+
 @pytest.mark.parametrize("mode", ["timings", "aligner"])
 def test_the_support_reaches_adaptation_with_the_chosen_durations(corpus, checkpoint, monkeypatch, mode):
     """timings: the corpus's phone-timing durations go into every adaptation; aligner: none do, so the model's

@@ -220,6 +220,28 @@ def test_the_bundle_can_keep_the_phase_of_the_vocoder_s_output_layer(trained_par
     assert json.loads((tmp_path / "both" / "config.json").read_text())["voice_vocoder_adapt_phase"] is True
 
 
+def test_the_bundle_can_let_the_aligner_leave_marks_spaces_and_punctuation_without_frames(trained_parts, tmp_path):
+    from hf_metatts.cli import main
+    from hf_metatts.data.durations import skippable_token_ids
+
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    assert main(["bundle", "--model", str(model_dir), "--vocoder", str(vocoder_dir), "--out", str(out),
+                 "--aligner-skip-marks"]) == 0
+    ids = json.loads((out / "config.json").read_text())["aligner_skippable_token_ids"]
+    assert ids == skippable_token_ids(hf_metatts.MetaTTSProcessor.from_pretrained(str(out)).tokenizer) and ids
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(out))
+    assert model.config.aligner_skippable_token_ids == ids
+    again = tmp_path / "again"  # bundled again without the option: the setting stays; with its opposite it goes
+    assert main(["bundle", "--model", str(out), "--out", str(again)]) == 0
+    assert json.loads((again / "config.json").read_text())["aligner_skippable_token_ids"] == ids
+    assert main(["bundle", "--model", str(out), "--out", str(tmp_path / "off"), "--aligner-every-token"]) == 0
+    assert json.loads((tmp_path / "off" / "config.json").read_text())["aligner_skippable_token_ids"] is None
+    plain = tmp_path / "plain"
+    assert main(["bundle", "--model", str(model_dir), "--vocoder", str(vocoder_dir), "--out", str(plain)]) == 0
+    assert json.loads((plain / "config.json").read_text()).get("aligner_skippable_token_ids") is None
+
+
 def test_the_bundle_can_adapt_the_output_layer_on_whole_clip_hidden_states(trained_parts, tmp_path):
     from hf_metatts.cli import main
 

@@ -183,6 +183,10 @@ def test_reuse_merges_only_methods_not_run_now_and_refuses_other_settings_or_tas
     bars.check_reusable(earlier, {**settings, "support_durations": "timings"}, "old.json")
     with pytest.raises(ValueError, match="support_durations: 'timings' there, 'aligner' now"):
         bars.check_reusable(earlier, {**settings, "support_durations": "aligner"}, "old.json")
+    # ... and with each checkpoint's own aligner search, not one chosen for every method
+    bars.check_reusable(earlier, {**settings, "aligner_search": "own"}, "old.json")
+    with pytest.raises(ValueError, match="aligner_search: 'own' there, 'skip_marks' now"):
+        bars.check_reusable(earlier, {**settings, "aligner_search": "skip_marks"}, "old.json")
     now = {"settings": {**settings, "steps": [0, 5], "checkpoints": {"metasgd": "ckpt/new"},
                         "steps_per_method": {"metasgd": [0, 5]}},
            "method_settings": {}, "tasks": copy.deepcopy(RESULT["tasks"]),

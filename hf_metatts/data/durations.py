@@ -51,6 +51,15 @@ def _is_base_letter(char: str) -> bool:
     return len(char) == 1 and unicodedata.category(char) in ("Ll", "Lu", "Lo")
 
 
+def skippable_token_ids(tokenizer) -> list[int]:
+    """The ids of the tokens these durations give 0 frames unless a pause lies there: every one-character token
+    that is not a base letter (stress and length marks, diacritics, spaces, punctuation). Written into
+    ``MetaTTSConfig.aligner_skippable_token_ids`` so that the model's aligner reads a clip without timings the
+    same way (``monotonic_alignment_search(..., skippable=...)``)."""
+    return sorted(index for token, index in tokenizer.get_vocab().items()
+                  if len(token) == 1 and not _is_base_letter(token))
+
+
 def _is_mark(char: str) -> bool:
     """A modifier letter or combining mark that attaches to a neighbouring letter (ˈ ˌ ː ʲ ̃ ...)."""
     return len(char) == 1 and unicodedata.category(char) in ("Lm", "Mn", "Sk")

@@ -49,6 +49,9 @@ BENCHMARK_METRICS = ("similarity", "eer", "identification", "mcd", "wer", "wer_d
 EVAL_METRICS = ("similarity", "mcd", "wer", "eer", "identification")
 #: how the harness gives the support clips' frames to their tokens (``BenchmarkSettings.support_durations``)
 SUPPORT_DURATIONS = ("timings", "aligner")
+#: the aligner's search: "own", as each checkpoint's config sets it; "skip_marks", marks, spaces and punctuation may
+#: take no frame (as the corpus's phone timings give them); "every_token", each token takes at least one frame
+ALIGNER_SEARCHES = ("own", "skip_marks", "every_token")
 PER_TASK_METRICS = ("similarity", "mcd", "wer", "wer_delta", "wer_ratio", "support_loss")
 SCHEMA_VERSION = 1
 
@@ -85,6 +88,8 @@ class BenchmarkSettings:
     #: how the support clips' frames are given to their tokens: "timings", the corpus's phone timings where its rows
     #: have them; "aligner", the model's own aligner for every clip, as ``model.adapt`` reads a user's clips
     support_durations: str = "timings"
+    #: the aligner's search for every checkpoint (one of ``ALIGNER_SEARCHES``; `set_aligner_search`)
+    aligner_search: str = "own"
 
     def validate(self) -> None:
         if not self.shots or min(self.shots) < 1:
@@ -120,6 +125,9 @@ class BenchmarkSettings:
         if self.support_durations not in SUPPORT_DURATIONS:
             raise BenchmarkConfigError(f"support_durations={self.support_durations!r}: choose one of "
                                        f"{', '.join(SUPPORT_DURATIONS)}.")
+        if self.aligner_search not in ALIGNER_SEARCHES:
+            raise BenchmarkConfigError(f"aligner_search={self.aligner_search!r}: choose one of "
+                                       f"{', '.join(ALIGNER_SEARCHES)}.")
 
 
 @dataclass
@@ -205,6 +213,18 @@ def load_method(method: str, checkpoint: str | None):
     if method == "zero_shot" and getattr(model, "voice_encoder", None) is None:
         return None, None, None, f"{checkpoint} has no support encoder (config.use_voice_encoder is false)"
     return model, processor, head, None
+
+
+def set_aligner_search(model, processor, search: str) -> None:
+    """Give ``model``'s aligner the ``search`` of ``ALIGNER_SEARCHES`` (``config.aligner_skippable_token_ids``;
+    "own" leaves the config as loaded)."""
+    from ..data.durations import skippable_token_ids
+
+    if search not in ALIGNER_SEARCHES:
+        raise BenchmarkConfigError(f"aligner search {search!r}: choose one of {', '.join(ALIGNER_SEARCHES)}.")
+    if search != "own":
+        model.config.aligner_skippable_token_ids = (skippable_token_ids(processor.tokenizer)
+                                                    if search == "skip_marks" else None)
 
 
 def meta_learner_summary(head) -> dict | None:
@@ -482,6 +502,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
             logger.warning("%s skipped: %s", method, reason)
             methods[method] = {"status": "skipped", "reason": reason, "checkpoint": checkpoint}
             continue
+        set_aligner_search(model, processor, settings.aligner_search)
         if method in settings.rate_scales:
             if head is None:
                 raise BenchmarkConfigError(f"rate_scales[{method!r}]: {checkpoint} has no meta-learner whose steps "
@@ -498,7 +519,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         entry.update(checkpoint=checkpoint, seconds=round(time.perf_counter() - method_started, 1),
                      lr=settings.lrs.get(method), meta_learner=meta_learner_summary(head),
                      global_variance_weight=settings.global_variance_weights.get(method),
-                     rate_scale=settings.rate_scales.get(method), vocoder=model.config.vocoder_type)
+                     rate_scale=settings.rate_scales.get(method), vocoder=model.config.vocoder_type,
+                     aligner_skips_marks=bool(model.config.aligner_skippable_token_ids))
         methods[method] = entry
     if audios is None:
         raise BenchmarkConfigError("No method could run: " + "; ".join(

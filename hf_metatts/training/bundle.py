@@ -148,7 +148,7 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
                       datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
                       inner_lr: float | None = None, global_variance_weight: float | None = None,
                       keep_runs: bool = False, evaluation: dict | None = None,
-                      voice_vocoder: dict | None = None) -> dict:
+                      voice_vocoder: dict | None = None, aligner_skips_marks: bool | None = None) -> dict:
     """Write the checkpoint; returns ``{"bytes", "num_parameters", "files"}``.
 
     Args:
@@ -175,6 +175,11 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
         voice_vocoder: how ``model.adapt`` adapts the vocoder by default (``hf_metatts.voice_vocoder``):
             ``{"steps", "learning_rate", "batch_size", "segment_frames", "parameters"}`` (any subset) set the
             config's ``voice_vocoder_*`` fields; None keeps those of ``model_dir``.
+        aligner_skips_marks: True lets the aligner's search give no frame to the tokens the corpus's phone timings
+            give none (``config.aligner_skippable_token_ids`` from the tokenizer of ``model_dir``, as
+            ``hf_metatts.data.durations.skippable_token_ids`` lists them), so that ``model.adapt`` reads a user's
+            clips as the model was trained on its corpus; False makes every token take a frame; None keeps
+            ``model_dir``'s setting.
     Raises:
         BundleTooLargeError: the folder would exceed ``max_bytes`` (nothing is left in ``output_dir``).
         BundleConfigError: no ``vocoder_dir`` for a model that owns no trained vocoder; ``inner_lr`` is given for
@@ -208,6 +213,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     model = MetaTTSForTextToSpeech.from_pretrained(model_dir)
     if vocoder_dir is not None:
         attach_trained_vocoder(model, vocoder_dir)
+    if aligner_skips_marks is not None:
+        set_aligner_skippable(model.config, model_dir, aligner_skips_marks)
     if voice_vocoder:
         set_voice_vocoder(model.config, voice_vocoder)
     elif model.config.vocoder_type != "istft":
@@ -236,6 +243,17 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     files = sorted(os.listdir(output_dir))
     logger.info("bundled %s (%.1f MiB, %d parameters): %s", output_dir, size / 2**20, num_parameters, files)
     return {"bytes": size, "num_parameters": num_parameters, "files": files}
+
+
+def set_aligner_skippable(config, model_dir: str, skips_marks: bool) -> None:
+    """Set ``config.aligner_skippable_token_ids``: the skippable tokens of ``model_dir``'s tokenizer, or None."""
+    from .. import MetaTTSProcessor
+    from ..data.durations import skippable_token_ids
+
+    config.aligner_skippable_token_ids = (
+        skippable_token_ids(MetaTTSProcessor.from_pretrained(model_dir).tokenizer) if skips_marks else None)
+    logger.info("The aligner's search %s.", f"may leave {len(config.aligner_skippable_token_ids)} mark, space and "
+                "punctuation tokens without frames" if skips_marks else "gives every token at least one frame")
 
 
 VOICE_VOCODER_FIELDS = ("steps", "learning_rate", "batch_size", "segment_frames", "parameters", "adapt_phase",
@@ -271,7 +289,8 @@ def _run(args) -> int:
     bundle_checkpoint(args.model, args.vocoder, args.out, runs=args.runs or [], results=results,
                       repo_id=args.repo_id, datasets=args.datasets, inner_lr=args.inner_lr,
                       global_variance_weight=args.global_variance_weight, keep_runs=args.keep_runs,
-                      evaluation=evaluation, voice_vocoder=voice_vocoder_arguments(args))
+                      evaluation=evaluation, voice_vocoder=voice_vocoder_arguments(args),
+                      aligner_skips_marks=args.aligner_skips_marks)
     return 0
 
 
@@ -321,6 +340,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--voice-vocoder-segment-context", dest="voice_vocoder_clip_context", action="store_const",
                         const=False, help="the steps run the whole vocoder on each segment (the default of a new "
                         "config)")
+    parser.add_argument("--aligner-skip-marks", dest="aligner_skips_marks", action="store_const", const=True,
+                        default=None, help="the aligner may give no frame to stress and length marks, spaces and "
+                        "punctuation, as the corpus's phone timings do (model.adapt reads a user's clips that way)")
+    parser.add_argument("--aligner-every-token", dest="aligner_skips_marks", action="store_const", const=False,
+                        help="the aligner gives every token at least one frame (the default of a new config)")
     parser.set_defaults(func=_run)
     return parser
 

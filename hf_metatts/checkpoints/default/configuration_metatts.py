@@ -54,7 +54,10 @@ class MetaTTSConfig(PreTrainedConfig):
         variance_dropout: duration, pitch and energy predictors. pitch_mean, pitch_std: log-F0 normalisation (log Hz).
         max_frames_per_token: upper bound of a predicted duration.
     Aligner (RAD-TTS style, monotonic alignment search):
-        aligner_hidden_size, aligner_temperature, aligner_prior_scale.
+        aligner_hidden_size, aligner_temperature, aligner_prior_scale. aligner_skippable_token_ids (`list[int]`,
+        optional): tokens the alignment search may give no frame (stress and length marks, spaces, punctuation),
+        as the corpus's phone timings do (`hf_metatts.data.durations.skippable_token_ids`); None: every token
+        takes at least one frame.
     Voice:
         speaker_dim: size of the speaker vector. num_speakers: rows of the multi-speaker table (0: none; the
         pretraining baseline uses it). lora_rank: rank of optional decoder low-rank adapters (0: none).
@@ -119,6 +122,7 @@ class MetaTTSConfig(PreTrainedConfig):
     aligner_hidden_size: int = 128
     aligner_temperature: float = 0.0005
     aligner_prior_scale: float = 1.0
+    aligner_skippable_token_ids: list[int] | None = None
 
     speaker_dim: int = 64
     num_speakers: int = 0
@@ -200,6 +204,14 @@ class MetaTTSConfig(PreTrainedConfig):
         _check_range("max_frames_per_token", self.max_frames_per_token, 1, 1000, integer=True)
         _check_range("aligner_temperature", self.aligner_temperature, 0.0, 1.0, low_open=True)
         _check_range("aligner_prior_scale", self.aligner_prior_scale, 0.0, 100.0)
+        if self.aligner_skippable_token_ids is not None:
+            ids = self.aligner_skippable_token_ids
+            if not isinstance(ids, (list, tuple)) or not all(
+                    isinstance(i, int) and not isinstance(i, bool) and 0 <= i < self.vocab_size for i in ids):
+                raise ValueError(
+                    f"MetaTTSConfig.aligner_skippable_token_ids must be a list of token ids in [0, {self.vocab_size})"
+                    f" (or None), got {ids!r}: write it with hf_metatts.data.durations.skippable_token_ids(tokenizer)."
+                )
         _check_range("num_speakers", self.num_speakers, 0, 1_000_000, integer=True)
         _check_range("lora_rank", self.lora_rank, 0, 256, integer=True)
         for name in ("mel_loss_weight", "duration_loss_weight", "pitch_loss_weight", "energy_loss_weight",

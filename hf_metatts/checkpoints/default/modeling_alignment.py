@@ -81,12 +81,16 @@ def beta_binomial_log_prior(text_lengths, mel_lengths, max_tokens: int, max_fram
 
 
 @torch.no_grad()
-def monotonic_alignment_search(log_probs: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor):
-    """The most likely monotonic alignment (each frame to one token, tokens in order, none skipped).
+def monotonic_alignment_search(log_probs: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor,
+                               skippable: torch.Tensor | None = None):
+    """The most likely monotonic alignment (each frame to one token, tokens in order).
 
     Args:
         log_probs: ``(B, N, T)`` log-likelihood of token n at frame t.
-        text_lengths: ``(B,)`` tokens per item; mel_lengths: ``(B,)`` frames per item (>= tokens).
+        text_lengths: ``(B,)`` tokens per item; mel_lengths: ``(B,)`` frames per item (>= tokens that must sound).
+        skippable: ``(B, N)`` bool, tokens that may take no frame at all (stress marks, spaces, punctuation:
+            the tokens the corpus's phone timings give 0 frames unless a pause lies there). None: every token
+            takes at least one frame (Glow-TTS).
 
     Returns:
         ``(B, N, T)`` 0/1 path.
@@ -94,24 +98,46 @@ def monotonic_alignment_search(log_probs: torch.Tensor, text_lengths: torch.Tens
     batch, num_tokens, num_frames = log_probs.shape
     device = log_probs.device
     token_index = torch.arange(num_tokens, device=device).unsqueeze(0)
-    log_probs = log_probs.masked_fill(token_index.unsqueeze(-1) >= text_lengths.view(-1, 1, 1), NEG_INF)
-    value = torch.full((batch, num_tokens), NEG_INF, device=device, dtype=log_probs.dtype)
-    value[:, 0] = log_probs[:, 0, 0]
-    came_from_previous = torch.zeros(batch, num_tokens, num_frames, dtype=torch.bool, device=device)
+    valid = token_index < text_lengths.view(-1, 1)
+    log_probs = log_probs.masked_fill(~valid.unsqueeze(-1), NEG_INF)
+    skippable = (torch.zeros_like(valid) if skippable is None else skippable.to(device).bool()) & valid
+    # chains[r - 1][b, n]: tokens n-r .. n-1 may all be skipped, so token n-r-1 can pass straight to token n
+    chains, chain = [], torch.ones_like(valid)
+    for shift in range(1, num_tokens):
+        chain = chain & F.pad(skippable, (shift, 0), value=False)[:, :num_tokens]
+        if not chain.any():
+            break
+        chains.append(chain)
+    # a path may start on any token whose predecessors may all be skipped, and end on any token whose
+    # successors may all be skipped
+    all_before = torch.cat([torch.ones_like(valid[:, :1]), torch.cumprod(skippable.long(), 1)[:, :-1].bool()], 1)
+    after = (skippable | ~valid).flip(1).long().cumprod(1).flip(1).bool()
+    all_after = torch.cat([after[:, 1:], torch.ones_like(valid[:, :1])], 1) & valid
+    value = log_probs[:, :, 0].masked_fill(~all_before, NEG_INF)
+    end_value = value.clone()
+    last_frame = (mel_lengths - 1).view(-1, 1)
+    came_from = torch.zeros(batch, num_tokens, num_frames, dtype=torch.uint8, device=device)  # tokens back
     for frame in range(1, num_frames):
-        previous = F.pad(value[:, :-1], (1, 0), value=NEG_INF)
-        step = previous > value
-        came_from_previous[:, :, frame] = step
-        value = torch.maximum(value, previous) + log_probs[:, :, frame]
-        value = value.masked_fill(token_index > frame, NEG_INF)
+        best, back = value, torch.zeros_like(came_from[:, :, 0])
+        for skipped in range(len(chains) + 1):
+            source = F.pad(value[:, : num_tokens - skipped - 1], (skipped + 1, 0), value=NEG_INF)
+            if skipped:
+                source = source.masked_fill(~chains[skipped - 1], NEG_INF)
+            better = source > best
+            best = torch.where(better, source, best)
+            back = back.masked_fill(better, skipped + 1)
+        came_from[:, :, frame] = back
+        value = (best + log_probs[:, :, frame]).masked_fill(
+            (token_index > frame) & ~skippable.any(1, keepdim=True), NEG_INF)
+        end_value = torch.where(last_frame == frame, value, end_value)
     path = torch.zeros(batch, num_tokens, num_frames, dtype=log_probs.dtype, device=device)
-    current = (text_lengths - 1).clamp(min=0)
+    current = end_value.masked_fill(~all_after, 2 * NEG_INF).argmax(1)
     rows = torch.arange(batch, device=device)
     for frame in range(num_frames - 1, -1, -1):
         active = frame < mel_lengths
         path[rows[active], current[active], frame] = 1.0
-        move = came_from_previous[rows, current, frame] & active & (current > 0)
-        current = current - move.long()
+        back = came_from[rows, current, frame].long() * active
+        current = (current - back).clamp(min=0)
     return path
 
 
