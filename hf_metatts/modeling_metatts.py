@@ -275,9 +275,11 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         Returns ``(B,)`` forward-sum scores (the aligner's forward-sum loss per token: high for a transcript far
         too short or long for the audio) and ``(B,)`` path scores (the mean negative log attention, without the
         prior, over the frames of the most likely monotonic path: a trained aligner scores a clip read with its
-        own transcript low and one read with another transcript high).
+        own transcript low and one read with another transcript high). The path is the one where every token takes
+        a frame, whatever ``config.aligner_skippable_token_ids`` says: the check's thresholds were set on it.
         """
-        hard, _, logits = self._align_batch(input_ids, attention_mask, labels, labels_attention_mask)
+        hard, _, logits = self._align_batch(input_ids, attention_mask, labels, labels_attention_mask,
+                                            every_token=True)
         text_mask = (input_ids.ne(self.config.pad_token_id) if attention_mask is None else attention_mask.bool())
         mel_lengths = (torch.full_like(text_mask.sum(1), labels.shape[1]) if labels_attention_mask is None
                        else labels_attention_mask.sum(1))
@@ -286,19 +288,21 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         path = -(log_attention * hard).sum(dim=(1, 2)) / hard.sum(dim=(1, 2)).clamp(min=1.0)
         return forward_sum, path
 
-    def _align_batch(self, input_ids, attention_mask, labels, labels_attention_mask):
-        """`_align` for a collated batch whose masks may be missing: -> hard, soft, logits, each ``(B, T, N)``."""
+    def _align_batch(self, input_ids, attention_mask, labels, labels_attention_mask, every_token: bool = False):
+        """`_align` for a collated batch whose masks may be missing: -> hard, soft, logits, each ``(B, T, N)``;
+        ``every_token`` gives every token a frame whatever the config's skippable tokens."""
         if attention_mask is None:
             attention_mask = input_ids.ne(self.config.pad_token_id)
         labels = labels.to(self.embed_tokens.weight.dtype)
         mel_mask = (torch.ones(labels.shape[:2], dtype=torch.bool, device=labels.device)
                     if labels_attention_mask is None else labels_attention_mask.bool())
-        return self._align(input_ids, attention_mask.bool(), labels, mel_mask)
+        return self._align(input_ids, attention_mask.bool(), labels, mel_mask, every_token)
 
-    def _align(self, input_ids, text_mask, labels, mel_mask):
+    def _align(self, input_ids, text_mask, labels, mel_mask, every_token: bool = False):
         """Soft and hard alignment: -> hard ``(B, T, N)``, soft ``(B, T, N)``, logits ``(B, T, N)``."""
         soft, logits = self._soft_align(input_ids, text_mask, labels, mel_mask)
-        return self._hard_align(soft, text_mask, mel_mask, self._skippable(input_ids)), soft, logits
+        skippable = None if every_token else self._skippable(input_ids)
+        return self._hard_align(soft, text_mask, mel_mask, skippable), soft, logits
 
     def _skippable(self, input_ids):
         """``(B, N)`` bool: tokens the alignment search may give no frame (``config.aligner_skippable_token_ids``),

@@ -131,3 +131,18 @@ def test_model_gives_skippable_tokens_no_frame_only_when_its_config_names_them(p
     with torch.no_grad():
         every_token = model.compute_durations(**batch)
     assert (every_token[text_mask] >= 1).all()
+
+
+def test_the_transcript_check_scores_do_not_depend_on_the_skippable_tokens(processor):
+    """`model.adapt`'s transcript check keeps the path where every token takes a frame: its thresholds were set on it."""
+    torch.manual_seed(0)
+    model = tiny_model()
+    batch = synthetic_batch(processor)
+    with torch.no_grad():
+        plain = model.transcript_scores(**batch)
+        model.config.aligner_skippable_token_ids = skippable_token_ids(processor.tokenizer)
+        skipping = model.transcript_scores(**batch)
+        durations = model.compute_durations(**batch)
+    for before, after in zip(plain, skipping):
+        torch.testing.assert_close(before, after, rtol=0, atol=0)
+    assert (durations == 0).any()  # the adaptation's durations do follow the config
