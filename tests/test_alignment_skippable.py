@@ -134,7 +134,8 @@ def test_model_gives_skippable_tokens_no_frame_only_when_its_config_names_them(p
 
 
 def test_the_transcript_check_scores_do_not_depend_on_the_skippable_tokens(processor):
-    """`model.adapt`'s transcript check keeps the path where every token takes a frame: its thresholds were set on it."""
+    """`model.adapt`'s transcript check keeps the path where every token takes a frame: its thresholds were set
+    on it."""
     torch.manual_seed(0)
     model = tiny_model()
     batch = synthetic_batch(processor)
