@@ -63,8 +63,10 @@ def write_card_inputs(folder: str, results: Sequence[Mapping] | None, datasets: 
     if evaluation:
         methods = {name: {"status": (entry or {}).get("status"), "vocoder": (entry or {}).get("vocoder")}
                    for name, entry in (evaluation.get("methods") or {}).items()}
+        settings = evaluation.get("settings") or {}
         kept = {"bars": evaluation["bars"], "command": evaluation.get("command"),
-                "machine": evaluation.get("machine"), "methods": methods}
+                "machine": evaluation.get("machine"), "methods": methods,
+                "settings": {key: settings[key] for key in SUPPORT_SETTINGS if key in settings}}
     inputs = {"results": list(results) if results else None, "datasets": list(datasets) if datasets else None,
               "evaluation": kept}
     with open(os.path.join(folder, CARD_INPUTS_FILE), "w", encoding="utf-8") as handle:
@@ -231,7 +233,23 @@ def evaluation_summary(result: Mapping) -> dict:
                      "measured": table_cell(measured_text(bar["measured"])), "result": table_cell(verdict_text(bar))})
     return {"bars": rows, "passed": sum(bar["status"] == PASS for bar in bars.values()),
             "command": result.get("command"), "machine": _machine_text(result.get("machine")),
-            "heard_through": heard_through_text(result.get("methods") or {})}
+            "heard_through": heard_through_text(result.get("methods") or {}),
+            "support_clips": support_clips_text(result.get("settings") or {})}
+
+
+#: the harness settings that say how the support clips' frames were given to their tokens
+SUPPORT_SETTINGS = ("support_durations", "aligner_search")
+
+
+def support_clips_text(settings: Mapping) -> str:
+    """How the bars' support clips were read (``support_durations`` and ``aligner_search`` of the harness's settings;
+    a result from before they were recorded read the corpus's phone timings)."""
+    if settings.get("support_durations", "timings") == "timings":
+        return ("The support clips were read on the corpus's phone timings; `model.adapt` gives a user's clips the "
+                "model's own aligner's durations, which reaches less (BENCHMARKS.md of hf-metatts measures both).")
+    search = {"skip_marks": ", with stress and length marks, spaces and punctuation free to take no frame",
+              "every_token": ", with every token taking at least one frame"}.get(settings.get("aligner_search"), "")
+    return f"The support clips were read by each model's own aligner{search}, as `model.adapt` reads a user's clips."
 
 
 def _machine_text(machine: Mapping | None) -> str | None:
@@ -291,5 +309,5 @@ def voice_card(voice_config, repo_id: str | None = None, num_floats: int | None 
 
 __all__ = ["CARD_INPUTS_FILE", "TRAINING_RUNS_FILE", "CardResultsError", "base_model_card", "describe_hardware",
            "eval_results", "evaluation_summary", "heard_through_text", "read_card_inputs", "read_card_results",
-           "read_training_runs",
+           "read_training_runs", "support_clips_text",
            "template_path", "vocoder_name", "voice_card", "write_card_inputs"]

@@ -296,6 +296,20 @@ def test_the_card_lists_the_bars_the_checkpoint_was_checked_against(trained_part
     assert "| rtf | real-time factor <= 0.05 | rtf 0.01044 | **pass** |" in card  # the source file is left out
     assert "| identification | identification >= 0.90 | - | not measured: identification was not measured |" in card
     assert "0.41" in card  # the model-index entry
+    # a result from before the harness recorded how the support clips were read: the corpus's phone timings
+    assert "The support clips were read on the corpus's phone timings; `model.adapt` gives a user's clips" in card
+
+
+def test_the_card_says_how_the_support_clips_were_read():
+    from hf_metatts.model_cards import support_clips_text
+
+    assert support_clips_text({}) == support_clips_text({"support_durations": "timings", "aligner_search": "own"})
+    assert "phone timings" in support_clips_text({})
+    assert support_clips_text({"support_durations": "aligner", "aligner_search": "skip_marks"}) == (
+        "The support clips were read by each model's own aligner, with stress and length marks, spaces and "
+        "punctuation free to take no frame, as `model.adapt` reads a user's clips.")
+    assert support_clips_text({"support_durations": "aligner", "aligner_search": "own"}) == (
+        "The support clips were read by each model's own aligner, as `model.adapt` reads a user's clips.")
 
 
 def test_a_bundle_saves_what_its_card_was_written_from_and_a_new_bundling_keeps_only_the_datasets(
@@ -309,6 +323,7 @@ def test_a_bundle_saves_what_its_card_was_written_from_and_a_new_bundling_keeps_
     assert inputs["results"] == result["model_index"] and inputs["datasets"] == ["hf-metatts/voices-default"]
     assert inputs["evaluation"]["bars"] == result["bars"] and inputs["evaluation"]["command"] == result["command"]
     assert inputs["evaluation"]["methods"]["finetune"] == {"status": "ok", "vocoder": "griffin_lim"}
+    assert inputs["evaluation"]["settings"] == {}  # the fixture's result records no settings
     with caplog.at_level("WARNING"):
         bundle_checkpoint(str(out), None, str(again), inner_lr=None)  # e.g. bundled again with another step size
     card = (again / "README.md").read_text()
