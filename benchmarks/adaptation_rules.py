@@ -50,10 +50,9 @@ import torch
 
 import hf_metatts
 from hf_metatts.evaluation.benchmark import (
-    ALIGNER_SEARCHES,
-    SUPPORT_DURATIONS,
     BenchmarkSettings,
     TaskAudio,
+    add_support_reading_arguments,
     load_method,
     load_tasks,
     measure,
@@ -358,14 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--identity-weight", type=float, default=0.0,
                         help="add this weight x (1 - cos) of --identity-encoder's embeddings of the predicted and the "
                         "real support mels to every rule's support loss (0: the model's loss alone)")
-    parser.add_argument("--support-durations", choices=SUPPORT_DURATIONS, default="timings",
-                        help="how the support clips' frames are given to their tokens: 'timings', the corpus's phone "
-                        "timings where it has them (the bars' harness); 'aligner', the model's own aligner for "
-                        "every clip, as model.adapt does for a user's clips, which come without timings")
-    parser.add_argument("--aligner-search", choices=ALIGNER_SEARCHES, default="own",
-                        help="the aligner's search: 'own', as the checkpoint's config sets it; 'skip_marks', stress "
-                        "and length marks, spaces and punctuation may take no frame, as the corpus's phone timings "
-                        "give them; 'every_token', each token takes at least one frame")
+    add_support_reading_arguments(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/adaptation_rules.json")
     return parser

@@ -83,7 +83,7 @@ from hf_metatts.evaluation.bar_text import (  # noqa: E402
     table_cell,
     verdict_text,
 )
-from hf_metatts.evaluation.benchmark import ALIGNER_SEARCHES, SUPPORT_DURATIONS  # noqa: E402
+from hf_metatts.evaluation.benchmark import add_support_reading_arguments  # noqa: E402
 
 logger = logging.getLogger("default_checkpoint")
 
@@ -555,13 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tasks", type=int, default=None, help="first N speakers (sorted) only")
     parser.add_argument("--metrics", nargs="+", default=METRICS, choices=METRICS, help="similarity is always on")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--support-durations", choices=SUPPORT_DURATIONS, default="timings",
-                        help="the support clips' token durations: 'timings', the corpus's phone timings; 'aligner', "
-                        "the model's own aligner, as model.adapt reads a user's clips")
-    parser.add_argument("--aligner-search", choices=ALIGNER_SEARCHES, default="own",
-                        help="the aligner's search for every method: 'own', as each checkpoint's config sets it; "
-                        "'skip_marks', stress and length marks, spaces and punctuation may take no frame, as the "
-                        "corpus's phone timings give them; 'every_token', each token takes at least one frame")
+    add_support_reading_arguments(parser)
     parser.add_argument("--workers", type=int, default=2, help="methods run at a time, one process each")
     parser.add_argument("--speed-json", nargs="+", default=[], metavar="PATH",
                         help="JSON of benchmarks/synthesis_speed.py and/or benchmarks/voice_adaptation_speed.py")

@@ -537,6 +537,19 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     }
 
 
+def add_support_reading_arguments(parser) -> None:
+    """Add ``--support-durations`` and ``--aligner-search`` (how the support clips' frames are given to their tokens,
+    ``BenchmarkSettings.support_durations`` and ``aligner_search``) to an argparse parser."""
+    parser.add_argument("--support-durations", choices=SUPPORT_DURATIONS, default="timings",
+                        help="how the support clips' frames are given to their tokens: 'timings', the corpus's phone "
+                        "timings where it has them (the bars' harness); 'aligner', the model's own aligner for "
+                        "every clip, as model.adapt does for a user's clips, which come without timings")
+    parser.add_argument("--aligner-search", choices=ALIGNER_SEARCHES, default="own",
+                        help="the aligner's search: 'own', as each checkpoint's config sets it; 'skip_marks', stress "
+                        "and length marks, spaces and punctuation may take no frame, as the corpus's phone timings "
+                        "give them; 'every_token', each token takes at least one frame")
+
+
 def parse_pairs(items: list[str] | None, cast=str) -> dict:
     """``["maml=DIR", ...]`` -> ``{"maml": "DIR"}``; raises `MismatchedInputsError` on an item without '='."""
     pairs = {}
