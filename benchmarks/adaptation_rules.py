@@ -230,7 +230,7 @@ def run(args, reuse: dict | None = None) -> dict:
     model, processor, head, reason = load_method("zero_shot", args.checkpoint)
     if reason:
         raise SystemExit(f"error: {reason}")
-    set_aligner_search(model, processor, args.aligner_search)
+    set_aligner_search(model, processor, args.aligner_search, args.aligner_duration_weight)
     if head is None:
         raise SystemExit(f"error: {args.checkpoint} has no meta-learner (meta_learner_config.json): the rules need "
                          "its adapted parameter set and, for 'learned', its rule")
@@ -301,6 +301,7 @@ def run(args, reuse: dict | None = None) -> dict:
         "checkpoint": args.checkpoint, "split": args.split, "tasks": [t.name for t in tasks], "shots": args.shots,
         "start": "encoder" if encoder_start else "model", "updated_by_adam_and_sgd": updated,
         "support_durations": args.support_durations,
+        "aligner_duration_weight": model.config.aligner_duration_weight,
         "aligner_skips_marks": bool(model.config.aligner_skippable_token_ids),
         "support_alignment_error": alignment if any(v is not None for v in alignment.values()) else None,
         "support_identity_term": ({"encoder": args.identity_encoder, "weight": args.identity_weight}

@@ -94,9 +94,9 @@ DEFAULT_STEPS = {"finetune": [0, 5, 100], "metasgd": [0, 5], "meta_lstm": [0, 5]
                  "maml": [0, 5]}
 #: Settings that must agree for an earlier run's methods to be merged into this one (``--reuse``).
 REUSE_KEYS = ("corpus", "task_column", "split", "shots", "max_tasks", "heldout", "seed", "eval_metrics", "languages",
-              "support_durations", "aligner_search")
+              "support_durations", "aligner_search", "aligner_duration_weight")
 #: what a result written before a setting existed ran with
-REUSE_DEFAULTS = {"support_durations": "timings", "aligner_search": "own"}
+REUSE_DEFAULTS = {"support_durations": "timings", "aligner_search": "own", "aligner_duration_weight": None}
 METRICS = ["similarity", "mcd", "wer", "eer", "identification"]
 
 BAR_SHOTS = 5
@@ -626,7 +626,8 @@ def main(argv=None) -> int:
     common = {"corpus": args.corpus, "task_column": args.task_column, "split": args.split, "shots": [args.shots],
               "max_tasks": args.max_tasks, "heldout": args.heldout, "seed": args.seed,
               "eval_metrics": sorted(set(args.metrics) | {"similarity"}), "languages": args.languages or None,
-              "support_durations": args.support_durations, "aligner_search": args.aligner_search}
+              "support_durations": args.support_durations, "aligner_search": args.aligner_search,
+              "aligner_duration_weight": args.aligner_duration_weight}
     earlier = None
     if args.reuse:
         try:

@@ -238,17 +238,23 @@ def evaluation_summary(result: Mapping) -> dict:
 
 
 #: the harness settings that say how the support clips' frames were given to their tokens
-SUPPORT_SETTINGS = ("support_durations", "aligner_search")
+SUPPORT_SETTINGS = ("support_durations", "aligner_search", "aligner_duration_weight")
 
 
 def support_clips_text(settings: Mapping) -> str:
-    """How the bars' support clips were read (``support_durations`` and ``aligner_search`` of the harness's settings;
-    a result from before they were recorded read the corpus's phone timings)."""
+    """How the bars' support clips were read (``support_durations``, ``aligner_search`` and
+    ``aligner_duration_weight`` of the harness's settings; a result from before they were recorded read the corpus's
+    phone timings with each model's own search)."""
     if settings.get("support_durations", "timings") == "timings":
         return ("The support clips were read on the corpus's phone timings; `model.adapt` gives a user's clips the "
                 "model's own aligner's durations, which reaches less (BENCHMARKS.md of hf-metatts measures both).")
     search = {"skip_marks": ", with stress and length marks, spaces and punctuation free to take no frame",
               "every_token": ", with every token taking at least one frame"}.get(settings.get("aligner_search"), "")
+    weight = settings.get("aligner_duration_weight")
+    if weight:
+        search += (f", each token's log-duration held to the duration predictor's with weight {weight:g}")
+    elif weight == 0:
+        search += ", without the duration predictor"
     return f"The support clips were read by each model's own aligner{search}, as `model.adapt` reads a user's clips."
 
 

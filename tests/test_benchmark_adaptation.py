@@ -190,6 +190,29 @@ def test_the_aligner_search_chosen_for_the_harness_is_the_one_each_method_aligns
     assert result["methods"]["finetune"]["aligner_skips_marks"] is (search == "skip_marks")
 
 
+@pytest.mark.parametrize("weight", [None, 30.0])
+def test_the_duration_weight_chosen_for_the_harness_is_the_one_each_method_aligns_with(corpus, checkpoint,
+                                                                                        monkeypatch, weight):
+    """A weight replaces each checkpoint's own (this one's is 0) for every support batch the aligner reads."""
+    from hf_metatts.modeling_metatts import MetaTTSForTextToSpeech
+
+    seen = []
+    original = MetaTTSForTextToSpeech.compute_durations
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.config.aligner_duration_weight)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MetaTTSForTextToSpeech, "compute_durations", spy)
+    settings = BenchmarkSettings(corpus=str(corpus), checkpoints={"finetune": str(checkpoint)}, shots=[1],
+                                 steps=[0, 1], max_tasks=1, eval_metrics=["similarity"], support_durations="aligner",
+                                 aligner_duration_weight=weight)
+    result = run_benchmark(settings)
+    assert seen and all(value == (weight or 0.0) for value in seen)
+    assert result["settings"]["aligner_duration_weight"] == weight
+    assert result["methods"]["finetune"]["aligner_duration_weight"] == (weight or 0.0)
+
+
 @pytest.mark.parametrize("mode", ["timings", "aligner"])
 def test_the_support_reaches_adaptation_with_the_chosen_durations(corpus, checkpoint, monkeypatch, mode):
     """timings: the corpus's phone-timing durations go into every adaptation; aligner: none do, so the model's

@@ -242,6 +242,29 @@ def test_the_bundle_can_let_the_aligner_leave_marks_spaces_and_punctuation_witho
     assert json.loads((plain / "config.json").read_text()).get("aligner_skippable_token_ids") is None
 
 
+def test_the_bundle_sets_the_duration_weight_of_the_search_that_reads_a_user_s_clips(trained_parts, tmp_path):
+    from hf_metatts.cli import main
+
+    model_dir, vocoder_dir, _ = trained_parts
+    out = tmp_path / "bundle"
+    assert main(["bundle", "--model", str(model_dir), "--vocoder", str(vocoder_dir), "--out", str(out),
+                 "--aligner-duration-weight", "30"]) == 0
+    assert json.loads((out / "config.json").read_text())["aligner_duration_weight"] == 30.0
+    assert hf_metatts.MetaTTSForTextToSpeech.from_pretrained(str(out)).config.aligner_duration_weight == 30.0
+    again = tmp_path / "again"  # bundled again without the option: the setting stays; 0 turns it off
+    assert main(["bundle", "--model", str(out), "--out", str(again)]) == 0
+    assert json.loads((again / "config.json").read_text())["aligner_duration_weight"] == 30.0
+    assert main(["bundle", "--model", str(out), "--out", str(tmp_path / "off"), "--aligner-duration-weight", "0"]) == 0
+    assert json.loads((tmp_path / "off" / "config.json").read_text())["aligner_duration_weight"] == 0.0
+
+
+@pytest.mark.parametrize("weight", [-1.0, 5000.0])
+def test_a_duration_weight_out_of_range_is_refused_before_anything_is_written(trained_parts, tmp_path, weight):
+    model_dir, vocoder_dir, _ = trained_parts
+    assert_refused_leaving_the_bundle_as_it_was(model_dir, vocoder_dir, tmp_path, "aligner_duration_weight",
+                                                aligner_duration_weight=weight)
+
+
 def test_the_bundle_can_adapt_the_output_layer_on_whole_clip_hidden_states(trained_parts, tmp_path):
     from hf_metatts.cli import main
 
@@ -310,6 +333,11 @@ def test_the_card_says_how_the_support_clips_were_read():
         "punctuation free to take no frame, as `model.adapt` reads a user's clips.")
     assert support_clips_text({"support_durations": "aligner", "aligner_search": "own"}) == (
         "The support clips were read by each model's own aligner, as `model.adapt` reads a user's clips.")
+    assert support_clips_text({"support_durations": "aligner", "aligner_search": "skip_marks",
+                               "aligner_duration_weight": 30.0}) == (
+        "The support clips were read by each model's own aligner, with stress and length marks, spaces and "
+        "punctuation free to take no frame, each token's log-duration held to the duration predictor's with weight "
+        "30, as `model.adapt` reads a user's clips.")
 
 
 def test_a_bundle_saves_what_its_card_was_written_from_and_a_new_bundling_keeps_only_the_datasets(

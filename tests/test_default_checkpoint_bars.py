@@ -187,6 +187,10 @@ def test_reuse_merges_only_methods_not_run_now_and_refuses_other_settings_or_tas
     bars.check_reusable(earlier, {**settings, "aligner_search": "own"}, "old.json")
     with pytest.raises(ValueError, match="aligner_search: 'own' there, 'skip_marks' now"):
         bars.check_reusable(earlier, {**settings, "aligner_search": "skip_marks"}, "old.json")
+    # ... and with each checkpoint's own duration weight
+    bars.check_reusable(earlier, {**settings, "aligner_duration_weight": None}, "old.json")
+    with pytest.raises(ValueError, match="aligner_duration_weight: None there, 30.0 now"):
+        bars.check_reusable(earlier, {**settings, "aligner_duration_weight": 30.0}, "old.json")
     now = {"settings": {**settings, "steps": [0, 5], "checkpoints": {"metasgd": "ckpt/new"},
                         "steps_per_method": {"metasgd": [0, 5]}},
            "method_settings": {}, "tasks": copy.deepcopy(RESULT["tasks"]),

@@ -90,6 +90,8 @@ class BenchmarkSettings:
     support_durations: str = "timings"
     #: the aligner's search for every checkpoint (one of ``ALIGNER_SEARCHES``; `set_aligner_search`)
     aligner_search: str = "own"
+    #: ``config.aligner_duration_weight`` for every checkpoint (None: each checkpoint's own)
+    aligner_duration_weight: float | None = None
 
     def validate(self) -> None:
         if not self.shots or min(self.shots) < 1:
@@ -128,6 +130,11 @@ class BenchmarkSettings:
         if self.aligner_search not in ALIGNER_SEARCHES:
             raise BenchmarkConfigError(f"aligner_search={self.aligner_search!r}: choose one of "
                                        f"{', '.join(ALIGNER_SEARCHES)}.")
+        weight = self.aligner_duration_weight
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                                   or not (0 <= weight <= 1000)):
+            raise BenchmarkConfigError(f"aligner_duration_weight={weight!r}: give a weight in [0, 1000], or None for "
+                                       "each checkpoint's own.")
 
 
 @dataclass
@@ -215,9 +222,9 @@ def load_method(method: str, checkpoint: str | None):
     return model, processor, head, None
 
 
-def set_aligner_search(model, processor, search: str) -> None:
+def set_aligner_search(model, processor, search: str, duration_weight: float | None = None) -> None:
     """Give ``model``'s aligner the ``search`` of ``ALIGNER_SEARCHES`` (``config.aligner_skippable_token_ids``;
-    "own" leaves the config as loaded)."""
+    "own" leaves the config as loaded) and, unless None, ``config.aligner_duration_weight``."""
     from ..data.durations import skippable_token_ids
 
     if search not in ALIGNER_SEARCHES:
@@ -225,6 +232,8 @@ def set_aligner_search(model, processor, search: str) -> None:
     if search != "own":
         model.config.aligner_skippable_token_ids = (skippable_token_ids(processor.tokenizer)
                                                     if search == "skip_marks" else None)
+    if duration_weight is not None:
+        model.config.aligner_duration_weight = float(duration_weight)
 
 
 def meta_learner_summary(head) -> dict | None:
@@ -502,7 +511,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
             logger.warning("%s skipped: %s", method, reason)
             methods[method] = {"status": "skipped", "reason": reason, "checkpoint": checkpoint}
             continue
-        set_aligner_search(model, processor, settings.aligner_search)
+        set_aligner_search(model, processor, settings.aligner_search, settings.aligner_duration_weight)
         if method in settings.rate_scales:
             if head is None:
                 raise BenchmarkConfigError(f"rate_scales[{method!r}]: {checkpoint} has no meta-learner whose steps "
@@ -520,7 +529,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
                      lr=settings.lrs.get(method), meta_learner=meta_learner_summary(head),
                      global_variance_weight=settings.global_variance_weights.get(method),
                      rate_scale=settings.rate_scales.get(method), vocoder=model.config.vocoder_type,
-                     aligner_skips_marks=bool(model.config.aligner_skippable_token_ids))
+                     aligner_skips_marks=bool(model.config.aligner_skippable_token_ids),
+                     aligner_duration_weight=model.config.aligner_duration_weight)
         methods[method] = entry
     if audios is None:
         raise BenchmarkConfigError("No method could run: " + "; ".join(
@@ -538,8 +548,9 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
 
 
 def add_support_reading_arguments(parser) -> None:
-    """Add ``--support-durations`` and ``--aligner-search`` (how the support clips' frames are given to their tokens,
-    ``BenchmarkSettings.support_durations`` and ``aligner_search``) to an argparse parser."""
+    """Add ``--support-durations``, ``--aligner-search`` and ``--aligner-duration-weight`` (how the support clips'
+    frames are given to their tokens: ``BenchmarkSettings.support_durations``, ``aligner_search`` and
+    ``aligner_duration_weight``) to an argparse parser."""
     parser.add_argument("--support-durations", choices=SUPPORT_DURATIONS, default="timings",
                         help="how the support clips' frames are given to their tokens: 'timings', the corpus's phone "
                         "timings where it has them (the bars' harness); 'aligner', the model's own aligner for "
@@ -548,6 +559,10 @@ def add_support_reading_arguments(parser) -> None:
                         help="the aligner's search: 'own', as each checkpoint's config sets it; 'skip_marks', stress "
                         "and length marks, spaces and punctuation may take no frame, as the corpus's phone timings "
                         "give them; 'every_token', each token takes at least one frame")
+    parser.add_argument("--aligner-duration-weight", type=float, default=None, metavar="W",
+                        help="the aligner's search holds each token's log-duration this strongly to the duration "
+                        "predictor's (config.aligner_duration_weight; 0: the aligner alone; default: each "
+                        "checkpoint's own)")
 
 
 def parse_pairs(items: list[str] | None, cast=str) -> dict:

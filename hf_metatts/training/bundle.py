@@ -148,7 +148,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
                       datasets: list[str] | None = None, max_bytes: int = MAX_BUNDLE_BYTES,
                       inner_lr: float | None = None, global_variance_weight: float | None = None,
                       keep_runs: bool = False, evaluation: dict | None = None,
-                      voice_vocoder: dict | None = None, aligner_skips_marks: bool | None = None) -> dict:
+                      voice_vocoder: dict | None = None, aligner_skips_marks: bool | None = None,
+                      aligner_duration_weight: float | None = None) -> dict:
     """Write the checkpoint; returns ``{"bytes", "num_parameters", "files"}``.
 
     Args:
@@ -180,11 +181,15 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
             ``hf_metatts.data.durations.skippable_token_ids`` lists them), so that ``model.adapt`` reads a user's
             clips as the model was trained on its corpus; False makes every token take a frame; None keeps
             ``model_dir``'s setting.
+        aligner_duration_weight: how strongly the search that reads a user's clips for ``model.adapt`` holds each
+            token's log-duration to the duration predictor's (``config.aligner_duration_weight``; 0: the aligner
+            alone); None keeps ``model_dir``'s setting.
     Raises:
         BundleTooLargeError: the folder would exceed ``max_bytes`` (nothing is left in ``output_dir``).
         BundleConfigError: no ``vocoder_dir`` for a model that owns no trained vocoder; ``inner_lr`` is given for
             a folder without a fixed-rate ``maml`` meta-learner, or is not positive; ``global_variance_weight`` for
-            a folder without a meta-learner, or is negative (all checked before anything is written).
+            a folder without a meta-learner, or is negative; ``aligner_duration_weight`` outside [0, 1000] (all
+            checked before anything is written).
         CardResultsError: ``evaluation`` has no bars, or a bar lacks its requirement, measurements or status
             (checked before anything is written).
     """
@@ -200,6 +205,9 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     from .vocoder import attach_trained_vocoder
 
     check_adaptation_overrides(model_dir, inner_lr, global_variance_weight)
+    if aligner_duration_weight is not None and not 0 <= aligner_duration_weight <= 1000:
+        raise BundleConfigError(f"aligner_duration_weight={aligner_duration_weight}: give a weight in [0, 1000] "
+                                "(0: the aligner alone).")
     if evaluation is not None:
         evaluation_summary(evaluation)  # a broken evaluation is refused before anything is written
     earlier_card = read_card_inputs(model_dir)
@@ -215,6 +223,8 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
         attach_trained_vocoder(model, vocoder_dir)
     if aligner_skips_marks is not None:
         set_aligner_skippable(model.config, model_dir, aligner_skips_marks)
+    if aligner_duration_weight is not None:
+        model.config.aligner_duration_weight = float(aligner_duration_weight)
     if voice_vocoder:
         set_voice_vocoder(model.config, voice_vocoder)
     elif model.config.vocoder_type != "istft":
@@ -290,7 +300,8 @@ def _run(args) -> int:
                       repo_id=args.repo_id, datasets=args.datasets, inner_lr=args.inner_lr,
                       global_variance_weight=args.global_variance_weight, keep_runs=args.keep_runs,
                       evaluation=evaluation, voice_vocoder=voice_vocoder_arguments(args),
-                      aligner_skips_marks=args.aligner_skips_marks)
+                      aligner_skips_marks=args.aligner_skips_marks,
+                      aligner_duration_weight=args.aligner_duration_weight)
     return 0
 
 
@@ -345,6 +356,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "punctuation, as the corpus's phone timings do (model.adapt reads a user's clips that way)")
     parser.add_argument("--aligner-every-token", dest="aligner_skips_marks", action="store_const", const=False,
                         help="the aligner gives every token at least one frame (the default of a new config)")
+    parser.add_argument("--aligner-duration-weight", type=float, default=None, metavar="W",
+                        help="how strongly the search that reads a user's clips holds each token's log-duration to "
+                        "the duration predictor's, stretched to the clip (config.aligner_duration_weight; 0: the "
+                        "aligner alone; default: keep the model folder's)")
     parser.set_defaults(func=_run)
     return parser
 
