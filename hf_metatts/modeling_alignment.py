@@ -169,11 +169,9 @@ def duration_informed_search(log_probs: torch.Tensor, text_lengths: torch.Tensor
     cap = num_frames if max_duration is None else max(1, min(num_frames, int(max_duration)))
     # cumulative[b, n, t]: attention of token n summed over frames 0..t-1 (float64: long sums are subtracted)
     cumulative = F.pad(log_probs.double().cumsum(-1), (1, 0))  # (B, N, T + 1)
-    ends = torch.arange(num_frames + 1, device=device).view(-1, 1)
-    lengths = torch.arange(cap + 1, device=device).view(1, -1)
-    starts = ends - lengths  # (T + 1, D + 1)
-    reachable = starts >= 0
-    starts = starts.clamp(min=0).view(-1)
+    # windows of the last cap + 1 frame boundaries before each end frame, longest duration first
+    lengths = torch.arange(cap, -1, -1, device=device)  # (D + 1,)
+    reachable = torch.arange(num_frames + 1, device=device).view(-1, 1) >= lengths.view(1, -1)  # (T + 1, D + 1)
     log_lengths = torch.log1p(lengths.double()).view(1, 1, -1)
     minimum = torch.ones(batch, num_tokens, dtype=torch.long, device=device)
     if skippable is not None:
@@ -184,13 +182,14 @@ def duration_informed_search(log_probs: torch.Tensor, text_lengths: torch.Tensor
     for token in range(num_tokens):
         active = (token < text_lengths).view(-1, 1)
         sums = cumulative[:, token]  # (B, T + 1)
-        segment = sums.unsqueeze(-1) - sums[:, starts].view(batch, num_frames + 1, cap + 1)
+        starts = F.pad(sums, (cap, 0)).unfold(1, cap + 1, 1)  # (B, T + 1, D + 1): sums at end - length
+        before = F.pad(value, (cap, 0), value=2 * NEG_INF).unfold(1, cap + 1, 1)
         stray = (log_lengths - torch.log1p(expected[:, token].double().clamp(min=0)).view(-1, 1, 1)) ** 2
-        score = value[:, starts].view(batch, num_frames + 1, cap + 1) + segment - weight * stray
-        allowed = reachable.unsqueeze(0) & (lengths.unsqueeze(0) >= minimum[:, token].view(-1, 1, 1))
-        best, length = score.masked_fill(~allowed, 2 * NEG_INF).max(-1)
+        score = before + (sums.unsqueeze(-1) - starts) - weight * stray
+        allowed = reachable.unsqueeze(0) & (lengths.view(1, 1, -1) >= minimum[:, token].view(-1, 1, 1))
+        best, index = score.masked_fill(~allowed, 2 * NEG_INF).max(-1)
         value = torch.where(active, best, value)
-        chosen[:, token] = length * active
+        chosen[:, token] = lengths[index] * active
     rows = torch.arange(batch, device=device)
     durations = torch.zeros(batch, num_tokens, dtype=torch.long, device=device)
     frame = mel_lengths.long().clone()

@@ -57,7 +57,9 @@ class MetaTTSConfig(PreTrainedConfig):
         aligner_hidden_size, aligner_temperature, aligner_prior_scale. aligner_skippable_token_ids (`list[int]`,
         optional): tokens the alignment search may give no frame (stress and length marks, spaces, punctuation),
         as the corpus's phone timings do (`hf_metatts.data.durations.skippable_token_ids`); None: every token
-        takes at least one frame.
+        takes at least one frame. aligner_duration_weight (`float`, 0.0): how strongly `compute_durations` (the
+        support clips' durations for `model.adapt`) holds each token's log-duration to the duration predictor's,
+        stretched to the clip's length (`modeling_alignment.duration_informed_search`); 0: the aligner alone.
     Voice:
         speaker_dim: size of the speaker vector. num_speakers: rows of the multi-speaker table (0: none; the
         pretraining baseline uses it). lora_rank: rank of optional decoder low-rank adapters (0: none).
@@ -123,6 +125,7 @@ class MetaTTSConfig(PreTrainedConfig):
     aligner_temperature: float = 0.0005
     aligner_prior_scale: float = 1.0
     aligner_skippable_token_ids: list[int] | None = None
+    aligner_duration_weight: float = 0.0
 
     speaker_dim: int = 64
     num_speakers: int = 0
@@ -204,6 +207,7 @@ class MetaTTSConfig(PreTrainedConfig):
         _check_range("max_frames_per_token", self.max_frames_per_token, 1, 1000, integer=True)
         _check_range("aligner_temperature", self.aligner_temperature, 0.0, 1.0, low_open=True)
         _check_range("aligner_prior_scale", self.aligner_prior_scale, 0.0, 100.0)
+        _check_range("aligner_duration_weight", self.aligner_duration_weight, 0.0, 1000.0)
         if self.aligner_skippable_token_ids is not None:
             ids = self.aligner_skippable_token_ids
             if not isinstance(ids, (list, tuple)) or not all(

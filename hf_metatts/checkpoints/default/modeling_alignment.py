@@ -141,6 +141,70 @@ def monotonic_alignment_search(log_probs: torch.Tensor, text_lengths: torch.Tens
     return path
 
 
+def duration_informed_search(log_probs: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor,
+                             expected: torch.Tensor, weight: float, skippable: torch.Tensor | None = None,
+                             max_duration: int | None = None) -> torch.Tensor:
+    """The monotonic alignment that best trades the aligner's attention against expected durations.
+
+    A segmental (semi-Markov) search: it maximises, over frames per token ``d`` summing to each clip's length,
+    ``sum_n [sum of log_probs over token n's frames] - weight * sum_n (log1p(d_n) - log1p(expected_n))^2``. With
+    ``weight=0`` it finds the path `monotonic_alignment_search` finds (the same score). Every token takes at
+    least one frame, tokens marked in ``skippable`` at least none.
+
+    Args:
+        log_probs: ``(B, N, T)`` log-likelihood of token n at frame t.
+        text_lengths: ``(B,)`` tokens per item; mel_lengths: ``(B,)`` frames per item.
+        expected: ``(B, N)`` expected frames per token (any scale: e.g. a duration predictor's, stretched to the
+            clip's length).
+        weight: how much a token's log-duration may stray from its expected one, against the attention.
+        skippable: ``(B, N)`` bool, tokens that may take no frame (see `monotonic_alignment_search`).
+        max_duration: longest duration searched (default: the clip's length); an item with no path under it is
+            searched again without the cap.
+
+    Returns:
+        ``(B, N)`` long frames per token (0 past ``text_lengths``), each row summing to ``mel_lengths``.
+    """
+    batch, num_tokens, num_frames = log_probs.shape
+    device = log_probs.device
+    cap = num_frames if max_duration is None else max(1, min(num_frames, int(max_duration)))
+    # cumulative[b, n, t]: attention of token n summed over frames 0..t-1 (float64: long sums are subtracted)
+    cumulative = F.pad(log_probs.double().cumsum(-1), (1, 0))  # (B, N, T + 1)
+    # windows of the last cap + 1 frame boundaries before each end frame, longest duration first
+    lengths = torch.arange(cap, -1, -1, device=device)  # (D + 1,)
+    reachable = torch.arange(num_frames + 1, device=device).view(-1, 1) >= lengths.view(1, -1)  # (T + 1, D + 1)
+    log_lengths = torch.log1p(lengths.double()).view(1, 1, -1)
+    minimum = torch.ones(batch, num_tokens, dtype=torch.long, device=device)
+    if skippable is not None:
+        minimum = minimum.masked_fill(skippable.to(device).bool(), 0)
+    value = torch.full((batch, num_frames + 1), 2 * NEG_INF, dtype=torch.float64, device=device)
+    value[:, 0] = 0.0
+    chosen = torch.zeros(batch, num_tokens, num_frames + 1, dtype=torch.long, device=device)
+    for token in range(num_tokens):
+        active = (token < text_lengths).view(-1, 1)
+        sums = cumulative[:, token]  # (B, T + 1)
+        starts = F.pad(sums, (cap, 0)).unfold(1, cap + 1, 1)  # (B, T + 1, D + 1): sums at end - length
+        before = F.pad(value, (cap, 0), value=2 * NEG_INF).unfold(1, cap + 1, 1)
+        stray = (log_lengths - torch.log1p(expected[:, token].double().clamp(min=0)).view(-1, 1, 1)) ** 2
+        score = before + (sums.unsqueeze(-1) - starts) - weight * stray
+        allowed = reachable.unsqueeze(0) & (lengths.view(1, 1, -1) >= minimum[:, token].view(-1, 1, 1))
+        best, index = score.masked_fill(~allowed, 2 * NEG_INF).max(-1)
+        value = torch.where(active, best, value)
+        chosen[:, token] = lengths[index] * active
+    rows = torch.arange(batch, device=device)
+    durations = torch.zeros(batch, num_tokens, dtype=torch.long, device=device)
+    frame = mel_lengths.long().clone()
+    for token in range(num_tokens - 1, -1, -1):
+        length = chosen[rows, token, frame]
+        durations[:, token] = length
+        frame = (frame - length).clamp(min=0)
+    stuck = value[rows, mel_lengths.long()] < NEG_INF  # no path with durations up to the cap
+    if cap < num_frames and bool(stuck.any()):
+        durations[stuck] = duration_informed_search(log_probs[stuck], text_lengths[stuck], mel_lengths[stuck],
+                                                    expected[stuck], weight,
+                                                    None if skippable is None else skippable[stuck])
+    return durations
+
+
 def forward_sum_loss(logits: torch.Tensor, text_lengths: torch.Tensor, mel_lengths: torch.Tensor, blank_logit=-1.0,
                      reduction: str = "mean"):
     """RAD-TTS forward-sum loss: CTC over tokens 1..N with a blank, marginalising all monotonic alignments.

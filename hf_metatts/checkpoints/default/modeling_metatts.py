@@ -31,6 +31,7 @@ from .modeling_alignment import (
     AlignmentEncoder,
     beta_binomial_log_prior,
     bin_loss,
+    duration_informed_search,
     forward_sum_loss,
     monotonic_alignment_search,
 )
@@ -261,11 +262,43 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
     def compute_durations(self, input_ids, attention_mask=None, labels=None, labels_attention_mask=None, **unused):
         """The aligner's hard durations ``(B, N)`` (frames per token) for a batch with ``labels`` ``(B, T, M)``.
 
-        The aligner reads only token embeddings and mels, never the voice, so a few-shot inner loop can
-        compute these once and pass them as ``durations`` to every step.
+        With ``config.aligner_duration_weight`` 0, the aligner's most likely monotonic path. Above 0, the search
+        also holds each token's log-duration near what the model's duration predictor expects for the text in the
+        clips' voice, stretched to each clip's length (`expected_durations`, `duration_informed_search`).
+        Neither reads the adapted parameter set, so a few-shot inner loop can compute these once and pass them as
+        ``durations`` to every step.
         """
-        hard, _, _ = self._align_batch(input_ids, attention_mask, labels, labels_attention_mask)
-        return hard.sum(dim=1).long()
+        if not self.config.aligner_duration_weight:
+            hard, _, _ = self._align_batch(input_ids, attention_mask, labels, labels_attention_mask)
+            return hard.sum(dim=1).long()
+        text_mask, labels, mel_mask = self._batch_masks(input_ids, attention_mask, labels, labels_attention_mask)
+        soft, _ = self._soft_align(input_ids, text_mask, labels, mel_mask)
+        expected = self.expected_durations(input_ids, text_mask, labels, mel_mask)
+        log_soft = soft.clamp(min=1e-12).log().transpose(1, 2)
+        return duration_informed_search(log_soft, text_mask.sum(1), mel_mask.sum(1), expected,
+                                        self.config.aligner_duration_weight, self._skippable(input_ids),
+                                        max_duration=2 * self.config.max_frames_per_token)
+
+    @torch.no_grad()
+    def expected_durations(self, input_ids, attention_mask=None, labels=None, labels_attention_mask=None, **unused):
+        """Frames per token ``(B, N)`` (float) that the duration predictor gives each clip's text in the clips'
+        voice, stretched so each row sums to the clip's frames.
+
+        The voice is the voice encoder's from all the batch's clips (``labels`` ``(B, T, M)``) when the model has
+        one, else the model's own speaker vector: the speaker vector is the only adapted value the duration
+        predictor reads.
+        """
+        text_mask, labels, mel_mask = self._batch_masks(input_ids, attention_mask, labels, labels_attention_mask)
+        batch = input_ids.shape[0]
+        if self.voice_encoder is not None:
+            vector = self.encode_voice(labels, mel_mask)["voice.speaker_vector"].reshape(1, -1)
+            speaker = self.voice(batch, speaker_embeddings=vector)
+        else:
+            speaker = self.voice(batch)
+        _, encoded = self._encode(input_ids, text_mask, speaker)
+        predicted = torch.expm1(self.duration_predictor(encoded, text_mask)).clamp(min=0.0) * text_mask
+        scale = mel_mask.sum(1).to(predicted.dtype) / predicted.sum(1).clamp(min=1e-6)
+        return predicted * scale.unsqueeze(1)
 
     @torch.no_grad()
     def transcript_scores(self, input_ids, attention_mask=None, labels=None, labels_attention_mask=None,
@@ -291,12 +324,17 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
     def _align_batch(self, input_ids, attention_mask, labels, labels_attention_mask, every_token: bool = False):
         """`_align` for a collated batch whose masks may be missing: -> hard, soft, logits, each ``(B, T, N)``;
         ``every_token`` gives every token a frame whatever the config's skippable tokens."""
+        text_mask, labels, mel_mask = self._batch_masks(input_ids, attention_mask, labels, labels_attention_mask)
+        return self._align(input_ids, text_mask, labels, mel_mask, every_token)
+
+    def _batch_masks(self, input_ids, attention_mask, labels, labels_attention_mask):
+        """-> text mask ``(B, N)`` bool, labels ``(B, T, M)`` in the model's dtype, frame mask ``(B, T)`` bool."""
         if attention_mask is None:
             attention_mask = input_ids.ne(self.config.pad_token_id)
         labels = labels.to(self.embed_tokens.weight.dtype)
         mel_mask = (torch.ones(labels.shape[:2], dtype=torch.bool, device=labels.device)
                     if labels_attention_mask is None else labels_attention_mask.bool())
-        return self._align(input_ids, attention_mask.bool(), labels, mel_mask, every_token)
+        return attention_mask.bool(), labels, mel_mask
 
     def _align(self, input_ids, text_mask, labels, mel_mask, every_token: bool = False):
         """Soft and hard alignment: -> hard ``(B, T, N)``, soft ``(B, T, N)``, logits ``(B, T, N)``."""
