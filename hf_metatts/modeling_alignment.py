@@ -167,16 +167,18 @@ def duration_informed_search(log_probs: torch.Tensor, text_lengths: torch.Tensor
     batch, num_tokens, num_frames = log_probs.shape
     device = log_probs.device
     cap = num_frames if max_duration is None else max(1, min(num_frames, int(max_duration)))
-    # cumulative[b, n, t]: attention of token n summed over frames 0..t-1 (float64: long sums are subtracted)
-    cumulative = F.pad(log_probs.double().cumsum(-1), (1, 0))  # (B, N, T + 1)
+    # cumulative[b, n, t]: attention of token n summed over frames 0..t-1, in float64 where the device has it
+    # (long sums are subtracted)
+    precise = torch.float32 if device.type == "mps" else torch.float64
+    cumulative = F.pad(log_probs.to(precise).cumsum(-1), (1, 0))  # (B, N, T + 1)
     # windows of the last cap + 1 frame boundaries before each end frame, longest duration first
     lengths = torch.arange(cap, -1, -1, device=device)  # (D + 1,)
     reachable = torch.arange(num_frames + 1, device=device).view(-1, 1) >= lengths.view(1, -1)  # (T + 1, D + 1)
-    log_lengths = torch.log1p(lengths.double()).view(1, 1, -1)
+    log_lengths = torch.log1p(lengths.to(precise)).view(1, 1, -1)
     minimum = torch.ones(batch, num_tokens, dtype=torch.long, device=device)
     if skippable is not None:
         minimum = minimum.masked_fill(skippable.to(device).bool(), 0)
-    value = torch.full((batch, num_frames + 1), 2 * NEG_INF, dtype=torch.float64, device=device)
+    value = torch.full((batch, num_frames + 1), 2 * NEG_INF, dtype=precise, device=device)
     value[:, 0] = 0.0
     chosen = torch.zeros(batch, num_tokens, num_frames + 1, dtype=torch.long, device=device)
     for token in range(num_tokens):
@@ -184,7 +186,7 @@ def duration_informed_search(log_probs: torch.Tensor, text_lengths: torch.Tensor
         sums = cumulative[:, token]  # (B, T + 1)
         starts = F.pad(sums, (cap, 0)).unfold(1, cap + 1, 1)  # (B, T + 1, D + 1): sums at end - length
         before = F.pad(value, (cap, 0), value=2 * NEG_INF).unfold(1, cap + 1, 1)
-        stray = (log_lengths - torch.log1p(expected[:, token].double().clamp(min=0)).view(-1, 1, 1)) ** 2
+        stray = (log_lengths - torch.log1p(expected[:, token].to(precise).clamp(min=0)).view(-1, 1, 1)) ** 2
         score = before + (sums.unsqueeze(-1) - starts) - weight * stray
         allowed = reachable.unsqueeze(0) & (lengths.view(1, 1, -1) >= minimum[:, token].view(-1, 1, 1))
         best, index = score.masked_fill(~allowed, 2 * NEG_INF).max(-1)

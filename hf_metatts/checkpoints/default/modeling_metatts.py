@@ -291,7 +291,8 @@ class MetaTTSForTextToSpeech(MetaTTSPreTrainedModel):
         text_mask, labels, mel_mask = self._batch_masks(input_ids, attention_mask, labels, labels_attention_mask)
         batch = input_ids.shape[0]
         if self.voice_encoder is not None:
-            vector = self.encode_voice(labels, mel_mask)["voice.speaker_vector"].reshape(1, -1)
+            voice = self.encode_voice(labels, mel_mask)
+            vector = voice.get("voice.speaker_vector", self.voice.speaker_vector).reshape(1, -1)
             speaker = self.voice(batch, speaker_embeddings=vector)
         else:
             speaker = self.voice(batch)
