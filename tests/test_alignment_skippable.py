@@ -1,11 +1,11 @@
 """The alignment search with tokens that may take no frame (stress marks, spaces, punctuation), as the corpus's
 phone timings give them, and the config field and model path that turn it on."""
 
-import itertools
 import json
 
 import pytest
 import torch
+from duration_vectors import duration_vectors
 from test_modeling import synthetic_batch
 from tiny_models import tiny_config, tiny_model, tiny_processor
 
@@ -21,12 +21,8 @@ def processor():
 def best_score_by_enumeration(log_probs, skippable, frames):
     """The best monotonic path score over every duration vector ``(N,)`` summing to ``frames`` in which only
     ``skippable`` tokens may take 0 frames. log_probs ``(N, T)``."""
-    tokens = log_probs.shape[0]
     best = -float("inf")
-    for cuts in itertools.combinations_with_replacement(range(frames + 1), tokens - 1):
-        durations = [b - a for a, b in zip((0, *cuts), (*cuts, frames))]
-        if any(d == 0 and not skippable[n] for n, d in enumerate(durations)):
-            continue
+    for durations in duration_vectors(log_probs.shape[0], frames, skippable):
         owner = [n for n, d in enumerate(durations) for _ in range(d)]
         best = max(best, float(sum(log_probs[n, t] for t, n in enumerate(owner))))
     return best

@@ -2,11 +2,11 @@
 duration predictor's expected durations, the config field that turns it on for `compute_durations`, and the
 harness setting that chooses it for a reading."""
 
-import itertools
 import math
 
 import pytest
 import torch
+from duration_vectors import duration_vectors
 from test_modeling import synthetic_batch
 from tiny_models import tiny_config, tiny_model, tiny_processor
 
@@ -32,12 +32,8 @@ def objective(log_probs, durations, expected, weight):
 
 def best_by_enumeration(log_probs, expected, weight, skippable, frames):
     """The best score over every duration vector summing to ``frames`` (only skippable tokens may take 0)."""
-    tokens = log_probs.shape[0]
     best = -float("inf")
-    for cuts in itertools.combinations_with_replacement(range(frames + 1), tokens - 1):
-        durations = [b - a for a, b in zip((0, *cuts), (*cuts, frames))]
-        if any(d == 0 and not skippable[n] for n, d in enumerate(durations)):
-            continue
+    for durations in duration_vectors(log_probs.shape[0], frames, skippable):
         best = max(best, objective(log_probs, durations, expected, weight))
     return best
 
