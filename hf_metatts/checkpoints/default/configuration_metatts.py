@@ -59,7 +59,9 @@ class MetaTTSConfig(PreTrainedConfig):
         as the corpus's phone timings do (`hf_metatts.data.durations.skippable_token_ids`); None: every token
         takes at least one frame. aligner_duration_weight (`float`, 0.0): how strongly `compute_durations` (the
         support clips' durations for `model.adapt`) holds each token's log-duration to the duration predictor's,
-        stretched to the clip's length (`modeling_alignment.duration_informed_search`); 0: the aligner alone.
+        stretched to the clip's length (`modeling_alignment.duration_informed_search`); 0: the aligner alone. Set it
+        on a trained model (`hf-metatts bundle --aligner-duration-weight`): while the duration predictor is still
+        learning it would pull the inner loops' durations of clips without phone timings towards its guesses.
     Voice:
         speaker_dim: size of the speaker vector. num_speakers: rows of the multi-speaker table (0: none; the
         pretraining baseline uses it). lora_rank: rank of optional decoder low-rank adapters (0: none).
