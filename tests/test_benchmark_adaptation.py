@@ -190,6 +190,21 @@ def test_the_aligner_search_chosen_for_the_harness_is_the_one_each_method_aligns
     assert result["methods"]["finetune"]["aligner_skips_marks"] is (search == "skip_marks")
 
 
+@pytest.mark.parametrize("text", ["-1", "1001", "nan", "thirty"])
+def test_the_scripts_refuse_a_duration_weight_out_of_range(text, capsys):
+    import argparse
+
+    from hf_metatts.evaluation.benchmark import add_support_reading_arguments
+
+    parser = argparse.ArgumentParser()
+    add_support_reading_arguments(parser)
+    assert parser.parse_args(["--aligner-duration-weight", "30"]).aligner_duration_weight == 30.0
+    assert parser.parse_args([]).aligner_duration_weight is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--aligner-duration-weight", text])
+    assert "give a weight in [0, 1000]" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("weight", [None, 30.0])
 def test_the_duration_weight_chosen_for_the_harness_is_the_one_each_method_aligns_with(corpus, checkpoint,
                                                                                         monkeypatch, weight):

@@ -547,6 +547,19 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     }
 
 
+def duration_weight_argument(text: str) -> float:
+    """``--aligner-duration-weight``'s value: a weight in [0, 1000]; argparse reports anything else."""
+    import argparse
+
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = math.nan
+    if not 0 <= weight <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a weight in [0, 1000] (0: the aligner alone)")
+    return weight
+
+
 def add_support_reading_arguments(parser) -> None:
     """Add ``--support-durations``, ``--aligner-search`` and ``--aligner-duration-weight`` (how the support clips'
     frames are given to their tokens: ``BenchmarkSettings.support_durations``, ``aligner_search`` and
@@ -559,7 +572,7 @@ def add_support_reading_arguments(parser) -> None:
                         help="the aligner's search: 'own', as each checkpoint's config sets it; 'skip_marks', stress "
                         "and length marks, spaces and punctuation may take no frame, as the corpus's phone timings "
                         "give them; 'every_token', each token takes at least one frame")
-    parser.add_argument("--aligner-duration-weight", type=float, default=None, metavar="W",
+    parser.add_argument("--aligner-duration-weight", type=duration_weight_argument, default=None, metavar="W",
                         help="the aligner's search holds each token's log-duration this strongly to the duration "
                         "predictor's (config.aligner_duration_weight; 0: the aligner alone; default: each "
                         "checkpoint's own)")
