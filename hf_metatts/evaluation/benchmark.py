@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from hf_metatts.configuration_metatts import ALIGNER_DURATION_WEIGHT_RANGE, check_aligner_duration_weight
 from hf_metatts.errors import MetaTTSError
 
 from .audio import MismatchedInputsError
@@ -130,11 +131,11 @@ class BenchmarkSettings:
         if self.aligner_search not in ALIGNER_SEARCHES:
             raise BenchmarkConfigError(f"aligner_search={self.aligner_search!r}: choose one of "
                                        f"{', '.join(ALIGNER_SEARCHES)}.")
-        weight = self.aligner_duration_weight
-        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
-                                   or not (0 <= weight <= 1000)):
-            raise BenchmarkConfigError(f"aligner_duration_weight={weight!r}: give a weight in [0, 1000], or None for "
-                                       "each checkpoint's own.")
+        if self.aligner_duration_weight is not None:
+            try:
+                check_aligner_duration_weight(self.aligner_duration_weight)
+            except ValueError as error:
+                raise BenchmarkConfigError(f"{error} Or None for each checkpoint's own.") from error
 
 
 @dataclass
@@ -548,15 +549,17 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
 
 
 def duration_weight_argument(text: str) -> float:
-    """``--aligner-duration-weight``'s value: a weight in [0, 1000]; argparse reports anything else."""
+    """``--aligner-duration-weight``'s value: a weight the config accepts (`check_aligner_duration_weight`);
+    argparse reports anything else."""
     import argparse
 
     try:
         weight = float(text)
-    except ValueError:
-        weight = math.nan
-    if not 0 <= weight <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a weight in [0, 1000] (0: the aligner alone)")
+        check_aligner_duration_weight(weight)
+    except ValueError as error:
+        low, high = ALIGNER_DURATION_WEIGHT_RANGE
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a weight in [{low:g}, {high:g}] (0: the aligner alone)") from error
     return weight
 
 

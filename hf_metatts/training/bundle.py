@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 
+from ..configuration_metatts import check_aligner_duration_weight
 from ..model_cards import TRAINING_RUNS_FILE
 
 logger = logging.getLogger(__name__)
@@ -205,9 +206,11 @@ def bundle_checkpoint(model_dir: str, vocoder_dir: str | None, output_dir: str, 
     from .vocoder import attach_trained_vocoder
 
     check_adaptation_overrides(model_dir, inner_lr, global_variance_weight)
-    if aligner_duration_weight is not None and not 0 <= aligner_duration_weight <= 1000:
-        raise BundleConfigError(f"aligner_duration_weight={aligner_duration_weight}: give a weight in [0, 1000] "
-                                "(0: the aligner alone).")
+    if aligner_duration_weight is not None:
+        try:
+            check_aligner_duration_weight(aligner_duration_weight)
+        except ValueError as error:
+            raise BundleConfigError(f"{error} (0: the aligner alone)") from error
     if evaluation is not None:
         evaluation_summary(evaluation)  # a broken evaluation is refused before anything is written
     earlier_card = read_card_inputs(model_dir)

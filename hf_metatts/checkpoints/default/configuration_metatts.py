@@ -38,6 +38,17 @@ def _check_range(name, value, low=None, high=None, *, integer=False, low_open=Fa
         raise ValueError(f"MetaTTSConfig.{name}={value!r} is out of range: allowed {span}.")
 
 
+#: the allowed range of ``MetaTTSConfig.aligner_duration_weight``
+ALIGNER_DURATION_WEIGHT_RANGE = (0.0, 1000.0)
+
+
+def check_aligner_duration_weight(weight) -> None:
+    """Raise ValueError naming the field and its range unless ``weight`` is a finite number within
+    ``ALIGNER_DURATION_WEIGHT_RANGE``: the config's own check, for callers that set the field on a loaded model (a
+    bundling, a benchmark reading) and must refuse a bad value first."""
+    _check_range("aligner_duration_weight", weight, *ALIGNER_DURATION_WEIGHT_RANGE)
+
+
 class MetaTTSConfig(PreTrainedConfig):
     r"""Configuration of [`MetaTTSForTextToSpeech`], a FastSpeech2-family acoustic model with a learned
     aligner, conditional-layer-norm voice conditioning and an owned vocoder.
@@ -209,7 +220,7 @@ class MetaTTSConfig(PreTrainedConfig):
         _check_range("max_frames_per_token", self.max_frames_per_token, 1, 1000, integer=True)
         _check_range("aligner_temperature", self.aligner_temperature, 0.0, 1.0, low_open=True)
         _check_range("aligner_prior_scale", self.aligner_prior_scale, 0.0, 100.0)
-        _check_range("aligner_duration_weight", self.aligner_duration_weight, 0.0, 1000.0)
+        check_aligner_duration_weight(self.aligner_duration_weight)
         if self.aligner_skippable_token_ids is not None:
             ids = self.aligner_skippable_token_ids
             if not isinstance(ids, (list, tuple)) or not all(
