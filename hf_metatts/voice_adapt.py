@@ -146,7 +146,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         language: espeak-ng code of the transcripts (default ``en-us``; a dataset's column wins).
         sampling_rate: rate of bare-array clips (default: the model's, with a warning).
         processor: default: the checkpoint's `MetaTTSProcessor`.
-        validation: clip-check thresholds (`ClipValidation`).
+        validation: clip-check thresholds, the cut of each clip's leading and trailing silence and the speech
+            level each clip is scaled to (`ClipValidation`).
         progress: show a progress bar over the steps.
         base_model, base_revision: the base's id and revision to record (default: where the model was loaded).
         callback: ``callback(step, total_steps, support_loss)`` after each step (progress bars, loss curves).

@@ -56,11 +56,14 @@ def _adapt(args) -> int:
     from . import DEFAULT_CHECKPOINT
 
     model = AutoModelForTextToWaveform.from_pretrained(args.model or DEFAULT_CHECKPOINT)
-    validation = ClipValidation()
+    changes = {}
     if args.alignment_error_score is not None:
-        from dataclasses import replace
-
-        validation = replace(validation, alignment_error_score=args.alignment_error_score)
+        changes["alignment_error_score"] = args.alignment_error_score
+    if args.trim_silence_db is not None:
+        changes["trim_silence_db"] = _decibels_or_off("--trim-silence-db", args.trim_silence_db)
+    if args.speech_level_dbfs is not None:
+        changes["speech_level_dbfs"] = _decibels_or_off("--speech-level-dbfs", args.speech_level_dbfs)
+    validation = ClipValidation(**changes)
     voice = model.adapt(clips, method=args.method, steps=args.steps, lr=args.lr, language=args.language,
                         validation=validation, progress=not args.no_progress, base_model=args.base_model,
                         text_column=args.text_column, audio_column=args.audio_column,
@@ -90,6 +93,16 @@ def _push(args) -> int:
     info = push_to_hub(args.path, args.repo_id, **kwargs)
     print(json.dumps({"repo_id": args.repo_id, "commit": getattr(info, "oid", None)}))
     return 0
+
+
+def _decibels_or_off(option: str, value: str) -> float | None:
+    """The value of a dB option that ``off`` turns off (-> None)."""
+    if value.strip().lower() == "off":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{option} {value!r} is not a number of dB: give a number, or 'off'.") from None
 
 
 def _guarded(func):
@@ -134,6 +147,12 @@ def register(subparsers) -> None:
     adapt.add_argument("--base-model", default=None, help="Hub id of the base to record in the voice")
     adapt.add_argument("--alignment-error-score", type=float, default=None,
                        help="refuse clips whose aligner score is above this")
+    adapt.add_argument("--trim-silence-db", default=None, metavar="DB",
+                       help="cut each clip's leading and trailing audio quieter than this many dB below its loudest "
+                            "frame (default 40; 'off' keeps the clips whole)")
+    adapt.add_argument("--speech-level-dbfs", default=None, metavar="DBFS",
+                       help="scale each clip to this speech level before reading it (e.g. -20; 'off' keeps each "
+                            "clip's own level; default: ClipValidation's)")
     adapt.add_argument("--no-progress", action="store_true", help="no progress bar over the steps")
     adapt.set_defaults(func=_guarded(_adapt))
 

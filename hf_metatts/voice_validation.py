@@ -1,8 +1,9 @@
 """Support clips for voice adaptation: decoding, resampling and the checks that refuse unusable clips.
 
 A clip is refused (nothing is adapted) when it is shorter or longer than allowed, silent, clipped, holds NaN,
-cannot be decoded, or when its transcript is empty or clearly does not fit its audio. The thresholds live in
-:class:`ClipValidation`.
+cannot be decoded, or when its transcript is empty or clearly does not fit its audio. Each clip's leading and
+trailing silence is cut before it is read (:func:`trim_silence`), and it is scaled to one speech level
+(:func:`set_speech_level`). The thresholds live in :class:`ClipValidation`.
 """
 
 import logging
@@ -55,6 +56,21 @@ class ClipValidation:
             the bundled checkpoint with ``benchmarks/transcript_check.py`` (BENCHMARKS.md); a random model
             scores about ``log(number of phonemes)``, under both.
         max_clips_per_batch: clips per batch of the adaptation loss (bounds memory).
+        trim_silence_db: leading and trailing audio whose level stays more than this many dB (40) below the
+            clip's loudest frame is cut before anything reads the clip, as recordings of people begin and end with
+            pauses that the corpus's clips do not have (BENCHMARKS.md, "What the recording conditions of a user's
+            clips do"). ``None`` keeps every clip whole.
+        trim_margin_seconds: audio kept on each side of the first and last frame above that level (0.1 s), so
+            that soft onsets and endings are not cut.
+        trim_frame_seconds: length of the frames whose RMS levels the silence cut and the speech level compare
+            (0.025 s; hop: a quarter of it).
+        speech_level_dbfs: each clip is scaled so that its speech level (the RMS of its frames within
+            ``speech_frame_db`` of its loudest frame) is this many dBFS (-20), its peak held at or below
+            ``level_peak``: the model's voice encoder and steps read the level as part of the voice, so a clip
+            recorded 10 dB quieter than the corpus's would give another voice (BENCHMARKS.md, "What the recording
+            conditions of a user's clips do"). ``None`` keeps each clip's own level.
+        speech_frame_db: frames within this many dB (40) of a clip's loudest frame count as its speech.
+        level_peak: the largest sample magnitude the level's gain may give (0.99 of full scale).
     """
 
     min_seconds: float = 0.5
@@ -67,6 +83,31 @@ class ClipValidation:
     path_warn_score: float | None = 4.6
     path_error_score: float | None = 6.0
     max_clips_per_batch: int = 8
+    trim_silence_db: float | None = 40.0
+    trim_margin_seconds: float = 0.1
+    trim_frame_seconds: float = 0.025
+    speech_level_dbfs: float | None = -20.0
+    speech_frame_db: float = 40.0
+    level_peak: float = 0.99
+
+    def __post_init__(self):
+        if self.trim_silence_db is not None and not (math.isfinite(self.trim_silence_db) and self.trim_silence_db > 0):
+            raise ValueError(f"ClipValidation.trim_silence_db={self.trim_silence_db} must be a finite number of dB "
+                             "above 0 (40 cuts what stays 40 dB below the loudest frame), or None to keep clips whole.")
+        if not (math.isfinite(self.trim_margin_seconds) and self.trim_margin_seconds >= 0):
+            raise ValueError(f"ClipValidation.trim_margin_seconds={self.trim_margin_seconds} must be a finite number "
+                             "of seconds >= 0.")
+        if not (math.isfinite(self.trim_frame_seconds) and 0 < self.trim_frame_seconds <= 0.1):
+            raise ValueError(f"ClipValidation.trim_frame_seconds={self.trim_frame_seconds} must lie in (0, 0.1] s.")
+        if self.speech_level_dbfs is not None and not (math.isfinite(self.speech_level_dbfs)
+                                                       and -60 <= self.speech_level_dbfs <= -3):
+            raise ValueError(f"ClipValidation.speech_level_dbfs={self.speech_level_dbfs} must lie in [-60, -3] dBFS "
+                             "(-20 is a usual speech level), or be None to keep each clip's own level.")
+        if not (math.isfinite(self.speech_frame_db) and self.speech_frame_db > 0):
+            raise ValueError(f"ClipValidation.speech_frame_db={self.speech_frame_db} must be a finite number of dB "
+                             "above 0.")
+        if not (math.isfinite(self.level_peak) and 0 < self.level_peak <= 1):
+            raise ValueError(f"ClipValidation.level_peak={self.level_peak} must lie in (0, 1].")
 
 
 @dataclass
@@ -133,6 +174,79 @@ def check_audio(name: str, audio: np.ndarray, sampling_rate: int, validation: Cl
             f"{100 * validation.max_clipped_fraction:.2f}%). Record it again at a lower gain.", clip=name)
 
 
+def _frame_powers(audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> tuple[np.ndarray, int, int]:
+    """Mean square of each frame of ``audio`` ``(samples,)``: ``(frames,)``, the frame length and the hop (samples);
+    frames of ``validation.trim_frame_seconds``, hop a quarter of it. No frame when the clip is shorter than one."""
+    frame = max(1, int(round(validation.trim_frame_seconds * sampling_rate)))
+    hop = max(1, frame // 4)
+    if len(audio) < frame:
+        return np.zeros(0), frame, hop
+    frames = np.lib.stride_tricks.sliding_window_view(audio.astype(np.float64, copy=False), frame)[::hop]
+    return np.mean(np.square(frames), axis=1), frame, hop
+
+
+def speech_level_dbfs(audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> float:
+    """The speech level of ``audio`` ``(samples,)`` in dBFS: the RMS of its frames within
+    ``validation.speech_frame_db`` of its loudest frame (the whole clip's RMS when it is shorter than one frame);
+    ``-inf`` for digital silence."""
+    power, _, _ = _frame_powers(audio, sampling_rate, validation)
+    if not len(power):
+        power = np.array([np.mean(np.square(audio, dtype=np.float64))])
+    if power.max() <= 0:
+        return -math.inf
+    speech = power[power >= power.max() * 10.0 ** (-validation.speech_frame_db / 10.0)]
+    return 10.0 * math.log10(float(speech.mean()))
+
+
+def set_speech_level(name: str, audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> np.ndarray:
+    """``audio`` ``(samples,)`` scaled to ``validation.speech_level_dbfs`` (:func:`speech_level_dbfs`), with its peak
+    held at or below ``validation.level_peak``; unchanged when the level is not set."""
+    if validation.speech_level_dbfs is None:
+        return audio
+    level = speech_level_dbfs(audio, sampling_rate, validation)
+    peak = float(np.max(np.abs(audio)))
+    if not math.isfinite(level) or peak <= 0:
+        return audio
+    gain = min(10.0 ** ((validation.speech_level_dbfs - level) / 20.0), validation.level_peak / peak)
+    logger.info("Clip %s: speech level %.1f dBFS, scaled by %+.1f dB.", name, level, 20.0 * math.log10(gain))
+    return (audio * gain).astype(audio.dtype, copy=False)
+
+
+def speech_bounds(audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> tuple[int, int]:
+    """The samples of ``audio`` ``(samples,)`` to keep, ``(start, end)``: from the first to the last frame whose RMS
+    level is within ``validation.trim_silence_db`` dB of the loudest frame's, widened by
+    ``validation.trim_margin_seconds`` on each side and clipped to the clip. ``(0, len(audio))`` when trimming is off
+    or the clip is shorter than one frame."""
+    if validation.trim_silence_db is None:
+        return 0, len(audio)
+    power, frame, hop = _frame_powers(audio, sampling_rate, validation)
+    if not len(power):
+        return 0, len(audio)
+    loud = np.flatnonzero(power >= power.max() * 10.0 ** (-validation.trim_silence_db / 10.0))
+    margin = int(round(validation.trim_margin_seconds * sampling_rate))
+    return max(0, int(loud[0]) * hop - margin), min(len(audio), int(loud[-1]) * hop + frame + margin)
+
+
+def trim_silence(name: str, audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> np.ndarray:
+    """``audio`` ``(samples,)`` without its leading and trailing silence (:func:`speech_bounds`).
+
+    Raises:
+        ClipDurationError: less than ``validation.min_seconds`` of the clip is left.
+    """
+    start, end = speech_bounds(audio, sampling_rate, validation)
+    if (start, end) == (0, len(audio)):
+        return audio
+    kept = (end - start) / sampling_rate
+    if kept < validation.min_seconds:
+        raise ClipDurationError(
+            f"Clip {name} holds only {kept:.2f} s of sound between its leading and trailing silence: support clips "
+            f"need at least {validation.min_seconds} s of speech (ClipValidation.min_seconds; "
+            "ClipValidation.trim_silence_db sets what counts as silence).", clip=name)
+    logger.info("Clip %s: cut %.2f s of leading and %.2f s of trailing silence.", name, start / sampling_rate,
+                (len(audio) - end) / sampling_rate)
+    return audio[start:end]
+
+
 def _row_audio_and_name(audio, index: int) -> str:
     if isinstance(audio, (str, os.PathLike)):
         return os.fspath(audio)
@@ -169,7 +283,8 @@ def iterate_clip_sources(clips, text_column: str = "text", audio_column: str = "
 
 def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = None,
                array_sampling_rate: int | None = None, language: str | None = None, **columns) -> list[SupportClip]:
-    """Decode, check and resample every clip to ``sampling_rate``.
+    """Decode, check and resample every clip to ``sampling_rate``, cut its leading and trailing silence and set its
+    speech level (``validation.trim_silence_db``, ``validation.speech_level_dbfs``).
 
     Args:
         clips: (audio, transcript) pairs (audio: array, path, bytes or a `datasets` audio dict) or a
@@ -179,7 +294,8 @@ def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = No
         language: default language of the transcripts.
 
     Raises:
-        NoClipsError, ClipDurationError, SilentClipError, ClippedAudioError, ClipError (undecodable or NaN audio),
+        NoClipsError, ClipDurationError (also when too little is left once the leading and trailing silence is
+        cut: :func:`trim_silence`), SilentClipError, ClippedAudioError, ClipError (undecodable or NaN audio),
         InvalidTextError (empty transcript). Nothing is returned unless every clip passes.
     """
     validation = validation or ClipValidation()
@@ -196,7 +312,8 @@ def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = No
         check_audio(name, audio, native_rate, validation)
         if not isinstance(text, str) or not text.strip():
             raise InvalidTextError(f"Clip {name} has an empty transcript: give the words spoken in it.")
-        audio = load_audio(audio, sampling_rate, native_rate)
+        audio = trim_silence(name, load_audio(audio, sampling_rate, native_rate), sampling_rate, validation)
+        audio = set_speech_level(name, audio, sampling_rate, validation)
         loaded.append(SupportClip(name, audio, sampling_rate, text.strip(), clip_language or language))
     if not loaded:
         raise NoClipsError("No support clips were given: adaptation needs at least one (audio, transcript) pair.")
@@ -256,4 +373,5 @@ def check_alignment(names: Sequence[str], scores: Sequence[float], validation: C
 
 
 __all__ = ["ClipValidation", "SupportClip", "load_clips", "check_audio", "alignment_scores", "transcript_scores",
-           "check_alignment", "iterate_clip_sources"]
+           "check_alignment", "iterate_clip_sources", "set_speech_level", "speech_bounds", "speech_level_dbfs",
+           "trim_silence"]

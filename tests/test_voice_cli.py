@@ -130,3 +130,57 @@ def test_bad_clips_fail_cleanly_and_write_nothing(base, clip_folder, tmp_path, c
                  "--no-progress"]) == 2
     assert expected in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_adapt_cuts_the_clips_silence_unless_told_off(base, clip_folder, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for index, (audio, _) in enumerate(make_clips(2)):  # a second of quiet room noise before and after each clip
+        quiet = [rng.normal(0, 1e-3, SR).astype(np.float32) for _ in range(2)]
+        soundfile.write(clip_folder / f"utt{index}.wav", np.concatenate([quiet[0], audio, quiet[1]]), SR)
+    seconds = {}
+    for setting in ("40", "off"):
+        out = tmp_path / f"voice_{setting}"
+        assert main(["adapt", "--model", str(base), "--clips", str(clip_folder), "--steps", "1", "--out", str(out),
+                     "--trim-silence-db", setting, "--no-progress"]) == 0
+        seconds[setting] = MetaTTSVoice.from_pretrained(out).config.support_seconds
+    speech = sum(len(audio) for audio, _ in make_clips(2)) / SR
+    assert seconds["off"] == pytest.approx(speech + 4.0, abs=1e-3)
+    assert speech < seconds["40"] < speech + 0.6
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("--trim-silence-db", "loud", "--trim-silence-db 'loud' is not a number of dB"),
+    ("--trim-silence-db", "-3", "trim_silence_db=-3.0 must be a finite number of dB above 0"),
+    ("--speech-level-dbfs", "quiet", "--speech-level-dbfs 'quiet' is not a number of dB"),
+    ("--speech-level-dbfs", "3", "speech_level_dbfs=3.0 must lie in [-60, -3] dBFS"),
+])
+def test_a_bad_clip_setting_fails_cleanly_and_writes_nothing(base, clip_folder, tmp_path, capsys, option, value,
+                                                             expected):
+    out = tmp_path / "voice"
+    assert main(["adapt", "--model", str(base), "--clips", str(clip_folder), "--out", str(out),
+                 option, value, "--no-progress"]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_adapt_sets_the_speech_level_when_asked(base, clip_folder, tmp_path, capsys):
+    for index, (audio, _) in enumerate(make_clips(2)):
+        soundfile.write(clip_folder / f"utt{index}.wav", audio * 0.05, SR, subtype="FLOAT")  # 26 dB quieter
+    voices = {}
+    for setting in ("-20", "off"):
+        out = tmp_path / f"voice_{setting}"
+        assert main(["adapt", "--model", str(base), "--clips", str(clip_folder), "--steps", "1", "--out", str(out),
+                     "--speech-level-dbfs", setting, "--no-progress"]) == 0
+        voices[setting] = MetaTTSVoice.from_pretrained(out).adapted_parameters
+    loud = tmp_path / "voice_loud"
+    for index, (audio, _) in enumerate(make_clips(2)):
+        soundfile.write(clip_folder / f"utt{index}.wav", audio, SR, subtype="FLOAT")
+    assert main(["adapt", "--model", str(base), "--clips", str(clip_folder), "--steps", "1", "--out", str(loud),
+                 "--speech-level-dbfs", "-20", "--no-progress"]) == 0
+    levelled = MetaTTSVoice.from_pretrained(loud).adapted_parameters
+
+    def largest_difference(a, b):
+        return max(float((a[n] - b[n]).abs().max()) for n in a)
+
+    assert largest_difference(levelled, voices["-20"]) < 1e-7  # the same voice, whatever the recording level
+    assert largest_difference(levelled, voices["off"]) > 1e-5  # the quiet clips read as recorded give another
