@@ -60,6 +60,13 @@ class ClipValidation:
             clip's loudest frame is cut before anything reads the clip, as recordings of people begin and end with
             pauses that the corpus's clips do not have (BENCHMARKS.md, "What the recording conditions of a user's
             clips do"). ``None`` keeps every clip whole.
+        trim_floor_db: a frame counts as sound only if it is also more than this many dB (10) above the clip's
+            noise floor, the ``trim_floor_percentile``-th percentile (5) of its frame powers, so that the pauses of a
+            recording in a noisy room, within 40 dB of its loudest frame, are cut too. ``None``: the loudest frame
+            alone sets the threshold.
+        trim_floor_percentile: the percentile of the frame powers taken as the noise floor (5).
+        trim_floor_cap_db: the floor never raises the threshold above this many dB (20) below the loudest frame:
+            in a clip without pauses the 5th percentile is speech, and its quieter sounds stay.
         trim_margin_seconds: audio kept on each side of the first and last frame above that level (0.1 s), so
             that soft onsets and endings are not cut.
         trim_frame_seconds: length of the frames whose RMS levels the silence cut and the speech level compare
@@ -84,6 +91,9 @@ class ClipValidation:
     path_error_score: float | None = 6.0
     max_clips_per_batch: int = 8
     trim_silence_db: float | None = 40.0
+    trim_floor_db: float | None = 10.0
+    trim_floor_percentile: float = 5.0
+    trim_floor_cap_db: float = 20.0
     trim_margin_seconds: float = 0.1
     trim_frame_seconds: float = 0.025
     speech_level_dbfs: float | None = -20.0
@@ -94,6 +104,14 @@ class ClipValidation:
         if self.trim_silence_db is not None and not (math.isfinite(self.trim_silence_db) and self.trim_silence_db > 0):
             raise ValueError(f"ClipValidation.trim_silence_db={self.trim_silence_db} must be a finite number of dB "
                              "above 0 (40 cuts what stays 40 dB below the loudest frame), or None to keep clips whole.")
+        if self.trim_floor_db is not None and not (math.isfinite(self.trim_floor_db) and self.trim_floor_db > 0):
+            raise ValueError(f"ClipValidation.trim_floor_db={self.trim_floor_db} must be a finite number of dB above "
+                             "0, or None to set the silence threshold from the loudest frame alone.")
+        if not (math.isfinite(self.trim_floor_percentile) and 0 <= self.trim_floor_percentile < 50):
+            raise ValueError(f"ClipValidation.trim_floor_percentile={self.trim_floor_percentile} must lie in [0, 50).")
+        if not (math.isfinite(self.trim_floor_cap_db) and self.trim_floor_cap_db > 0):
+            raise ValueError(f"ClipValidation.trim_floor_cap_db={self.trim_floor_cap_db} must be a finite number of "
+                             "dB above 0.")
         if not (math.isfinite(self.trim_margin_seconds) and self.trim_margin_seconds >= 0):
             raise ValueError(f"ClipValidation.trim_margin_seconds={self.trim_margin_seconds} must be a finite number "
                              "of seconds >= 0.")
@@ -214,15 +232,20 @@ def set_speech_level(name: str, audio: np.ndarray, sampling_rate: int, validatio
 
 def speech_bounds(audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> tuple[int, int]:
     """The samples of ``audio`` ``(samples,)`` to keep, ``(start, end)``: from the first to the last frame whose RMS
-    level is within ``validation.trim_silence_db`` dB of the loudest frame's, widened by
-    ``validation.trim_margin_seconds`` on each side and clipped to the clip. ``(0, len(audio))`` when trimming is off
-    or the clip is shorter than one frame."""
+    level is within ``validation.trim_silence_db`` dB of the loudest frame's and more than ``validation.trim_floor_db``
+    above the clip's noise floor, widened by ``validation.trim_margin_seconds`` on each side and clipped to the clip.
+    ``(0, len(audio))`` when trimming is off or the clip is shorter than one frame."""
     if validation.trim_silence_db is None:
         return 0, len(audio)
     power, frame, hop = _frame_powers(audio, sampling_rate, validation)
     if not len(power):
         return 0, len(audio)
-    loud = np.flatnonzero(power >= power.max() * 10.0 ** (-validation.trim_silence_db / 10.0))
+    threshold = power.max() * 10.0 ** (-validation.trim_silence_db / 10.0)
+    if validation.trim_floor_db is not None:  # above the noise floor too, but never closer to the loudest frame than
+        floor = float(np.percentile(power, validation.trim_floor_percentile))  # trim_floor_cap_db: a clip without
+        above_floor = floor * 10.0 ** (validation.trim_floor_db / 10.0)        # pauses keeps its quieter sounds
+        threshold = max(threshold, min(above_floor, power.max() * 10.0 ** (-validation.trim_floor_cap_db / 10.0)))
+    loud = np.flatnonzero(power >= threshold)
     margin = int(round(validation.trim_margin_seconds * sampling_rate))
     return max(0, int(loud[0]) * hop - margin), min(len(audio), int(loud[-1]) * hop + frame + margin)
 

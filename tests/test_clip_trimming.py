@@ -53,12 +53,31 @@ def test_trimming_off_keeps_the_silence():
 
 
 def test_a_lower_threshold_cuts_into_soft_sound():
-    """Sound 30 dB below the loud part counts as silence at 20 dB, as sound at the default 40 dB."""
+    """Sound 30 dB below the loud part counts as silence at 20 dB, as sound at 40 dB."""
     soft = speechlike(0.5) * 10 ** (-30 / 20)
     clip = np.concatenate([soft, speechlike(1.0)]).astype(np.float32)
-    assert speech_bounds(clip, SR, ClipValidation())[0] == 0
-    start, _ = speech_bounds(clip, SR, ClipValidation(trim_silence_db=20.0, trim_margin_seconds=0.0))
+    assert speech_bounds(clip, SR, ClipValidation(trim_floor_db=None))[0] == 0
+    start, _ = speech_bounds(clip, SR, ClipValidation(trim_silence_db=20.0, trim_floor_db=None,
+                                                      trim_margin_seconds=0.0))
     assert 0.45 <= start / SR <= 0.5
+
+
+def test_pauses_in_a_noisy_room_are_cut_above_the_noise_floor():
+    """Room noise 35 dB below the loudest frame is within the 40 dB of the loudest-frame threshold; the noise floor
+    (its 5th-percentile frame) + 10 dB puts it below the threshold."""
+    rng = np.random.default_rng(1)
+    sound = speechlike(1.0)
+    noise = [rng.normal(0.0, 0.01, SR // 2) for _ in range(2)]  # -40 dBFS, ~35 dB below the loudest frame
+    clip = np.concatenate([noise[0], sound + rng.normal(0.0, 0.01, len(sound)), noise[1]]).astype(np.float32)
+    assert speech_bounds(clip, SR, ClipValidation(trim_floor_db=None)) == (0, len(clip))
+    start, end = speech_bounds(clip, SR, ClipValidation())
+    assert 0.5 - 0.1 - 0.025 <= start / SR <= 0.5 - 0.1 and 1.5 + 0.1 <= end / SR <= 1.5 + 0.1 + 0.025
+
+
+def test_a_clip_without_pauses_and_little_dynamic_range_is_kept_whole():
+    """Its noise floor is sound; the cap keeps the threshold 20 dB below the loudest frame."""
+    tone = sine(1.5, 0.3)
+    assert speech_bounds(tone, SR, ClipValidation()) == (0, len(tone))
 
 
 def test_load_clips_cuts_the_silence_and_keeps_the_transcript():
@@ -94,6 +113,9 @@ def test_a_clip_with_too_little_sound_is_refused_naming_it_and_nothing_changes(m
     ("trim_silence_db", 0.0, "trim_silence_db=0.0 must be a finite number of dB above 0"),
     ("trim_silence_db", float("nan"), "trim_silence_db=nan"),
     ("trim_margin_seconds", -0.1, "trim_margin_seconds=-0.1 must be a finite number of seconds >= 0"),
+    ("trim_floor_db", -1.0, "trim_floor_db=-1.0 must be a finite number of dB above 0"),
+    ("trim_floor_percentile", 50.0, r"trim_floor_percentile=50.0 must lie in \[0, 50\)"),
+    ("trim_floor_cap_db", float("inf"), "trim_floor_cap_db=inf must be a finite number"),
     ("trim_frame_seconds", 0.0, r"trim_frame_seconds=0.0 must lie in \(0, 0.1\]"),
     ("trim_frame_seconds", 0.5, "trim_frame_seconds=0.5"),
 ])
