@@ -101,31 +101,31 @@ class ClipValidation:
     level_peak: float = 0.99
 
     def __post_init__(self):
-        if self.trim_silence_db is not None and not (math.isfinite(self.trim_silence_db) and self.trim_silence_db > 0):
-            raise ValueError(f"ClipValidation.trim_silence_db={self.trim_silence_db} must be a finite number of dB "
-                             "above 0 (40 cuts what stays 40 dB below the loudest frame), or None to keep clips whole.")
-        if self.trim_floor_db is not None and not (math.isfinite(self.trim_floor_db) and self.trim_floor_db > 0):
-            raise ValueError(f"ClipValidation.trim_floor_db={self.trim_floor_db} must be a finite number of dB above "
-                             "0, or None to set the silence threshold from the loudest frame alone.")
-        if not (math.isfinite(self.trim_floor_percentile) and 0 <= self.trim_floor_percentile < 50):
-            raise ValueError(f"ClipValidation.trim_floor_percentile={self.trim_floor_percentile} must lie in [0, 50).")
-        if not (math.isfinite(self.trim_floor_cap_db) and self.trim_floor_cap_db > 0):
-            raise ValueError(f"ClipValidation.trim_floor_cap_db={self.trim_floor_cap_db} must be a finite number of "
-                             "dB above 0.")
-        if not (math.isfinite(self.trim_margin_seconds) and self.trim_margin_seconds >= 0):
-            raise ValueError(f"ClipValidation.trim_margin_seconds={self.trim_margin_seconds} must be a finite number "
-                             "of seconds >= 0.")
-        if not (math.isfinite(self.trim_frame_seconds) and 0 < self.trim_frame_seconds <= 0.1):
-            raise ValueError(f"ClipValidation.trim_frame_seconds={self.trim_frame_seconds} must lie in (0, 0.1] s.")
-        if self.speech_level_dbfs is not None and not (math.isfinite(self.speech_level_dbfs)
-                                                       and -60 <= self.speech_level_dbfs <= -3):
-            raise ValueError(f"ClipValidation.speech_level_dbfs={self.speech_level_dbfs} must lie in [-60, -3] dBFS "
-                             "(-20 is a usual speech level), or be None to keep each clip's own level.")
-        if not (math.isfinite(self.speech_frame_db) and self.speech_frame_db > 0):
-            raise ValueError(f"ClipValidation.speech_frame_db={self.speech_frame_db} must be a finite number of dB "
-                             "above 0.")
-        if not (math.isfinite(self.level_peak) and 0 < self.level_peak <= 1):
-            raise ValueError(f"ClipValidation.level_peak={self.level_peak} must lie in (0, 1].")
+        for name, allowed, requirement in _SETTING_CHECKS:
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL_SETTINGS:
+                continue
+            if not (math.isfinite(value) and allowed(value)):
+                raise ValueError(f"ClipValidation.{name}={value} must {requirement}.")
+
+
+#: ``(field, test of a finite value, what the error says it must be)`` for the clip-preparation settings
+_SETTING_CHECKS = (
+    ("trim_silence_db", lambda v: v > 0, "be a finite number of dB above 0 (40 cuts what stays 40 dB below the "
+                                         "loudest frame), or None to keep clips whole"),
+    ("trim_floor_db", lambda v: v > 0, "be a finite number of dB above 0, or None to set the silence threshold from "
+                                       "the loudest frame alone"),
+    ("trim_floor_percentile", lambda v: 0 <= v < 50, "lie in [0, 50)"),
+    ("trim_floor_cap_db", lambda v: v > 0, "be a finite number of dB above 0"),
+    ("trim_margin_seconds", lambda v: v >= 0, "be a finite number of seconds >= 0"),
+    ("trim_frame_seconds", lambda v: 0 < v <= 0.1, "lie in (0, 0.1] s"),
+    ("speech_level_dbfs", lambda v: -60 <= v <= -3, "lie in [-60, -3] dBFS (-20 is a usual speech level), or be None "
+                                                    "to keep each clip's own level"),
+    ("speech_frame_db", lambda v: v > 0, "be a finite number of dB above 0"),
+    ("level_peak", lambda v: 0 < v <= 1, "lie in (0, 1]"),
+)
+#: the settings that None turns off
+_OPTIONAL_SETTINGS = frozenset({"trim_silence_db", "trim_floor_db", "speech_level_dbfs"})
 
 
 @dataclass
@@ -240,11 +240,14 @@ def speech_bounds(audio: np.ndarray, sampling_rate: int, validation: ClipValidat
     power, frame, hop = _frame_powers(audio, sampling_rate, validation)
     if not len(power):
         return 0, len(audio)
-    threshold = power.max() * 10.0 ** (-validation.trim_silence_db / 10.0)
-    if validation.trim_floor_db is not None:  # above the noise floor too, but never closer to the loudest frame than
-        floor = float(np.percentile(power, validation.trim_floor_percentile))  # trim_floor_cap_db: a clip without
-        above_floor = floor * 10.0 ** (validation.trim_floor_db / 10.0)        # pauses keeps its quieter sounds
-        threshold = max(threshold, min(above_floor, power.max() * 10.0 ** (-validation.trim_floor_cap_db / 10.0)))
+    loudest = power.max()
+    threshold = loudest * 10.0 ** (-validation.trim_silence_db / 10.0)
+    if validation.trim_floor_db is not None:
+        # above the noise floor too, but never closer to the loudest frame than trim_floor_cap_db: a clip without
+        # pauses, whose floor is speech, keeps its quieter sounds
+        floor = float(np.percentile(power, validation.trim_floor_percentile))
+        above_floor = floor * 10.0 ** (validation.trim_floor_db / 10.0)
+        threshold = max(threshold, min(above_floor, loudest * 10.0 ** (-validation.trim_floor_cap_db / 10.0)))
     loud = np.flatnonzero(power >= threshold)
     margin = int(round(validation.trim_margin_seconds * sampling_rate))
     return max(0, int(loud[0]) * hop - margin), min(len(audio), int(loud[-1]) * hop + frame + margin)
