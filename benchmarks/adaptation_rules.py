@@ -37,9 +37,7 @@ model's aligner puts the support clips' token boundaries from the corpus's phone
 
 import argparse
 import fnmatch
-import json
 import logging
-import os
 import platform
 import sys
 import time
@@ -49,6 +47,7 @@ import numpy as np
 import torch
 
 import hf_metatts
+from hf_metatts.evaluation.adaptation_study import run_study_main
 from hf_metatts.evaluation.benchmark import (
     BenchmarkSettings,
     TaskAudio,
@@ -147,9 +146,7 @@ def _tasks_and_audio(settings: BenchmarkSettings, args, processor, rate: int, re
            args.seed, bool(args.wer), rate)
     if reuse is not None and key in reuse:
         return reuse[key]
-    tasks = [t for t in load_tasks(settings) if not args.tasks or any(t.name.startswith(p) for p in args.tasks)]
-    if not tasks:
-        raise SystemExit(f"error: no task of split {args.split!r} starts with one of {args.tasks}")
+    tasks = load_tasks(settings)
     loaded = tasks, {t.name: TaskAudio(t, processor, rate, with_wer=args.wer) for t in tasks}
     if reuse is not None:
         reuse[key] = loaded
@@ -225,7 +222,7 @@ def run(args, reuse: dict | None = None) -> dict:
     settings = BenchmarkSettings(corpus=args.corpus, checkpoints={"zero_shot": args.checkpoint}, split=args.split,
                                  shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
                                  eval_metrics=["similarity", "mcd", "identification"],
-                                 languages=args.languages or None)
+                                 languages=args.languages or None, task_prefixes=args.tasks or None)
     settings.validate()
     model, processor, head, reason = load_method("zero_shot", args.checkpoint)
     if reason:
@@ -339,7 +336,7 @@ def plot(result: dict, path: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's arguments (also how ``checkpoint_soup.py`` sets up its validation runs)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="adaptation_rules", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
     parser.add_argument("--corpus", default="data/voices")
     parser.add_argument("--split", default="test")
@@ -365,15 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
-    result = run(args)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=1)
-    plot(result, os.path.splitext(args.out)[0] + ".png")
-    logger.info("wrote %s", args.out)
+    run_study_main(build_parser(), run, plot, argv)
 
 
 if __name__ == "__main__":

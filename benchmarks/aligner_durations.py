@@ -18,9 +18,7 @@ Writes the JSON and a plot of the error against the weight beside it (``.png``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import platform
 import sys
 import time
@@ -34,6 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import hf_metatts  # noqa: E402
+from hf_metatts.evaluation.adaptation_study import run_study_main  # noqa: E402
 from hf_metatts.evaluation.benchmark import (  # noqa: E402
     ALIGNER_SEARCHES,
     BenchmarkSettings,
@@ -90,15 +89,14 @@ def summarise(per_task: dict) -> dict:
 def run(args) -> dict:
     settings = BenchmarkSettings(corpus=args.corpus, checkpoints={"zero_shot": args.checkpoint}, split=args.split,
                                  shots=[args.shots], steps=[0], heldout=args.heldout, seed=args.seed,
-                                 eval_metrics=["similarity"], languages=args.languages or None)
+                                 eval_metrics=["similarity"], languages=args.languages or None,
+                                 task_prefixes=args.tasks or None)
     settings.validate()
     model, processor, _, reason = load_method("zero_shot", args.checkpoint)
     if reason:
         raise SystemExit(f"error: {reason}")
     set_aligner_search(model, processor, args.aligner_search)
-    tasks = [t for t in load_tasks(settings) if not args.tasks or any(t.name.startswith(p) for p in args.tasks)]
-    if not tasks:
-        raise SystemExit(f"error: no task of split {args.split!r} starts with one of {args.tasks}")
+    tasks = load_tasks(settings)
     started = time.perf_counter()
     per_task = {}
     for task in tasks:
@@ -148,7 +146,7 @@ def plot(result: dict, path: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="aligner_durations", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint folder with a trained duration predictor")
     parser.add_argument("--corpus", default="data/voices")
     parser.add_argument("--split", default="validation")
@@ -167,15 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
-    result = run(args)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=1)
-    plot(result, os.path.splitext(args.out)[0] + ".png")
-    logger.info("wrote %s", args.out)
+    run_study_main(build_parser(), run, plot, argv)
 
 
 if __name__ == "__main__":

@@ -25,16 +25,13 @@ Writes the JSON and a plot of similarity per condition and processing beside it 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -42,6 +39,7 @@ if str(ROOT) not in sys.path:
 
 import hf_metatts  # noqa: E402
 from hf_metatts.data import decode_audio  # noqa: E402
+from hf_metatts.evaluation.adaptation_study import run_study_main  # noqa: E402
 from hf_metatts.evaluation.benchmark import BenchmarkSettings, load_tasks  # noqa: E402
 from hf_metatts.evaluation.paired import paired_difference  # noqa: E402
 from hf_metatts.evaluation.voice_eval import evaluate_voice  # noqa: E402
@@ -140,10 +138,11 @@ def summarise(per_task: dict, args) -> dict:
 def run(args) -> dict:
     settings = BenchmarkSettings(corpus=args.corpus, checkpoints={"zero_shot": args.checkpoint}, split=args.split,
                                  shots=[args.shots], steps=[0], heldout=args.heldout, seed=args.seed,
-                                 eval_metrics=["similarity"], languages=args.languages or None)
+                                 eval_metrics=["similarity"], languages=args.languages or None,
+                                 task_prefixes=args.tasks or None)
     settings.validate()
     model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(args.checkpoint).eval()
-    tasks = [t for t in load_tasks(settings) if not args.tasks or any(t.name.startswith(p) for p in args.tasks)]
+    tasks = load_tasks(settings)
     if len(tasks) < 2:
         raise SystemExit(f"error: {len(tasks)} speaker(s) of split {args.split!r} match {args.tasks}: the paired "
                          "differences need at least 2")
@@ -190,7 +189,7 @@ def plot(result: dict, path: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="user_clips", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=hf_metatts.DEFAULT_CHECKPOINT)
     parser.add_argument("--corpus", default="data/voices")
     parser.add_argument("--split", default="validation")
@@ -212,15 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
-    result = run(args)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(result, handle, indent=1)
-    plot(result, os.path.splitext(args.out)[0] + ".png")
-    logger.info("wrote %s", args.out)
+    run_study_main(build_parser(), run, plot, argv)
 
 
 if __name__ == "__main__":

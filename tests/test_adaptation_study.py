@@ -7,7 +7,7 @@ import pytest
 import torch
 from tiny_models import tiny_model, tiny_support_batch
 
-from hf_metatts.evaluation.adaptation_study import Study, add_study_arguments, keep_tasks, run_study_main
+from hf_metatts.evaluation.adaptation_study import Study, add_study_arguments, run_study_main
 
 
 def _parser(out: str = "results/study.json") -> argparse.ArgumentParser:
@@ -23,17 +23,6 @@ def test_the_arguments_default_to_the_bar_harness_adaptation():
     assert args.out == "results/study.json" and args.tasks is None
     with pytest.raises(SystemExit):
         _parser().parse_args(["--checkpoint", "ckpt", "--method", "finetune"])  # not a meta-learned method
-
-
-def test_tasks_are_kept_by_their_name_prefixes_and_none_left_is_an_error():
-    names = ("flite:kal16", "flite:kal16~p0.80", "festival:ked", "espeak:de")
-    tasks = [argparse.Namespace(name=name) for name in names]
-    args = _parser().parse_args(["--checkpoint", "ckpt", "--tasks", "flite:kal16", "festival:"])
-    assert [t.name for t in keep_tasks(tasks, args.tasks, "train")] == ["flite:kal16", "flite:kal16~p0.80",
-                                                                       "festival:ked"]
-    assert keep_tasks(tasks, None, "train") == tasks
-    with pytest.raises(SystemExit, match=r"no task of split 'train' starts with one of \['nothing'\]"):
-        keep_tasks(tasks, ["nothing"], "train")
 
 
 def test_a_study_adapts_as_asked_and_the_same_way_each_time():

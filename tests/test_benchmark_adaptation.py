@@ -312,6 +312,22 @@ def test_languages_keep_only_the_matching_rows(corpus):
         BenchmarkSettings(corpus="x", checkpoints={"maml": "x"}, languages=[]).validate()
 
 
+def test_task_prefixes_keep_the_tasks_named_so_and_none_left_is_an_error(corpus):
+    def names(prefixes, languages=None):
+        settings = BenchmarkSettings(corpus=str(corpus), checkpoints={"maml": "x"}, split="train",
+                                     languages=languages, task_prefixes=prefixes, max_tasks=20)
+        return [t.name for t in load_tasks(settings)]
+
+    every = names(None)
+    assert names(["espeak:cs+m"]) == ["espeak:cs+m1", "espeak:cs+m3"]
+    assert names(["espeak:cs+f", "espeak:cs+m3"]) == ["espeak:cs+f1", "espeak:cs+m3"]
+    assert names(["espeak:"]) == [name for name in every if name.startswith("espeak:")]
+    with pytest.raises(BenchmarkConfigError, match=r"starts with one of \['nothing'\] \(its tasks: \['espeak:cs\+f1'"):
+        names(["nothing"])
+    with pytest.raises(BenchmarkConfigError, match=r"starts with one of \['espeak:cs'\]"):
+        names(["espeak:cs"], languages=["en"])  # the prefixes read only the tasks of the chosen languages
+
+
 def test_cli_defaults_measure_identification_and_take_languages():
     parser = argparse.ArgumentParser()
     add_benchmark_arguments(parser)

@@ -71,15 +71,6 @@ class Study:
                                 loss_term=self.loss_term)
 
 
-def keep_tasks(tasks: list[Task], prefixes: list[str] | None, split: str) -> list[Task]:
-    """The tasks whose names start with one of ``prefixes`` (all of them when none are given); ``SystemExit``
-    naming the split when none is left."""
-    kept = [task for task in tasks if not prefixes or any(task.name.startswith(p) for p in prefixes)]
-    if not kept:
-        raise SystemExit(f"error: no task of split {split!r} starts with one of {prefixes}")
-    return kept
-
-
 def load_study(args: argparse.Namespace, eval_metrics: list[str]) -> Study:
     """Tasks, method and real audio for ``args`` (from :func:`add_study_arguments`); the recordings' WER is
     measured when ``eval_metrics`` has ``"wer"``. Raises ``SystemExit`` when the method cannot run."""
@@ -87,9 +78,10 @@ def load_study(args: argparse.Namespace, eval_metrics: list[str]) -> Study:
 
     settings = BenchmarkSettings(corpus=args.corpus, checkpoints={args.method: args.checkpoint}, split=args.split,
                                  shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
-                                 eval_metrics=eval_metrics, languages=args.languages or None)
+                                 eval_metrics=eval_metrics, languages=args.languages or None,
+                                 task_prefixes=getattr(args, "tasks", None) or None)
     settings.validate()
-    tasks = keep_tasks(load_tasks(settings), getattr(args, "tasks", None), args.split)
+    tasks = load_tasks(settings)
     model, processor, head, reason = load_method(args.method, args.checkpoint)
     if reason:
         raise SystemExit(f"error: {reason}")

@@ -86,6 +86,8 @@ class BenchmarkSettings:
     vocoder_lrs: dict[str, float] = field(default_factory=dict)
     eval_metrics: list[str] = field(default_factory=lambda: ["similarity", "mcd", "wer", "eer", "identification"])
     languages: list[str] | None = None
+    #: keep only the tasks whose names start with one of these (None: every task)
+    task_prefixes: list[str] | None = None
     #: how the support clips' frames are given to their tokens: "timings", the corpus's phone timings where its rows
     #: have them; "aligner", the model's own aligner for every clip, as ``model.adapt`` reads a user's clips
     support_durations: str = "timings"
@@ -156,8 +158,8 @@ def language_matches(language, prefixes: list[str] | None) -> bool:
 
 
 def load_tasks(settings: BenchmarkSettings) -> list[Task]:
-    """The test tasks of the corpus (rows of ``languages`` only; first ``max_tasks`` in sorted order), split into
-    pool and held-out rows."""
+    """The test tasks of the corpus (rows of ``languages`` only, names starting with one of ``task_prefixes``; first
+    ``max_tasks`` in sorted order), split into pool and held-out rows."""
     from datasets import Audio, load_from_disk
 
     corpus = load_from_disk(settings.corpus)
@@ -184,6 +186,12 @@ def load_tasks(settings: BenchmarkSettings) -> list[Task]:
                                    f"{sorted(other_languages)}).")
     if other_languages:
         logger.info("languages=%s: rows in %s left out", settings.languages, sorted(other_languages))
+    if settings.task_prefixes:
+        named = {name: rows for name, rows in groups.items() if name.startswith(tuple(settings.task_prefixes))}
+        if not named:
+            raise BenchmarkConfigError(f"No {settings.task_column} task of split {settings.split!r} starts with one of "
+                                       f"{settings.task_prefixes} (its tasks: {sorted(groups)}).")
+        groups = named
     names = sorted(groups)[: settings.max_tasks] if settings.max_tasks else sorted(groups)
     tasks = []
     for name in names:
