@@ -135,8 +135,10 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
     """Adapt the model's adapted parameter set to a few clips of a new voice; the model is not changed.
 
     Args:
-        clips: (audio, transcript) pairs (audio: array, path, bytes or a `datasets` audio dict) or a
-            `datasets.Dataset` with ``audio_column``, ``text_column`` (and optionally ``language_column``).
+        clips: (audio, transcript) pairs (audio: array, path, bytes or a `datasets` audio dict), a
+            `datasets.Dataset` with ``audio_column``, ``text_column`` (and optionally ``language_column``), or the
+            path of a clip folder: sidecar ``.txt`` transcripts, an audiofolder ``metadata.csv``/``.jsonl``
+            (``file_name`` and ``text_column``) or LJSpeech ``metadata.csv`` (`hf_metatts.clip_folders`).
         method: ``maml`` (gradient steps from the meta-learned start, with the base's learned per-parameter
             learning rates when it has them), ``metasgd``, ``meta_lstm`` (the learned optimiser), ``zero_shot``
             (the support encoder; ``steps`` default 0: the encoder alone) or ``finetune`` (Adam, the baseline).

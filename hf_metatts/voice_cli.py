@@ -9,39 +9,21 @@ from .voice_adapt import VOICE_METHODS
 
 logger = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 
-def clips_from_folder(folder: str) -> list[tuple[str, str]]:
-    """``(audio path, transcript)`` for each audio file of ``folder`` with a same-named ``.txt`` transcript.
-
-    Raises:
-        ValueError: an audio file has no transcript file.
-    """
-    pairs = []
-    for name in sorted(os.listdir(folder)):
-        stem, suffix = os.path.splitext(name)
-        if suffix.lower() not in AUDIO_SUFFIXES:
-            continue
-        transcript = os.path.join(folder, stem + ".txt")
-        if not os.path.isfile(transcript):
-            raise ValueError(f"Clip {os.path.join(folder, name)} has no transcript: write the words spoken in it to "
-                             f"{transcript}.")
-        with open(transcript, encoding="utf-8") as handle:
-            pairs.append((os.path.join(folder, name), handle.read().strip()))
-    return pairs
-
-
-def load_clip_source(source: str, split: str = "train"):
-    """A folder of audio + .txt files, a dataset saved with ``save_to_disk``, or a Hub dataset id."""
+def load_clip_source(source: str, split: str = "train", text_column: str = "text"):
+    """A clip folder (`hf_metatts.clip_folders`: sidecar .txt transcripts, an audiofolder metadata file with
+    ``text_column``, or LJSpeech metadata), a dataset saved with ``save_to_disk``, or a Hub dataset id."""
     import datasets
+
+    from .clip_folders import read_clip_folder
 
     if os.path.isdir(source):
         if any(os.path.isfile(os.path.join(source, marker)) for marker in DATASET_MARKERS):
             loaded = datasets.load_from_disk(source)
             return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
-        return clips_from_folder(source)
+        return read_clip_folder(source, text_column)
     return datasets.load_dataset(source, split=split)
 
 
@@ -52,7 +34,7 @@ def _adapt(args) -> int:
 
     from .voice_validation import ClipValidation
 
-    clips = load_clip_source(args.clips, args.split)
+    clips = load_clip_source(args.clips, args.split, args.text_column)
     from . import DEFAULT_CHECKPOINT
 
     model = AutoModelForTextToWaveform.from_pretrained(args.model or DEFAULT_CHECKPOINT)
@@ -125,7 +107,9 @@ def register(subparsers) -> None:
     adapt = subparsers.add_parser("adapt", help="adapt a voice from a few clips -> voice folder")
     adapt.add_argument("--model", default=None, help="base checkpoint folder or Hub id (default: the bundled one)")
     adapt.add_argument("--clips", required=True,
-                       help="folder of audio files with same-named .txt transcripts, a saved dataset or a dataset id")
+                       help="a folder of audio files with same-named .txt transcripts, or with a metadata.csv "
+                       "(audiofolder: file_name and --text-column; or LJSpeech: id|transcript rows), a saved "
+                       "dataset or a dataset id")
     adapt.add_argument("--out", required=True, help="voice folder to write")
     adapt.add_argument("--method", default="maml", choices=VOICE_METHODS,
                        help="maml: the meta-learned steps (with the base's learned rates or its support encoder's "

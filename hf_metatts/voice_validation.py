@@ -283,7 +283,12 @@ def _row_audio_and_name(audio, index: int) -> str:
 
 def iterate_clip_sources(clips, text_column: str = "text", audio_column: str = "audio",
                          language_column: str = "language") -> Iterable[tuple[object, str, str | None]]:
-    """``(audio source, transcript, language or None)`` for each clip of a list of pairs or a `datasets.Dataset`."""
+    """``(audio source, transcript, language or None)`` for each clip of a list of pairs, a `datasets.Dataset` or a
+    clip folder (`hf_metatts.clip_folders`)."""
+    from .clip_folders import is_clip_folder, read_clip_folder
+
+    if is_clip_folder(clips):
+        clips = read_clip_folder(clips, text_column)
     try:
         from datasets import Audio, Dataset
     except ImportError:  # pragma: no cover - datasets is a core requirement
@@ -313,8 +318,9 @@ def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = No
     speech level (``validation.trim_silence_db``, ``validation.speech_level_dbfs``).
 
     Args:
-        clips: (audio, transcript) pairs (audio: array, path, bytes or a `datasets` audio dict) or a
-            `datasets.Dataset` with audio and text columns (``text_column``/``audio_column``/``language_column``).
+        clips: (audio, transcript) pairs (audio: array, path, bytes or a `datasets` audio dict), a
+            `datasets.Dataset` with audio and text columns (``text_column``/``audio_column``/``language_column``),
+            or a clip folder (`hf_metatts.clip_folders.read_clip_folder`).
         sampling_rate: the model's rate.
         array_sampling_rate: the rate of bare arrays (default: ``sampling_rate``, with a warning).
         language: default language of the transcripts.

@@ -124,7 +124,7 @@ def test_bad_clips_fail_cleanly_and_write_nothing(base, clip_folder, tmp_path, c
     else:
         for path in clip_folder.iterdir():
             path.unlink()
-        expected = "No support clips"
+        expected = "clips holds no clip: put audio files"
     out = tmp_path / "voice"
     assert main(["adapt", "--model", str(base), "--clips", str(clip_folder), "--out", str(out),
                  "--no-progress"]) == 2

@@ -1,0 +1,162 @@
+"""hf_metatts.clip_folders: the three layouts of a clip folder, read by model.adapt and by ``hf-metatts adapt``."""
+
+import json
+import re
+
+import pytest
+import soundfile
+import torch
+from test_voice_adapt import SR, make_clips, one_thread
+from tiny_models import save_tiny_checkpoint
+
+import hf_metatts
+from hf_metatts.cli import main
+from hf_metatts.clip_folders import ClipFolderError, is_clip_folder, read_clip_folder
+from hf_metatts.voice import MetaTTSVoice
+
+__all__ = ["one_thread"]
+
+CLIPS = make_clips(2)
+TRANSCRIPTS = [text for _, text in CLIPS]
+
+
+def write_audio(path, index: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, CLIPS[index][0], SR)
+
+
+def contents(folder) -> dict:
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file()}
+
+
+@pytest.fixture
+def sidecar(tmp_path):
+    folder = tmp_path / "sidecar"
+    for index in range(2):
+        write_audio(folder / f"utt{index}.wav", index)
+        (folder / f"utt{index}.txt").write_text(TRANSCRIPTS[index] + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def audiofolder(tmp_path):
+    folder = tmp_path / "audiofolder"
+    write_audio(folder / "data" / "b.wav", 1)
+    write_audio(folder / "a.flac", 0)
+    lines = ["file_name,transcription,speaker", f'a.flac,"{TRANSCRIPTS[0]}",me', f'data/b.wav,"{TRANSCRIPTS[1]}",me']
+    (folder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def ljspeech(tmp_path):
+    folder = tmp_path / "ljspeech"
+    write_audio(folder / "wavs" / "LJ001-0002.wav", 0)
+    write_audio(folder / "LJ001-0001.wav", 1)  # beside the metadata, not under wavs/
+    lines = [f"LJ001-0002|{TRANSCRIPTS[0].upper()}|{TRANSCRIPTS[0]}", f"LJ001-0001|{TRANSCRIPTS[1]}", ""]
+    (folder / "metadata.csv").write_text("\n".join(lines), encoding="utf-8")
+    return folder
+
+
+def test_sidecar_transcripts_are_read_in_file_name_order(sidecar):
+    (sidecar / "notes.md").write_text("not a clip")
+    pairs = read_clip_folder(sidecar)
+    assert pairs == [(str(sidecar / "utt0.wav"), TRANSCRIPTS[0]), (str(sidecar / "utt1.wav"), TRANSCRIPTS[1])]
+    assert is_clip_folder(sidecar) and is_clip_folder(str(sidecar))
+    assert not is_clip_folder(sidecar / "utt0.wav") and not is_clip_folder([("a.wav", "text")])
+
+
+def test_an_audiofolder_metadata_file_gives_paths_relative_to_the_folder_and_its_text_column(audiofolder):
+    pairs = read_clip_folder(audiofolder, text_column="transcription")
+    assert pairs == [(str(audiofolder / "a.flac"), TRANSCRIPTS[0]), (str(audiofolder / "data/b.wav"), TRANSCRIPTS[1])]
+    (audiofolder / "metadata.csv").unlink()
+    rows = [{"file_name": "data/b.wav", "text": TRANSCRIPTS[1]}, {"file_name": "a.flac", "text": TRANSCRIPTS[0]}]
+    (audiofolder / "metadata.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n\n")
+    assert read_clip_folder(audiofolder) == [(str(audiofolder / "data/b.wav"), TRANSCRIPTS[1]),
+                                             (str(audiofolder / "a.flac"), TRANSCRIPTS[0])]
+
+
+def test_ljspeech_metadata_reads_the_normalised_transcript_where_a_row_has_one(ljspeech):
+    assert read_clip_folder(ljspeech) == [(str(ljspeech / "wavs" / "LJ001-0002.wav"), TRANSCRIPTS[0]),
+                                          (str(ljspeech / "LJ001-0001.wav"), TRANSCRIPTS[1])]
+
+
+def test_model_adapt_reads_a_folder_as_it_reads_the_same_pairs(tmp_path, ljspeech):
+    save_tiny_checkpoint(tmp_path / "base")
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(tmp_path / "base")
+    from_folder = model.adapt(str(ljspeech), method="finetune", steps=2, progress=False)
+    from_pairs = model.adapt(read_clip_folder(ljspeech), method="finetune", steps=2, progress=False)
+    assert from_folder.config.shots == 2
+    assert from_folder.adapted_parameters.keys() == from_pairs.adapted_parameters.keys()
+    for name, value in from_folder.adapted_parameters.items():
+        assert torch.equal(value, from_pairs.adapted_parameters[name]), name
+
+
+@pytest.mark.parametrize("layout", ["audiofolder", "ljspeech"])
+def test_the_command_line_adapts_from_a_metadata_folder(tmp_path, capsys, layout, audiofolder, ljspeech):
+    save_tiny_checkpoint(tmp_path / "base")
+    folder, extra = (audiofolder, ["--text-column", "transcription"]) if layout == "audiofolder" else (ljspeech, [])
+    out = tmp_path / "voice"
+    code = main(["adapt", "--model", str(tmp_path / "base"), "--clips", str(folder), "--steps", "1", "--out",
+                 str(out), "--no-progress", *extra])
+    assert code == 0 and MetaTTSVoice.from_pretrained(out).config.shots == 2
+
+
+def _break(layout, folder):
+    """Damage ``folder`` in the way ``layout`` names; returns the message expected."""
+    if layout == "missing folder":
+        return "is not a folder"
+    if layout == "no clip":
+        for path in folder.iterdir():
+            path.unlink()
+        return "holds no clip"
+    if layout == "missing transcript":
+        (folder / "utt1.txt").unlink()
+        return "utt1.wav has no transcript"
+    if layout == "two metadata files":
+        (folder / "metadata.jsonl").write_text('{"file_name": "utt0.wav", "text": "x"}\n')
+        (folder / "metadata.csv").write_text("file_name,text\nutt0.wav,x\n")
+        return "holds both metadata.csv and metadata.jsonl"
+    if layout == "no text column":
+        (folder / "metadata.csv").write_text("file_name,transcription\nutt0.wav,Hello.\n")
+        return "has no 'text' column (pass text_column= / --text-column); its columns: ['file_name', 'transcription']"
+    if layout == "missing file":
+        (folder / "metadata.csv").write_text("file_name,text\nutt0.wav,Hello.\nlost.wav,Gone.\n")
+        return "metadata.csv, line 3, names 'lost.wav', which is not a file"
+    if layout == "bad jsonl":
+        (folder / "metadata.jsonl").write_text('{"file_name": "utt0.wav", "text": "Hello."}\n[1, 2]\n')
+        return "metadata.jsonl, line 2, is not a JSON object"
+    if layout == "missing ljspeech audio":
+        (folder / "metadata.csv").write_text("utt0|Hello.\nLJ404|Nowhere.\n")
+        return "line 2: clip 'LJ404' has no audio file; put it at"
+    if layout == "bad ljspeech row":
+        (folder / "metadata.csv").write_text("utt0|Hello.\n|no id\n")
+        return "line 2, is not an id|transcript row"
+    (folder / "metadata.csv").write_text("just some words\n")
+    return "is neither an audiofolder metadata file"
+
+
+LAYOUTS = ["missing folder", "no clip", "missing transcript", "two metadata files", "no text column", "missing file",
+           "bad jsonl", "missing ljspeech audio", "bad ljspeech row", "unknown metadata"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_folder_that_cannot_be_read_is_refused_with_what_to_change_and_left_as_it_was(tmp_path, sidecar, layout):
+    folder = tmp_path / "nowhere" if layout == "missing folder" else sidecar
+    expected = _break(layout, folder)
+    before = contents(folder) if folder.exists() else None
+    with pytest.raises(ClipFolderError, match=re.escape(expected)):
+        read_clip_folder(folder)
+    assert (contents(folder) if folder.exists() else None) == before
+
+
+@pytest.mark.parametrize("layout", ["no text column", "missing ljspeech audio"])
+def test_the_command_line_refuses_such_a_folder_and_writes_no_voice(tmp_path, capsys, sidecar, layout):
+    save_tiny_checkpoint(tmp_path / "base")
+    expected = _break(layout, sidecar)
+    out = tmp_path / "voice"
+    assert main(["adapt", "--model", str(tmp_path / "base"), "--clips", str(sidecar), "--out", str(out),
+                 "--no-progress"]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
