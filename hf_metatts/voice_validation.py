@@ -216,16 +216,25 @@ def speech_level_dbfs(audio: np.ndarray, sampling_rate: int, validation: ClipVal
     return 10.0 * math.log10(float(speech.mean()))
 
 
-def set_speech_level(name: str, audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> np.ndarray:
-    """``audio`` ``(samples,)`` scaled to ``validation.speech_level_dbfs`` (:func:`speech_level_dbfs`), with its peak
-    held at or below ``validation.level_peak``; unchanged when the level is not set."""
-    if validation.speech_level_dbfs is None:
-        return audio
+def speech_level_gain(audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> tuple[float, float]:
+    """The gain that brings ``audio`` ``(samples,)`` to ``validation.speech_level_dbfs`` with its peak held at or
+    below ``validation.level_peak``, and the clip's speech level (dBFS, :func:`speech_level_dbfs`); a gain of 1 when
+    the level is not set or the clip is silent."""
+    if validation.speech_level_dbfs is None or not len(audio):
+        return 1.0, math.nan
     level = speech_level_dbfs(audio, sampling_rate, validation)
     peak = float(np.max(np.abs(audio)))
     if not math.isfinite(level) or peak <= 0:
+        return 1.0, level
+    return min(10.0 ** ((validation.speech_level_dbfs - level) / 20.0), validation.level_peak / peak), level
+
+
+def set_speech_level(name: str, audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> np.ndarray:
+    """``audio`` ``(samples,)`` scaled to ``validation.speech_level_dbfs`` (:func:`speech_level_gain`); unchanged when
+    the level is not set."""
+    gain, level = speech_level_gain(audio, sampling_rate, validation)
+    if gain == 1.0:
         return audio
-    gain = min(10.0 ** ((validation.speech_level_dbfs - level) / 20.0), validation.level_peak / peak)
     logger.info("Clip %s: speech level %.1f dBFS, scaled by %+.1f dB.", name, level, 20.0 * math.log10(gain))
     return (audio * gain).astype(audio.dtype, copy=False)
 
@@ -271,6 +280,17 @@ def trim_silence(name: str, audio: np.ndarray, sampling_rate: int, validation: C
     logger.info("Clip %s: cut %.2f s of leading and %.2f s of trailing silence.", name, start / sampling_rate,
                 (len(audio) - end) / sampling_rate)
     return audio[start:end]
+
+
+def prepare_clip(audio: np.ndarray, sampling_rate: int, validation: ClipValidation) -> np.ndarray:
+    """``audio`` ``(samples,)`` as ``model.adapt`` reads a clip once it has passed its checks: without its leading
+    and trailing silence (:func:`speech_bounds`) and at ``validation.speech_level_dbfs`` (:func:`speech_level_gain`).
+    Quiet and never raising, for corpora of many clips (`hf_metatts.data.load_speech_tasks`): what is left is for the
+    caller to check."""
+    start, end = speech_bounds(audio, sampling_rate, validation)
+    audio = audio[start:end]
+    gain, _ = speech_level_gain(audio, sampling_rate, validation)
+    return audio if gain == 1.0 else (audio * gain).astype(audio.dtype, copy=False)
 
 
 def _row_audio_and_name(audio, index: int) -> str:

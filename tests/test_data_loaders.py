@@ -109,3 +109,58 @@ def test_vctk_schema_with_another_task_column():
     assert not (accents[0] & accents[1] or accents[0] & accents[2] or accents[1] & accents[2])
     assert set(dd["train"]["language"]) == {"en-gb"}
     assert set(dd["train"]["speaker_id"]) <= {f"p{225 + s}" for s in range(6)}
+
+
+def _padded(rows, pause: float, gain_db: float, sr: int = 24000):
+    """``rows`` with ``pause`` s of -60 dBFS noise before and after each clip and the whole clip ``gain_db`` louder."""
+    import io
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    padded = []
+    for row in rows:
+        clip, _ = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32")
+        noise = (0.001 * rng.standard_normal(int(pause * sr))).astype(np.float32)
+        audio = np.concatenate([noise, clip, noise]) * np.float32(10 ** (gain_db / 20))
+        padded.append({**row, "audio": {"bytes": wav_bytes(audio, sr), "path": row["audio"]["path"]}})
+    return padded
+
+
+def test_clip_preparation_cuts_the_pauses_and_sets_the_level_as_model_adapt_does(rows):
+    from hf_metatts.voice_validation import ClipValidation, speech_level_dbfs
+
+    kept = load_speech_tasks(libritts_r_dataset(rows), phonemize=False, **KW)
+    padded = libritts_r_dataset(_padded(rows, pause=1.0, gain_db=-12.0))
+    whole = load_speech_tasks(padded, phonemize=False, **KW)
+    prepared = load_speech_tasks(padded, phonemize=False, clip_preparation=ClipValidation(), **KW)
+    validation = ClipValidation()
+    for split in SPLITS:
+        assert whole[split]["id"] == prepared[split]["id"] == kept[split]["id"]
+        for before, after, original in zip(whole[split]["duration"], prepared[split]["duration"],
+                                           kept[split]["duration"]):
+            assert before == pytest.approx(original + 2.0, abs=0.01)  # the pauses, kept
+            assert original <= after <= original + 2 * validation.trim_margin_seconds + 0.05  # cut to the speech
+        for row in prepared[split].cast_column("audio", Audio(decode=False)):
+            audio = decode_audio(row["audio"], 16000)
+            assert speech_level_dbfs(audio, 16000, validation) == pytest.approx(-20.0, abs=0.5)
+
+
+def test_a_clip_with_too_little_sound_left_is_skipped_as_too_short(rows):
+    from hf_metatts.voice_validation import ClipValidation
+
+    short = [dict(r) for r in rows]
+    blip = np.concatenate([np.zeros(24000, np.float32), voiced_clip(0.1, sr=24000), np.zeros(24000, np.float32)])
+    short[0]["audio"] = {"bytes": wav_bytes(blip, 24000), "path": "blip.wav"}
+    _, report = load_speech_tasks(libritts_r_dataset(short), phonemize=False, return_report=True, min_duration=0.5,
+                                  **KW)
+    assert report.skipped == {}  # 2.1 s long as recorded
+    _, report = load_speech_tasks(libritts_r_dataset(short), phonemize=False, return_report=True, min_duration=0.5,
+                                  clip_preparation=ClipValidation(), **KW)
+    assert report.skipped == {"too_short": 1}
+
+
+def test_a_clip_preparation_that_is_not_a_clip_validation_is_refused(rows):
+    dataset = libritts_r_dataset(rows)
+    with pytest.raises(TypeError, match="clip_preparation must be a hf_metatts.voice_validation.ClipValidation"):
+        load_speech_tasks(dataset, phonemize=False, clip_preparation={"trim_silence_db": 40}, **KW)

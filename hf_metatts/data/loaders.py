@@ -129,7 +129,7 @@ def split_tasks(tasks: list[str], fractions: tuple[float, float, float], seed: i
 
 
 def _convert(batch: dict, indices: list[int], cmap: ColumnMap, sampling_rate: int, limits: ClipLimits,
-             source: str, has_id: bool) -> dict:
+             source: str, has_id: bool, preparation=None) -> dict:
     out = {name: [] for name in COLUMNS}
     out["skip_reason"] = []
     for j, idx in enumerate(indices):
@@ -142,6 +142,10 @@ def _convert(batch: dict, indices: list[int], cmap: ColumnMap, sampling_rate: in
         except InvalidAudioError as exc:
             logger.debug("row %d: %s", idx, exc)
             reason = "undecodable"
+        if reason is None and preparation is not None:
+            from ..voice_validation import prepare_clip
+
+            audio = prepare_clip(audio, sampling_rate, preparation)
         if reason is None:
             reason = check_clip(audio, sampling_rate, text, limits)
         if reason is not None:
@@ -197,6 +201,7 @@ def load_speech_tasks(
     phonemize: bool = True,
     num_proc: int | None = None,
     return_report: bool = False,
+    clip_preparation=None,
 ):
     """Turn a speech dataset into a ``DatasetDict`` of disjoint task splits with the corpus schema.
 
@@ -210,12 +215,16 @@ def load_speech_tasks(
         sampling_rate: the model's rate; audio is resampled to it.
         min_utterances: tasks with fewer usable clips are left out (and reported).
         max_utterances_per_task: keep at most this many clips per task (the first ones).
-        min_duration / max_duration: clips outside are skipped (and counted).
+        min_duration / max_duration: clips outside are skipped (and counted), measured after ``clip_preparation``.
         fractions: train/validation/test shares of the tasks.
         seed: the seed of the task split (same seed, same split).
         phonemize: fill the ``phonemes`` column with espeak-ng IPA.
         num_proc: processes for decoding.
         return_report: also return a ``CorpusReport``.
+        clip_preparation: a `hf_metatts.voice_validation.ClipValidation` whose silence cut and speech level are
+            applied to every clip before its checks (``ClipValidation()``: as ``model.adapt`` prepares a user's
+            clips, so a model trained on the corpus hears its training clips as it will hear a new voice's);
+            None keeps the clips as recorded.
 
     Returns:
         ``DatasetDict`` (and the report when ``return_report``). Columns: those of the corpus; a task
@@ -224,7 +233,14 @@ def load_speech_tasks(
     Raises:
         MissingColumnError: a named column does not exist (the message lists the columns present).
         TooFewTasksError: fewer than 3 tasks have ``min_utterances`` usable clips.
+        TypeError: ``clip_preparation`` is not a ``ClipValidation``.
     """
+    if clip_preparation is not None:
+        from ..voice_validation import ClipValidation
+
+        if not isinstance(clip_preparation, ClipValidation):
+            raise TypeError(f"clip_preparation must be a hf_metatts.voice_validation.ClipValidation or None, not "
+                            f"{type(clip_preparation).__name__}: ClipValidation() prepares clips as model.adapt does.")
     ds, name = _open(dataset_or_id, split)
     cmap = _resolve_columns(ds, preset, task_column, text_column, audio_column, language_column)
     if isinstance(ds.features[cmap.audio], Audio):
@@ -239,7 +255,7 @@ def load_speech_tasks(
         _convert, batched=True, batch_size=_MAP_BATCH, with_indices=True, remove_columns=ds.column_names,
         features=features, num_proc=num_proc,
         fn_kwargs={"cmap": cmap, "sampling_rate": sampling_rate, "limits": limits, "source": source,
-                   "has_id": "id" in ds.column_names},
+                   "has_id": "id" in ds.column_names, "preparation": clip_preparation},
     )
     skipped = Counter(r for r in converted["skip_reason"] if r)
     for reason, n in skipped.items():
