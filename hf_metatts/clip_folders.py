@@ -37,9 +37,18 @@ class ClipFolderError(ValueError):
     """A clip folder that cannot be read as pairs of audio and transcript; the message says what to change."""
 
 
+#: Files of a folder written by `datasets`' ``save_to_disk``, which is a dataset, not a clip folder.
+DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+def is_saved_dataset(folder) -> bool:
+    """Whether ``folder`` was written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``."""
+    return any(os.path.isfile(os.path.join(folder, marker)) for marker in DATASET_MARKERS)
+
+
 def is_clip_folder(source) -> bool:
-    """Whether ``source`` names a folder (a path string or ``os.PathLike``)."""
-    return isinstance(source, (str, os.PathLike)) and os.path.isdir(source)
+    """Whether ``source`` names a folder (a path string or ``os.PathLike``) that is not a saved dataset."""
+    return isinstance(source, (str, os.PathLike)) and os.path.isdir(source) and not is_saved_dataset(source)
 
 
 def read_clip_folder(folder: str | os.PathLike, text_column: str = "text") -> list[tuple[str, str]]:
@@ -162,4 +171,5 @@ def _ljspeech_pairs(folder: str, lines: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-__all__ = ["AUDIO_SUFFIXES", "ClipFolderError", "is_clip_folder", "read_clip_folder"]
+__all__ = ["AUDIO_SUFFIXES", "ClipFolderError", "DATASET_MARKERS", "is_clip_folder", "is_saved_dataset",
+           "read_clip_folder"]

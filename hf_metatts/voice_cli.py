@@ -9,18 +9,15 @@ from .voice_adapt import VOICE_METHODS
 
 logger = logging.getLogger(__name__)
 
-DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
-
-
 def load_clip_source(source: str, split: str = "train", text_column: str = "text"):
     """A clip folder (`hf_metatts.clip_folders`: sidecar .txt transcripts, an audiofolder metadata file with
     ``text_column``, or LJSpeech metadata), a dataset saved with ``save_to_disk``, or a Hub dataset id."""
     import datasets
 
-    from .clip_folders import read_clip_folder
+    from .clip_folders import is_saved_dataset, read_clip_folder
 
     if os.path.isdir(source):
-        if any(os.path.isfile(os.path.join(source, marker)) for marker in DATASET_MARKERS):
+        if is_saved_dataset(source):
             loaded = datasets.load_from_disk(source)
             return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
         return read_clip_folder(source, text_column)

@@ -114,3 +114,32 @@ def test_cli_error_writes_nothing(tiny_checkpoint, references, tmp_path, capsys)
     assert code == 2
     assert "at least 2 speakers" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_reads_a_clip_folder_of_the_target_alone(tiny_checkpoint, references, tmp_path, capsys):
+    from hf_metatts.cli import main
+
+    folder = tmp_path / "heldout"
+    (folder / "wavs").mkdir(parents=True)
+    lines = []
+    for index, row in enumerate(row for row in references if row["speaker_id"] == "awb"):
+        (folder / "wavs" / f"awb_{index}.wav").write_bytes(open(row["audio"], "rb").read())
+        lines.append(f"awb_{index}|{row['text']}")
+    (folder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "eval.json"
+    code = main(["evaluate", "--model", str(tiny_checkpoint), "--references", str(folder), "--max-utterances", "1",
+                 "--metrics", "similarity", "--out", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["num_utterances"] == 1 and -1.0 <= result["similarity"] <= 1.0
+    assert [u["text"] for u in result["per_utterance"]] == [TEXTS[0]]
+
+
+def test_cli_asks_for_the_target_of_a_dataset_and_writes_nothing(tiny_checkpoint, references, tmp_path, capsys):
+    from hf_metatts.cli import main
+
+    data = _save_references(references, tmp_path / "refs")
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--references", str(data), "--out", str(out)]) == 2
+    assert "is a dataset: give --target" in capsys.readouterr().err
+    assert not out.exists()

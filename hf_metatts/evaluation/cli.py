@@ -35,10 +35,19 @@ def write_json_atomic(path: str, data: dict) -> None:
         raise
 
 
-def _references(args) -> list[dict]:
-    """Rows of the target (up to ``--max-utterances``) plus, for the EER, those of the other tasks."""
+def _references(args) -> tuple[list, str | None]:
+    """Rows of the target (up to ``--max-utterances``) plus, for the EER, those of the other tasks, and the target;
+    or, for a clip folder (`hf_metatts.clip_folders`), its first ``--max-utterances`` ``(audio path, transcript)``
+    pairs, all of the target (None: every reference)."""
     from datasets import Audio, load_from_disk
 
+    from ..clip_folders import is_clip_folder, read_clip_folder
+
+    if is_clip_folder(args.references):
+        return read_clip_folder(args.references, args.text_column)[: args.max_utterances], None
+    if args.target is None:
+        raise ValueError(f"{args.references} is a dataset: give --target, the voice's speaker among its "
+                         f"{args.speaker_column!r} values.")
     data = load_from_disk(args.references)
     if hasattr(data, "keys"):
         if args.split not in data:
@@ -55,7 +64,7 @@ def _references(args) -> list[dict]:
             counts[label] = counts.get(label, 0) + 1
             rows.append({"audio": row["audio"], "text": row["text"], "speaker_id": label,
                          "language": row.get("language")})
-    return rows
+    return rows, args.target
 
 
 def _evaluate(args) -> int:
@@ -70,9 +79,9 @@ def _evaluate(args) -> int:
     model = MetaTTSForTextToSpeech.from_pretrained(model_source).eval()
     if voice is not None:
         voice.check_compatible(model)
-    rows = _references(args)
+    rows, target = _references(args)
     metrics = args.metrics or None
-    result = evaluate_voice(model, voice, rows, target=args.target, metrics=metrics)
+    result = evaluate_voice(model, voice, rows, target=target, metrics=metrics)
     result.update(voice=args.voice, model=model_source, references=args.references, split=args.split)
     if args.out:
         write_json_atomic(args.out, result)
@@ -133,9 +142,13 @@ def register(subparsers) -> None:
     evaluate = subparsers.add_parser("evaluate", help="measure a voice on its target's real utterances")
     evaluate.add_argument("--voice", help="voice folder or repo id (omit to measure the base voice)")
     evaluate.add_argument("--model", help="base checkpoint (default: the one the voice names)")
-    evaluate.add_argument("--references", required=True, help="dataset folder (load_from_disk) of real utterances")
+    evaluate.add_argument("--references", required=True,
+                          help="real utterances: a dataset folder (load_from_disk), or a clip folder of the target "
+                          "alone (.txt transcripts, or an audiofolder or LJSpeech metadata.csv)")
     evaluate.add_argument("--split", default="test", help="split of --references (default test)")
-    evaluate.add_argument("--target", required=True, help="the voice's speaker (value of --speaker-column)")
+    evaluate.add_argument("--target", help="the voice's speaker (value of --speaker-column); a dataset needs it")
+    evaluate.add_argument("--text-column", default="text",
+                          help="transcript column of an audiofolder metadata file (default text)")
     evaluate.add_argument("--speaker-column", default="speaker_id", help="column naming each utterance's speaker "
                           "(default speaker_id)")
     evaluate.add_argument("--max-utterances", type=int, default=10, help="per speaker")
