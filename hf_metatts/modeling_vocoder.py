@@ -118,13 +118,14 @@ class ISTFTVocoder(nn.Module):
 
     def output_layer(self, hidden: torch.Tensor) -> torch.Tensor:
         """``final_norm`` and ``head`` -> STFT magnitude and phase -> inverse STFT: hidden ``(B, C, T)`` ->
-        waveform ``(B, T * hop)``."""
+        waveform ``(B, T * hop)``, float32."""
         config = self.config
         output = self.head(self.final_norm(hidden.transpose(1, 2))).transpose(1, 2)  # (B, F*2, T)
-        log_magnitude, phase = output.chunk(2, dim=1)
+        # the inverse STFT runs in float32 whatever the model's dtype: complex half and bfloat16 are not supported
+        log_magnitude, phase = output.float().chunk(2, dim=1)
         magnitude = torch.exp(log_magnitude).clamp(max=1e2)
         spectrum = torch.polar(magnitude, phase)
-        window = _window(config, hidden.device, magnitude.dtype)
+        window = _window(config, hidden.device, torch.float32)
         return torch.istft(
             spectrum, config.n_fft, config.hop_length, config.n_fft, window=window,
             length=hidden.shape[2] * config.hop_length,

@@ -45,6 +45,9 @@ class VoiceConfig:
     base_model: str | None
     base_fingerprint: str
     base_revision: str | None = None
+    #: the base's fingerprint in each precision it can be loaded in (``voice_base.cast_fingerprints``): the voice
+    #: applies to the base loaded with ``dtype=torch.float16`` or ``torch.bfloat16`` too
+    base_fingerprints_by_dtype: dict[str, str] = field(default_factory=dict)
     method: str = "maml"
     steps: int = 0
     shots: int = 0
@@ -115,12 +118,14 @@ class MetaTTSVoice:
     def check_compatible(self, model) -> None:
         """Raise `VoiceMismatchError` naming both bases when ``model``'s weights are not this voice's base."""
         found = base_fingerprint(model)
-        if found != self.config.base_fingerprint:
+        if found != self.config.base_fingerprint and found not in self.config.base_fingerprints_by_dtype.values():
             other = getattr(model, "name_or_path", "") or "<unsaved model>"
+            precisions = ", ".join(["the adapted model's", *self.config.base_fingerprints_by_dtype])
             raise VoiceMismatchError(
                 f"This voice was adapted on base {self.config.base_model!r} (fingerprint "
                 f"{self.config.base_fingerprint}) but the model is {other!r} (fingerprint {found}): its weights "
-                "differ. Load the voice's own base or adapt the voice again.")
+                f"differ from the base's in every precision the voice knows ({precisions}). Load the voice's own "
+                "base or adapt the voice again.")
         missing = set(self.adapted_parameters) - {name for name, _ in model.named_parameters()}
         if missing:
             raise VoiceMismatchError(f"The model lacks the voice's parameters {sorted(missing)[:4]}.")

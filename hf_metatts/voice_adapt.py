@@ -9,8 +9,8 @@ import torch
 
 from .data_collator import MetaTTSDataCollator
 from .voice import MetaTTSVoice, VoiceConfig
-from .voice_base import base_fingerprint
-from .voice_errors import TranscriptMismatchError
+from .voice_base import base_fingerprint, cast_fingerprints
+from .voice_errors import AdaptationPrecisionError, TranscriptMismatchError
 from .voice_validation import ClipValidation, check_alignment, load_clips, transcript_scores
 from .voice_vocoder import resolve_vocoder_adaptation, with_adapted_vocoder
 
@@ -125,6 +125,18 @@ def resolve_adaptation(method: str, meta_learner, steps: int | None) -> tuple[st
     return inner, steps
 
 
+def check_float32(model) -> None:
+    """Raise `AdaptationPrecisionError` unless every floating weight of ``model`` is float32: a few gradient steps
+    on a handful of clips need its precision (and some of the steps' operations have no half-precision kernels)."""
+    other = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()
+                    if p.is_floating_point() and p.dtype != torch.float32})
+    if other:
+        raise AdaptationPrecisionError(
+            f"model.adapt runs in float32, but this model's weights are {', '.join(other)}: load it in float32 to "
+            "adapt (the default of from_pretrained), or model.float(). The voice then also applies to the base "
+            "loaded with dtype=torch.float16 or torch.bfloat16.")
+
+
 def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr: float | None = None,
                 meta_learner=None, language: str | None = None, sampling_rate: int | None = None,
                 processor=None, validation: ClipValidation | None = None, progress: bool = True,
@@ -169,6 +181,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
 
     if method not in VOICE_METHODS:
         raise ValueError(f"method={method!r} is unknown: choose one of {', '.join(VOICE_METHODS)}.")
+    check_float32(model)
     vocoder_adaptation = resolve_vocoder_adaptation(model, vocoder_steps, vocoder_lr)
     validation = validation or ClipValidation()
     processor = processor_for(model, processor)
@@ -214,7 +227,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
     config = VoiceConfig(
         base_model=source,
         base_revision=base_revision or _hub_revision(source),
-        base_fingerprint=base_fingerprint(model),
+        base_fingerprint=base_fingerprint(model), base_fingerprints_by_dtype=cast_fingerprints(model),
         method=inner, steps=int(steps), shots=len(support), language=languages.most_common(1)[0][0],
         sampling_rate=rate, support_seconds=round(sum(clip.seconds for clip in support), 3),
         learning_rate=lr, library_version=__version__, vocoder_steps=vocoder_adaptation.steps,

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 #: Where a voiced view keeps its base (in ``__dict__``, not as a submodule: its weights are not the view's).
 BASE_ATTRIBUTE = "_metatts_base"
 _FINGERPRINTS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_CAST_FINGERPRINTS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
 _BASES: dict[tuple, nn.Module] = {}
 _BASES_LOCK = threading.Lock()
 
@@ -46,6 +47,37 @@ def base_fingerprint(model: nn.Module) -> str:
     fingerprint = tensor_digest(state)
     _FINGERPRINTS[model] = (key, fingerprint)
     return fingerprint
+
+
+#: The reduced precisions a float32 base is commonly loaded in (``from_pretrained(..., dtype=...)``). A voice adapted
+#: on the float32 base records the base's fingerprint in each of them too (`cast_fingerprints`), so that it also
+#: applies to the base loaded in half precision.
+CAST_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def cast_fingerprints(model: nn.Module) -> dict[str, str]:
+    """``{dtype name: fingerprint}``: :func:`base_fingerprint` of ``model`` as it would read with its floating
+    tensors cast to each of :data:`CAST_DTYPES` (what ``from_pretrained(dtype=...)`` of its float32 checkpoint
+    gives), when every floating tensor outside the adapted set is float32; else ``{}`` (a model already in another
+    precision has only its own fingerprint). Memoised like :func:`base_fingerprint`."""
+    base = model.__dict__.get(BASE_ATTRIBUTE)
+    if base is not None:
+        return cast_fingerprints(base)
+    excluded = set(adapted_names(model))
+    state = {name: tensor for name, tensor in model.state_dict(keep_vars=True).items() if name not in excluded}
+    if any(tensor.is_floating_point() and tensor.dtype != torch.float32 for tensor in state.values()):
+        return {}
+    key = ("cast",) + tuple((name, tensor.data_ptr(), tensor._version) for name, tensor in sorted(state.items()))
+    cached = _CAST_FINGERPRINTS.get(model)
+    if cached is not None and cached[0] == key:
+        return dict(cached[1])
+    fingerprints = {}
+    for dtype in CAST_DTYPES:
+        cast = {name: tensor.detach().to(dtype) if tensor.is_floating_point() else tensor
+                for name, tensor in state.items()}
+        fingerprints[str(dtype).removeprefix("torch.")] = tensor_digest(cast)
+    _CAST_FINGERPRINTS[model] = (key, fingerprints)
+    return dict(fingerprints)
 
 
 def tensor_digest(state: dict[str, torch.Tensor]) -> str:
@@ -128,4 +160,5 @@ def clear_base_cache() -> None:
         _BASES.clear()
 
 
-__all__ = ["base_fingerprint", "tensor_digest", "voiced_view", "load_base", "clear_base_cache"]
+__all__ = ["CAST_DTYPES", "base_fingerprint", "cast_fingerprints", "tensor_digest", "voiced_view", "load_base",
+           "clear_base_cache"]

@@ -39,6 +39,10 @@ class VoiceMismatchError(MetaTTSError, ValueError):
     """A voice was applied to a base whose weights differ from the base it was adapted on."""
 
 
+class AdaptationPrecisionError(MetaTTSError, TypeError):
+    """``model.adapt`` was called on a model whose weights are not float32."""
+
+
 class VoiceFileError(CheckpointError):
     """A voice folder or repo is incomplete, truncated or tampered with (``OSError``)."""
 
@@ -56,6 +60,7 @@ __all__ = [
     "TranscriptMismatchError",
     "TranscriptMismatchWarning",
     "VoiceMismatchError",
+    "AdaptationPrecisionError",
     "VoiceFileError",
     "VoiceConfigMissingError",
 ]

@@ -538,6 +538,18 @@ def test_the_bundled_checkpoint_is_small_and_complete():
     assert all(run["wall_seconds"] > 0 and run["hardware"]["cpu"] for run in runs)
 
 
+def test_the_bundled_checkpoint_carries_the_package_s_own_remote_code():
+    """trust_remote_code users run the .py files inside the checkpoint: they must be the package's, byte for byte
+    (after changing one of these files, copy it into hf_metatts/checkpoints/default)."""
+    folder = hf_metatts.DEFAULT_CHECKPOINT
+    code = sorted(name for name in os.listdir(folder) if name.endswith(".py"))
+    assert "modeling_metatts.py" in code and "modeling_vocoder.py" in code
+    package = os.path.dirname(hf_metatts.__file__)
+    stale = [name for name in code
+             if open(os.path.join(folder, name), "rb").read() != open(os.path.join(package, name), "rb").read()]
+    assert not stale, f"the bundled checkpoint's copies of {stale} differ from the package's"
+
+
 def test_the_bundled_checkpoint_speaks_offline_through_the_pipeline():
     from transformers import pipeline
 
