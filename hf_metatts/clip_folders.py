@@ -11,8 +11,9 @@ Three layouts are read, the ones such folders come in:
   rows without a header, the audio in ``wavs/<id>.wav`` (or ``<id>.wav`` beside the metadata); the normalised
   transcript is read where a row has one.
 
-A folder with a metadata file is read through it alone; other files in it are left out. Every problem raises
-:class:`ClipFolderError` (a ``ValueError``) naming the file and what to change, before any clip is read.
+Text files are read as UTF-8, with or without the byte-order mark that spreadsheet programs write, and with either
+line ending. A folder with a metadata file is read through it alone; other files in it are left out. Every problem
+raises :class:`ClipFolderError` (a ``ValueError``) naming the file and what to change, before any clip is read.
 """
 
 from __future__ import annotations
@@ -93,14 +94,14 @@ def _sidecar_pairs(folder: str) -> list[tuple[str, str]]:
         if not os.path.isfile(transcript):
             raise ClipFolderError(f"Clip {os.path.join(folder, name)} has no transcript: write the words spoken in it "
                                   f"to {transcript}.")
-        with open(transcript, encoding="utf-8") as handle:
+        with open(transcript, encoding="utf-8-sig") as handle:
             pairs.append((os.path.join(folder, name), handle.read().strip()))
     return pairs
 
 
 def _metadata_csv_pairs(folder: str, text_column: str) -> list[tuple[str, str]]:
     path = os.path.join(folder, "metadata.csv")
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
         handle.seek(0)
         header = next(csv.reader([first]), [])
@@ -116,7 +117,7 @@ def _metadata_csv_pairs(folder: str, text_column: str) -> list[tuple[str, str]]:
 def _jsonl_rows(folder: str) -> list[dict]:
     path = os.path.join(folder, "metadata.jsonl")
     rows = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -77,6 +77,17 @@ def test_an_audiofolder_metadata_file_gives_paths_relative_to_the_folder_and_its
                                              (str(audiofolder / "a.flac"), TRANSCRIPTS[0])]
 
 
+def test_metadata_written_by_a_spreadsheet_program_reads_the_same(audiofolder, ljspeech):
+    """UTF-8 with a byte-order mark and Windows line endings, as spreadsheet programs save a CSV."""
+    expected = {folder: read_clip_folder(folder, text_column="transcription" if folder == audiofolder else "text")
+                for folder in (audiofolder, ljspeech)}
+    for folder in (audiofolder, ljspeech):
+        text = (folder / "metadata.csv").read_text(encoding="utf-8")
+        (folder / "metadata.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+        column = "transcription" if folder == audiofolder else "text"
+        assert read_clip_folder(folder, text_column=column) == expected[folder]
+
+
 def test_ljspeech_metadata_reads_the_normalised_transcript_where_a_row_has_one(ljspeech):
     assert read_clip_folder(ljspeech) == [(str(ljspeech / "wavs" / "LJ001-0002.wav"), TRANSCRIPTS[0]),
                                           (str(ljspeech / "LJ001-0001.wav"), TRANSCRIPTS[1])]
