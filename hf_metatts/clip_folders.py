@@ -2,8 +2,9 @@
 
 Three layouts are read, the ones such folders come in:
 
-- **sidecar transcripts**: each audio file (``.wav``, ``.flac``, ``.ogg``, ``.mp3``) beside a same-named ``.txt``
-  file that holds its words (``clip1.wav`` + ``clip1.txt``);
+- **sidecar transcripts**: each audio file (:data:`AUDIO_SUFFIXES`: WAV, FLAC, Ogg Vorbis or Opus, MP3, AIFF)
+  beside a same-named ``.txt`` file that holds its words (``clip1.wav`` + ``clip1.txt``); a file libsndfile cannot
+  decode (:data:`UNDECODABLE_SUFFIXES`, e.g. ``.m4a``) is refused, not skipped;
 - **the `datasets` audiofolder layout**: a ``metadata.csv`` (comma-separated, with a header) or ``metadata.jsonl``
   (one JSON object a line) whose ``file_name`` column gives each audio file's path relative to the folder and
   whose ``text_column`` (default ``text``) its transcript;
@@ -25,7 +26,9 @@ import os
 
 logger = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
+#: Audio formats libsndfile cannot decode: a sidecar folder holding one is refused rather than read without it.
+UNDECODABLE_SUFFIXES = (".m4a", ".aac", ".mp4", ".wma", ".webm", ".amr")
 #: The metadata files of the audiofolder and LJSpeech layouts.
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")
 #: The audiofolder layout's column of audio paths.
@@ -88,6 +91,10 @@ def _sidecar_pairs(folder: str) -> list[tuple[str, str]]:
     pairs = []
     for name in sorted(os.listdir(folder)):
         stem, suffix = os.path.splitext(name)
+        if suffix.lower() in UNDECODABLE_SUFFIXES:
+            raise ClipFolderError(f"Clip {os.path.join(folder, name)} is {suffix.lower()}, which cannot be decoded "
+                                  f"here: convert it to WAV or FLAC (e.g. ffmpeg -i {name} {stem}.wav), or move it "
+                                  "out of the folder.")
         if suffix.lower() not in AUDIO_SUFFIXES:
             continue
         transcript = os.path.join(folder, stem + ".txt")
@@ -172,5 +179,5 @@ def _ljspeech_pairs(folder: str, lines: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-__all__ = ["AUDIO_SUFFIXES", "ClipFolderError", "DATASET_MARKERS", "is_clip_folder", "is_saved_dataset",
-           "read_clip_folder"]
+__all__ = ["AUDIO_SUFFIXES", "ClipFolderError", "DATASET_MARKERS", "UNDECODABLE_SUFFIXES", "is_clip_folder",
+           "is_saved_dataset", "read_clip_folder"]

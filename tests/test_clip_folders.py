@@ -63,6 +63,9 @@ def test_sidecar_transcripts_are_read_in_file_name_order(sidecar):
     (sidecar / "notes.md").write_text("not a clip")
     pairs = read_clip_folder(sidecar)
     assert pairs == [(str(sidecar / "utt0.wav"), TRANSCRIPTS[0]), (str(sidecar / "utt1.wav"), TRANSCRIPTS[1])]
+    soundfile.write(sidecar / "utt2.opus", CLIPS[0][0], 48000, format="OGG", subtype="OPUS")
+    (sidecar / "utt2.txt").write_text(TRANSCRIPTS[0])
+    assert read_clip_folder(sidecar)[-1] == (str(sidecar / "utt2.opus"), TRANSCRIPTS[0])
     assert is_clip_folder(sidecar) and is_clip_folder(str(sidecar))
     assert not is_clip_folder(sidecar / "utt0.wav") and not is_clip_folder([("a.wav", "text")])
 
@@ -125,6 +128,10 @@ def _break(layout, folder):
     if layout == "missing transcript":
         (folder / "utt1.txt").unlink()
         return "utt1.wav has no transcript"
+    if layout == "an m4a clip":
+        (folder / "phone.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")
+        (folder / "phone.txt").write_text("Recorded on a phone.")
+        return "phone.m4a is .m4a, which cannot be decoded here: convert it to WAV or FLAC"
     if layout == "two metadata files":
         (folder / "metadata.jsonl").write_text('{"file_name": "utt0.wav", "text": "x"}\n')
         (folder / "metadata.csv").write_text("file_name,text\nutt0.wav,x\n")
@@ -148,8 +155,8 @@ def _break(layout, folder):
     return "is neither an audiofolder metadata file"
 
 
-LAYOUTS = ["missing folder", "no clip", "missing transcript", "two metadata files", "no text column", "missing file",
-           "bad jsonl", "missing ljspeech audio", "bad ljspeech row", "unknown metadata"]
+LAYOUTS = ["missing folder", "no clip", "missing transcript", "an m4a clip", "two metadata files", "no text column",
+           "missing file", "bad jsonl", "missing ljspeech audio", "bad ljspeech row", "unknown metadata"]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
