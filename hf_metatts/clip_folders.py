@@ -7,7 +7,8 @@ Three layouts are read, the ones such folders come in:
   decode (:data:`UNDECODABLE_SUFFIXES`, e.g. ``.m4a``) is refused, not skipped;
 - **the `datasets` audiofolder layout**: a ``metadata.csv`` (comma-separated, with a header) or ``metadata.jsonl``
   (one JSON object a line) whose ``file_name`` column gives each audio file's path relative to the folder and
-  whose ``text_column`` (default ``text``) its transcript;
+  whose ``text_column`` (default ``text``) its transcript, and, where it has a ``language_column`` (default
+  ``language``), each clip's espeak-ng language code;
 - **the LJSpeech layout**: a ``metadata.csv`` of ``id|transcript`` or ``id|transcript|normalised transcript``
   rows without a header, the audio in ``wavs/<id>.wav`` (or ``<id>.wav`` beside the metadata); the normalised
   transcript is read where a row has one.
@@ -55,13 +56,16 @@ def is_clip_folder(source) -> bool:
     return isinstance(source, (str, os.PathLike)) and os.path.isdir(source) and not is_saved_dataset(source)
 
 
-def read_clip_folder(folder: str | os.PathLike, text_column: str = "text") -> list[tuple[str, str]]:
+def read_clip_folder(folder: str | os.PathLike, text_column: str = "text",
+                     language_column: str = "language") -> list[tuple]:
     """``(audio path, transcript)`` for each clip of ``folder``, in the order of its metadata file, else sorted by
-    file name.
+    file name; ``(audio path, transcript, language)`` where an audiofolder metadata file has ``language_column``
+    (an empty cell: None, the caller's default language).
 
     Args:
         folder: a folder in one of the three layouts of this module.
         text_column: the transcript column of an audiofolder ``metadata.csv`` / ``metadata.jsonl``.
+        language_column: its column of espeak-ng language codes, where it has one.
 
     Raises:
         ClipFolderError: the folder does not exist or holds no clip; an audio file has no transcript; a metadata
@@ -77,9 +81,9 @@ def read_clip_folder(folder: str | os.PathLike, text_column: str = "text") -> li
     if not present:
         pairs = _sidecar_pairs(folder)
     elif present[0] == "metadata.jsonl":
-        pairs = _audiofolder_pairs(folder, "metadata.jsonl", _jsonl_rows(folder), text_column)
+        pairs = _audiofolder_pairs(folder, "metadata.jsonl", _jsonl_rows(folder), text_column, language_column)
     else:
-        pairs = _metadata_csv_pairs(folder, text_column)
+        pairs = _metadata_csv_pairs(folder, text_column, language_column)
     if not pairs:
         raise ClipFolderError(f"{folder} holds no clip: put audio files ({', '.join(AUDIO_SUFFIXES)}) there, each "
                               "with a same-named .txt transcript, or list them in a metadata.csv.")
@@ -106,14 +110,15 @@ def _sidecar_pairs(folder: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _metadata_csv_pairs(folder: str, text_column: str) -> list[tuple[str, str]]:
+def _metadata_csv_pairs(folder: str, text_column: str, language_column: str) -> list[tuple]:
     path = os.path.join(folder, "metadata.csv")
     with open(path, encoding="utf-8-sig", newline="") as handle:
         first = handle.readline()
         handle.seek(0)
         header = next(csv.reader([first]), [])
         if FILE_NAME_COLUMN in (cell.strip() for cell in header):
-            return _audiofolder_pairs(folder, "metadata.csv", list(csv.DictReader(handle)), text_column)
+            return _audiofolder_pairs(folder, "metadata.csv", list(csv.DictReader(handle)), text_column,
+                                      language_column)
         if "|" in first:
             return _ljspeech_pairs(folder, handle.read().splitlines())
     raise ClipFolderError(f"{path} is neither an audiofolder metadata file (a header with a {FILE_NAME_COLUMN!r} "
@@ -140,7 +145,8 @@ def _jsonl_rows(folder: str) -> list[dict]:
     return rows
 
 
-def _audiofolder_pairs(folder: str, metadata: str, rows: list[dict], text_column: str) -> list[tuple[str, str]]:
+def _audiofolder_pairs(folder: str, metadata: str, rows: list[dict], text_column: str,
+                       language_column: str) -> list[tuple]:
     path = os.path.join(folder, metadata)
     columns = sorted({key.strip() for row in rows for key in row if key is not None})
     for column in (FILE_NAME_COLUMN, text_column):
@@ -155,7 +161,11 @@ def _audiofolder_pairs(folder: str, metadata: str, rows: list[dict], text_column
             raise ClipFolderError(f"{path}, line {number}, names {row.get(FILE_NAME_COLUMN)!r}, which is not a file "
                                   f"in {folder}: give each clip's path relative to the folder.")
         text = row.get(text_column)
-        pairs.append((audio, text.strip() if isinstance(text, str) else text))
+        pair = (audio, text.strip() if isinstance(text, str) else text)
+        if language_column in columns:
+            language = row.get(language_column)
+            pair += (str(language).strip() or None if language is not None else None,)
+        pairs.append(pair)
     return pairs
 
 

@@ -303,12 +303,12 @@ def _row_audio_and_name(audio, index: int) -> str:
 
 def iterate_clip_sources(clips, text_column: str = "text", audio_column: str = "audio",
                          language_column: str = "language") -> Iterable[tuple[object, str, str | None]]:
-    """``(audio source, transcript, language or None)`` for each clip of a list of pairs, a `datasets.Dataset` or a
-    clip folder (`hf_metatts.clip_folders`)."""
+    """``(audio source, transcript, language or None)`` for each clip of a list of ``(audio, transcript)`` pairs or
+    ``(audio, transcript, language)`` triples, a `datasets.Dataset` or a clip folder (`hf_metatts.clip_folders`)."""
     from .clip_folders import is_clip_folder, read_clip_folder
 
     if is_clip_folder(clips):
-        clips = read_clip_folder(clips, text_column)
+        clips = read_clip_folder(clips, text_column, language_column)
     try:
         from datasets import Audio, Dataset
     except ImportError:  # pragma: no cover - datasets is a core requirement
@@ -326,10 +326,11 @@ def iterate_clip_sources(clips, text_column: str = "text", audio_column: str = "
     for index, clip in enumerate(clips):
         if isinstance(clip, dict):
             yield clip[audio_column], clip[text_column], clip.get(language_column)
-        elif isinstance(clip, (tuple, list)) and len(clip) == 2:
-            yield clip[0], clip[1], None
+        elif isinstance(clip, (tuple, list)) and len(clip) in (2, 3):
+            yield clip[0], clip[1], clip[2] if len(clip) == 3 else None
         else:
-            raise TypeError(f"Clip #{index} must be an (audio, transcript) pair, got {type(clip).__name__}.")
+            raise TypeError(f"Clip #{index} must be an (audio, transcript) pair or an (audio, transcript, language) "
+                            f"triple, got {type(clip).__name__}.")
 
 
 def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = None,

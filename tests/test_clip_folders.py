@@ -91,6 +91,29 @@ def test_metadata_written_by_a_spreadsheet_program_reads_the_same(audiofolder, l
         assert read_clip_folder(folder, text_column=column) == expected[folder]
 
 
+def test_an_audiofolder_language_column_gives_each_clip_its_language(audiofolder):
+    lines = ["file_name,transcription,lang", f'a.flac,"{TRANSCRIPTS[0]}",de', f'data/b.wav,"{TRANSCRIPTS[1]}",']
+    (audiofolder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert read_clip_folder(audiofolder, text_column="transcription", language_column="lang") == [
+        (str(audiofolder / "a.flac"), TRANSCRIPTS[0], "de"), (str(audiofolder / "data/b.wav"), TRANSCRIPTS[1], None)]
+    assert len(read_clip_folder(audiofolder, text_column="transcription")[0]) == 2  # no 'language' column: pairs
+
+
+def test_model_adapt_reads_each_clip_in_its_own_language(tmp_path, audiofolder, monkeypatch):
+    import hf_metatts.voice_adapt as voice_adapt
+
+    lines = ["file_name,text,language", f'a.flac,"{TRANSCRIPTS[0]}",de', f'data/b.wav,"{TRANSCRIPTS[1]}",']
+    (audiofolder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    seen = []
+    prepare = voice_adapt.prepare_support
+    monkeypatch.setattr(voice_adapt, "prepare_support",
+                        lambda support, *a, **k: seen.extend(c.language for c in support) or prepare(support, *a, **k))
+    save_tiny_checkpoint(tmp_path / "base")
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(tmp_path / "base")
+    model.adapt(str(audiofolder), method="finetune", steps=1, progress=False, language="en-gb")
+    assert seen == ["de", "en-gb"]  # the row's language, else the call's
+
+
 def test_ljspeech_metadata_reads_the_normalised_transcript_where_a_row_has_one(ljspeech):
     assert read_clip_folder(ljspeech) == [(str(ljspeech / "wavs" / "LJ001-0002.wav"), TRANSCRIPTS[0]),
                                           (str(ljspeech / "LJ001-0001.wav"), TRANSCRIPTS[1])]
@@ -178,3 +201,14 @@ def test_the_command_line_refuses_such_a_folder_and_writes_no_voice(tmp_path, ca
                  "--no-progress"]) == 2
     assert expected in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_clips_come_as_pairs_or_triples_and_anything_else_is_refused():
+    from hf_metatts.voice_validation import iterate_clip_sources
+
+    audio = CLIPS[0][0]
+    assert list(iterate_clip_sources([(audio, "Hi."), (audio, "Hallo.", "de")])) == [(audio, "Hi.", None),
+                                                                                    (audio, "Hallo.", "de")]
+    with pytest.raises(TypeError, match=r"Clip #1 must be an \(audio, transcript\) pair or an \(audio, transcript, "
+                                        r"language\) triple, got tuple"):
+        list(iterate_clip_sources([(audio, "Hi."), (audio, "a", "de", "extra")]))

@@ -33,7 +33,8 @@ VOICE_METRICS = ("similarity", "mcd", "wer", "eer")
 
 
 def _rows(references: Any, audio_column: str, text_column: str, speaker_column: str) -> list[dict]:
-    """References as ``[{"audio", "text", "speaker"}]`` from a `datasets.Dataset`, dicts or (audio, text) pairs."""
+    """References as ``[{"audio", "text", "speaker", "language"}]`` from a `datasets.Dataset`, dicts, (audio, text)
+    pairs or (audio, text, language) triples."""
     rows = []
     for index, item in enumerate(references):
         if isinstance(item, Mapping):
@@ -43,12 +44,13 @@ def _rows(references: Any, audio_column: str, text_column: str, speaker_column: 
                     "and the text it says.")
             rows.append({"audio": item[audio_column], "text": item[text_column],
                          "speaker": item.get(speaker_column), "language": item.get("language")})
-        elif isinstance(item, Sequence) and len(item) == 2:
-            rows.append({"audio": item[0], "text": item[1], "speaker": None, "language": None})
+        elif isinstance(item, Sequence) and len(item) in (2, 3):
+            rows.append({"audio": item[0], "text": item[1], "speaker": None,
+                         "language": item[2] if len(item) == 3 else None})
         else:
             raise MismatchedInputsError(
                 f"references[{index}] is a {type(item).__name__}: give dicts with audio and text, "
-                "or (audio, text) pairs.")
+                "(audio, text) pairs or (audio, text, language) triples.")
     if not rows:
         raise MismatchedInputsError("No references given: pass at least one real utterance of the target and its text.")
     return rows
