@@ -24,6 +24,15 @@ def load_clip_source(source: str, split: str = "train", text_column: str = "text
     return datasets.load_dataset(source, split=split)
 
 
+def first_clips(clips, count: int | None):
+    """The first ``count`` clips of a list or a `datasets.Dataset` (all of them when ``count`` is None)."""
+    if count is None:
+        return clips
+    if count < 1:
+        raise ValueError(f"--first {count}: give a number of clips >= 1.")
+    return clips.select(range(min(count, len(clips)))) if hasattr(clips, "select") else clips[:count]
+
+
 def _adapt(args) -> int:
     from transformers import AutoModelForTextToWaveform
 
@@ -31,7 +40,7 @@ def _adapt(args) -> int:
 
     from .voice_validation import ClipValidation
 
-    clips = load_clip_source(args.clips, args.split, args.text_column)
+    clips = first_clips(load_clip_source(args.clips, args.split, args.text_column), args.first)
     from . import DEFAULT_CHECKPOINT
 
     model = AutoModelForTextToWaveform.from_pretrained(args.model or DEFAULT_CHECKPOINT)
@@ -134,6 +143,9 @@ def register(subparsers) -> None:
     adapt.add_argument("--speech-level-dbfs", default=None, metavar="DBFS",
                        help="scale each clip to this speech level before reading it (e.g. -20; 'off' keeps each "
                             "clip's own level; default: ClipValidation's)")
+    adapt.add_argument("--first", type=int, default=None, metavar="N",
+                       help="adapt to the first N clips of --clips only (in its order: a metadata file's, else file "
+                       "names'); more than 50 clips are refused otherwise (ClipValidation.max_clips)")
     adapt.add_argument("--no-progress", action="store_true", help="no progress bar over the steps")
     adapt.set_defaults(func=_guarded(_adapt))
 

@@ -15,6 +15,10 @@ class NoClipsError(ClipError):
     """No support clips were given."""
 
 
+class TooManyClipsError(ClipError):
+    """More clips were given than `ClipValidation.max_clips` allows."""
+
+
 class ClipDurationError(ClipError):
     """A clip is shorter or longer than `ClipValidation` allows."""
 
@@ -54,6 +58,7 @@ class VoiceConfigMissingError(VoiceFileError):
 __all__ = [
     "ClipError",
     "NoClipsError",
+    "TooManyClipsError",
     "ClipDurationError",
     "SilentClipError",
     "ClippedAudioError",

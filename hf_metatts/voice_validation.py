@@ -24,6 +24,7 @@ from .voice_errors import (
     ClippedAudioError,
     NoClipsError,
     SilentClipError,
+    TooManyClipsError,
     TranscriptMismatchError,
     TranscriptMismatchWarning,
 )
@@ -78,6 +79,9 @@ class ClipValidation:
             conditions of a user's clips do"). ``None`` keeps each clip's own level.
         speech_frame_db: frames within this many dB (40) of a clip's loudest frame count as its speech.
         level_peak: the largest sample magnitude the level's gain may give (0.99 of full scale).
+        max_clips: more clips than this (50) are refused before any is read: a few-shot voice gains little past 20
+            (docs/voices.md, "How many clips") while the time grows with every clip, and a whole corpus given by
+            mistake would take hours. ``None``: no limit.
     """
 
     min_seconds: float = 0.5
@@ -90,6 +94,7 @@ class ClipValidation:
     path_warn_score: float | None = 4.6
     path_error_score: float | None = 6.0
     max_clips_per_batch: int = 8
+    max_clips: int | None = 50
     trim_silence_db: float | None = 40.0
     trim_floor_db: float | None = 10.0
     trim_floor_percentile: float = 5.0
@@ -123,9 +128,10 @@ _SETTING_CHECKS = (
                                                     "to keep each clip's own level"),
     ("speech_frame_db", lambda v: v > 0, "be a finite number of dB above 0"),
     ("level_peak", lambda v: 0 < v <= 1, "lie in (0, 1]"),
+    ("max_clips", lambda v: v >= 1 and float(v).is_integer(), "be a whole number >= 1, or None for no limit"),
 )
 #: the settings that None turns off
-_OPTIONAL_SETTINGS = frozenset({"trim_silence_db", "trim_floor_db", "speech_level_dbfs"})
+_OPTIONAL_SETTINGS = frozenset({"trim_silence_db", "trim_floor_db", "speech_level_dbfs", "max_clips"})
 
 
 @dataclass
@@ -333,6 +339,19 @@ def iterate_clip_sources(clips, text_column: str = "text", audio_column: str = "
                             f"triple, got {type(clip).__name__}.")
 
 
+def check_clip_count(clips, validation: ClipValidation) -> None:
+    """Raise `TooManyClipsError` when ``clips`` (a list or a `datasets.Dataset`) hold more than
+    ``validation.max_clips``, counted before any is decoded (a source without a length is counted as it is read)."""
+    if validation.max_clips is None:
+        return
+    count = len(clips) if hasattr(clips, "__len__") and not isinstance(clips, (str, bytes)) else None
+    if count is not None and count > validation.max_clips:
+        raise TooManyClipsError(
+            f"{count} clips were given: a voice reads at most {validation.max_clips} (ClipValidation.max_clips). Five "
+            "to twenty clips make a voice (docs/voices.md, \"How many clips\"); pick some, e.g. the first 20 "
+            "(hf-metatts adapt --first 20), or raise max_clips.")
+
+
 def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = None,
                array_sampling_rate: int | None = None, language: str | None = None, **columns) -> list[SupportClip]:
     """Decode, check and resample every clip to ``sampling_rate``, cut its leading and trailing silence and set its
@@ -347,13 +366,22 @@ def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = No
         language: default language of the transcripts.
 
     Raises:
-        NoClipsError, ClipDurationError (also when too little is left once the leading and trailing silence is
-        cut: :func:`trim_silence`), SilentClipError, ClippedAudioError, ClipError (undecodable or NaN audio),
-        InvalidTextError (empty transcript). Nothing is returned unless every clip passes.
+        NoClipsError, TooManyClipsError (more than ``validation.max_clips``), ClipDurationError (also when too
+        little is left once the leading and trailing silence is cut: :func:`trim_silence`), SilentClipError,
+        ClippedAudioError, ClipError (undecodable or NaN audio), InvalidTextError (empty transcript). Nothing is
+        returned unless every clip passes.
     """
+    from .clip_folders import is_clip_folder, read_clip_folder
+
     validation = validation or ClipValidation()
+    if is_clip_folder(clips):
+        clips = read_clip_folder(clips, columns.get("text_column", "text"), columns.get("language_column", "language"))
+    check_clip_count(clips, validation)
     loaded = []
     for index, (source, text, clip_language) in enumerate(iterate_clip_sources(clips, **columns)):
+        if validation.max_clips is not None and index >= validation.max_clips:  # a source without a length
+            raise TooManyClipsError(f"More than {validation.max_clips} clips were given (ClipValidation.max_clips): "
+                                    "pick five to twenty, or raise max_clips.")
         name = _row_audio_and_name(source, index)
         rate = array_sampling_rate
         if rate is None and isinstance(source, (np.ndarray, torch.Tensor, list)):

@@ -212,3 +212,55 @@ def test_clips_come_as_pairs_or_triples_and_anything_else_is_refused():
     with pytest.raises(TypeError, match=r"Clip #1 must be an \(audio, transcript\) pair or an \(audio, transcript, "
                                         r"language\) triple, got tuple"):
         list(iterate_clip_sources([(audio, "Hi."), (audio, "a", "de", "extra")]))
+
+
+def _many(folder, count: int):
+    """``folder`` as an LJSpeech folder of ``count`` clips (the same audio under many ids)."""
+    (folder / "wavs").mkdir(parents=True)
+    lines = []
+    for index in range(count):
+        write_audio(folder / "wavs" / f"c{index:03d}.wav", index % 2)
+        lines.append(f"c{index:03d}|{TRANSCRIPTS[index % 2]}")
+    (folder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_more_clips_than_max_clips_are_refused_before_any_is_read(tmp_path, monkeypatch):
+    import hf_metatts.voice_validation as voice_validation
+    from hf_metatts.voice_errors import TooManyClipsError
+    from hf_metatts.voice_validation import ClipValidation, load_clips
+
+    folder = _many(tmp_path / "corpus", 6)
+    decoded = []
+    decode = voice_validation._decode_native
+    monkeypatch.setattr(voice_validation, "_decode_native", lambda *a: decoded.append(1) or decode(*a))
+    with pytest.raises(TooManyClipsError, match=r"6 clips were given: a voice reads at most 5 "
+                                                r"\(ClipValidation.max_clips\).*hf-metatts adapt --first 20"):
+        load_clips(str(folder), SR, ClipValidation(max_clips=5))
+    with pytest.raises(TooManyClipsError, match="7 clips were given: a voice reads at most 5"):
+        load_clips(read_clip_folder(folder) + [CLIPS[0]], SR, ClipValidation(max_clips=5))
+    assert decoded == []
+    assert len(load_clips(str(folder), SR, ClipValidation(max_clips=6))) == 6
+    assert len(load_clips(str(folder), SR, ClipValidation(max_clips=None))) == 6
+    assert ClipValidation().max_clips == 50
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, float("nan")])
+def test_a_max_clips_that_is_not_a_whole_number_is_refused(value):
+    from hf_metatts.voice_validation import ClipValidation
+
+    with pytest.raises(ValueError, match=r"ClipValidation.max_clips=.* must be a whole number >= 1, or None"):
+        ClipValidation(max_clips=value)
+
+
+def test_the_command_line_adapts_to_the_first_clips_of_a_large_folder(tmp_path, capsys):
+    save_tiny_checkpoint(tmp_path / "base")
+    folder = _many(tmp_path / "corpus", 52)
+    out = tmp_path / "voice"
+    base = ["adapt", "--model", str(tmp_path / "base"), "--clips", str(folder), "--steps", "1", "--no-progress"]
+    assert main([*base, "--out", str(out)]) == 2
+    assert "52 clips were given: a voice reads at most 50" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--first", "3", "--out", str(out)]) == 0
+    assert MetaTTSVoice.from_pretrained(out).config.shots == 3
+    assert main([*base, "--first", "0", "--out", str(tmp_path / "none")]) == 2
+    assert "--first 0: give a number of clips >= 1" in capsys.readouterr().err

@@ -111,6 +111,9 @@ def test_adapt_from_a_saved_dataset(base, clip_folder, tmp_path, capsys):
     code = main(["adapt", "--model", str(base), "--clips", str(tmp_path / "dataset"), "--steps", "1",
                  "--out", str(tmp_path / "voice"), "--no-progress"])
     assert code == 0 and MetaTTSVoice.from_pretrained(tmp_path / "voice").config.shots == 2
+    code = main(["adapt", "--model", str(base), "--clips", str(tmp_path / "dataset"), "--steps", "1", "--first", "1",
+                 "--out", str(tmp_path / "voice1"), "--no-progress"])
+    assert code == 0 and MetaTTSVoice.from_pretrained(tmp_path / "voice1").config.shots == 1
 
 
 @pytest.mark.parametrize("problem", ["missing transcript", "silent clip", "empty folder"])
