@@ -94,7 +94,7 @@ def run(args) -> dict:
 
 
 def plot(result: dict, path: str) -> None:
-    """Bars of each dtype's RTF and waveform correlation with float32."""
+    """Bars of each dtype's RTF and speaker similarity to the float32 audio (the base voice)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,9 +104,9 @@ def plot(result: dict, path: str) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(8, 3))
     left.bar(names, [result["dtypes"][n]["rtf"] for n in names])
     left.set_ylabel(f"real-time factor ({result['threads']} threads)")
-    right.bar(names, [result["dtypes"][n]["base voice"]["correlation"] for n in names])
+    right.bar(names, [result["dtypes"][n]["base voice"]["speaker_similarity_to_float32"] for n in names])
     right.set_ylim(0.99, 1.0)
-    right.set_ylabel("correlation with float32")
+    right.set_ylabel("speaker similarity to float32")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
