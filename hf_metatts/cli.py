@@ -17,16 +17,38 @@ SUBCOMMAND_MODULES = (
 )
 
 
+def read_text_file(path: str) -> str:
+    """The text of a UTF-8 file (a byte-order mark is dropped), or of standard input for ``-``."""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--text-file {path}: no such file; give the path of a UTF-8 text file, or - to read "
+                                "standard input.") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"--text-file {path} is not UTF-8 text ({error.reason} at byte {error.start}): save it as "
+                         "UTF-8.") from None
+
+
 def _synthesize(args) -> int:
     from . import DEFAULT_CHECKPOINT
     from .synthesis import synthesize_to_file
 
     model = args.model if args.model is not None or args.voice is not None else DEFAULT_CHECKPOINT
-    summary = synthesize_to_file(model, args.text, args.out, language=args.language,
+    text = args.text if args.text is not None else read_text_file(args.text_file)
+    summary = synthesize_to_file(model, text, args.out, language=args.language,
                                  speaking_rate=args.speaking_rate, pitch_shift=args.pitch_shift,
                                  speaker_id=args.speaker_id, voice=args.voice)
     print(json.dumps(summary))
     return 0
+
+
+def _guarded_synthesize(args) -> int:
+    from .voice_cli import _guarded
+
+    return _guarded(_synthesize)(args)
 
 
 def _languages(args) -> int:
@@ -46,13 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--model", default=None,
                        help="checkpoint folder or Hub id (default: the bundled one, unless --voice names its base)")
     synth.add_argument("--voice", default=None, help="voice folder or Hub id (alone: loads the voice's base)")
-    synth.add_argument("--text", required=True, help="text to speak; paragraphs are split at sentence ends")
+    text = synth.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text", help="text to speak; paragraphs are split at sentence ends")
+    text.add_argument("--text-file", metavar="PATH",
+                      help="read the text to speak from this UTF-8 file ('-': standard input), e.g. a whole chapter")
     synth.add_argument("--language", default=None, help="espeak-ng code (see `hf-metatts languages`)")
     synth.add_argument("--speaking-rate", type=float, default=1.0, help="1.0 normal, 0.8 slower, 1.2 faster")
     synth.add_argument("--pitch-shift", type=float, default=0.0, help="semitones")
     synth.add_argument("--speaker-id", type=int, default=None, help="row of a multi-speaker model's table")
     synth.add_argument("--out", required=True, help="output .wav path")
-    synth.set_defaults(func=_synthesize)
+    synth.set_defaults(func=_guarded_synthesize)
 
     languages = subparsers.add_parser("languages", help="list the supported espeak-ng language codes")
     languages.set_defaults(func=_languages)

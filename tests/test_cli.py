@@ -31,7 +31,7 @@ def test_languages_lists_espeak_codes(capsys):
 
 
 
-def test_synthesize_with_a_voice(tmp_path):
+def test_synthesize_with_a_voice(tmp_path, capsys):
     from test_voice_adapt import SR, make_clips
     from tiny_models import save_tiny_checkpoint, tiny_model
 
@@ -55,9 +55,10 @@ def test_synthesize_with_a_voice(tmp_path):
     other = tmp_path / "other_base"
     tiny_model().save_pretrained(other)
     hf_metatts.MetaTTSProcessor.from_pretrained(str(base_dir)).save_pretrained(other)
-    with pytest.raises(ValueError, match="fingerprint"):
-        main(["synthesize", "--model", str(other), "--voice", str(voice_dir), "--text", "Hi.",
-              "--out", str(tmp_path / "x.wav")])
+    capsys.readouterr()
+    assert main(["synthesize", "--model", str(other), "--voice", str(voice_dir), "--text", "Hi.",
+                 "--out", str(tmp_path / "x.wav")]) == 2
+    assert "fingerprint" in capsys.readouterr().err  # one line, no traceback
     assert not (tmp_path / "x.wav").exists()
 
 
@@ -95,3 +96,38 @@ def test_every_option_of_every_command_says_what_it_does():
               for name, command in commands.items()}
     assert len(commands) >= 16
     assert {name: options for name, options in silent.items() if options} == {}
+
+
+def test_synthesize_reads_the_text_from_a_file_or_standard_input(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import io
+
+    text = "Hello from a file. It holds two sentences."
+    (tmp_path / "text.txt").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # with a byte-order mark
+    outputs = {}
+    for name, source in (("inline", ["--text", text]), ("file", ["--text-file", str(tmp_path / "text.txt")]),
+                         ("stdin", ["--text-file", "-"])):
+        monkeypatch.setattr("sys.stdin", io.StringIO(text))
+        outputs[name] = tmp_path / f"{name}.wav"
+        assert main(["synthesize", "--model", str(tiny_checkpoint), *source, "--out", str(outputs[name])]) == 0
+    inline = soundfile.read(outputs["inline"])[0]
+    for name in ("file", "stdin"):
+        assert (soundfile.read(outputs[name])[0] == inline).all(), name
+
+
+@pytest.mark.parametrize("problem", ["missing", "not utf-8", "both"])
+def test_a_text_file_that_cannot_be_read_is_refused_and_nothing_is_written(tiny_checkpoint, tmp_path, capsys,
+                                                                           problem):
+    path, out = tmp_path / "text.txt", tmp_path / "x.wav"
+    if problem == "not utf-8":
+        path.write_bytes("Grüße".encode("latin-1"))
+    arguments = ["synthesize", "--model", str(tiny_checkpoint), "--text-file", str(path), "--out", str(out)]
+    if problem == "both":
+        path.write_text("Hi.")
+        with pytest.raises(SystemExit):
+            main([*arguments, "--text", "Hi."])
+        assert "not allowed with argument" in capsys.readouterr().err
+    else:
+        assert main(arguments) == 2
+        expected = "no such file" if problem == "missing" else "is not UTF-8 text"
+        assert expected in capsys.readouterr().err
+    assert not out.exists()
