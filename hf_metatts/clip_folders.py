@@ -56,6 +56,23 @@ def is_clip_folder(source) -> bool:
     return isinstance(source, (str, os.PathLike)) and os.path.isdir(source) and not is_saved_dataset(source)
 
 
+def resolve_clip_source(clips, text_column: str = "text", language_column: str = "language"):
+    """``clips`` as ``model.adapt`` reads them: a path is read as a clip folder (:func:`read_clip_folder`), anything
+    else (pairs, triples, a `datasets.Dataset`) is returned as it is.
+
+    Raises:
+        ClipFolderError: a path that is not a folder, or a folder written by ``save_to_disk`` (a dataset, which
+            ``datasets.load_from_disk`` opens), besides what :func:`read_clip_folder` raises.
+    """
+    if not isinstance(clips, (str, os.PathLike)):
+        return clips
+    if os.path.isdir(clips) and is_saved_dataset(clips):
+        raise ClipFolderError(f"{os.fspath(clips)} is a saved dataset, not a clip folder: pass "
+                              f"datasets.load_from_disk({os.fspath(clips)!r}) (one split of it), or use "
+                              "hf-metatts adapt --clips with --split.")
+    return read_clip_folder(clips, text_column, language_column)
+
+
 def read_clip_folder(folder: str | os.PathLike, text_column: str = "text",
                      language_column: str = "language") -> list[tuple]:
     """``(audio path, transcript)`` for each clip of ``folder``, in the order of its metadata file, else sorted by
@@ -74,7 +91,8 @@ def read_clip_folder(folder: str | os.PathLike, text_column: str = "text",
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
-        raise ClipFolderError(f"{folder} is not a folder: give a folder of audio files and their transcripts.")
+        raise ClipFolderError(f"{folder} is not a folder: give a folder of audio files and their transcripts, a "
+                              "list of (audio, transcript) pairs or a datasets.Dataset.")
     present = [name for name in METADATA_FILES if os.path.isfile(os.path.join(folder, name))]
     if len(present) > 1:
         raise ClipFolderError(f"{folder} holds both {' and '.join(present)}: keep the one that lists the clips.")

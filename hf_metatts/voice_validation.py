@@ -311,10 +311,9 @@ def iterate_clip_sources(clips, text_column: str = "text", audio_column: str = "
                          language_column: str = "language") -> Iterable[tuple[object, str, str | None]]:
     """``(audio source, transcript, language or None)`` for each clip of a list of ``(audio, transcript)`` pairs or
     ``(audio, transcript, language)`` triples, a `datasets.Dataset` or a clip folder (`hf_metatts.clip_folders`)."""
-    from .clip_folders import is_clip_folder, read_clip_folder
+    from .clip_folders import resolve_clip_source
 
-    if is_clip_folder(clips):
-        clips = read_clip_folder(clips, text_column, language_column)
+    clips = resolve_clip_source(clips, text_column, language_column)
     try:
         from datasets import Audio, Dataset
     except ImportError:  # pragma: no cover - datasets is a core requirement
@@ -371,11 +370,10 @@ def load_clips(clips, sampling_rate: int, validation: ClipValidation | None = No
         ClippedAudioError, ClipError (undecodable or NaN audio), InvalidTextError (empty transcript). Nothing is
         returned unless every clip passes.
     """
-    from .clip_folders import is_clip_folder, read_clip_folder
+    from .clip_folders import resolve_clip_source
 
     validation = validation or ClipValidation()
-    if is_clip_folder(clips):
-        clips = read_clip_folder(clips, columns.get("text_column", "text"), columns.get("language_column", "language"))
+    clips = resolve_clip_source(clips, columns.get("text_column", "text"), columns.get("language_column", "language"))
     check_clip_count(clips, validation)
     loaded = []
     for index, (source, text, clip_language) in enumerate(iterate_clip_sources(clips, **columns)):

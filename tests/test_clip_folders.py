@@ -264,3 +264,19 @@ def test_the_command_line_adapts_to_the_first_clips_of_a_large_folder(tmp_path, 
     assert MetaTTSVoice.from_pretrained(out).config.shots == 3
     assert main([*base, "--first", "0", "--out", str(tmp_path / "none")]) == 2
     assert "--first 0: give a number of clips >= 1" in capsys.readouterr().err
+
+
+def test_model_adapt_refuses_a_path_that_is_no_clip_folder_with_what_to_give(tmp_path):
+    from datasets import Dataset
+
+    from hf_metatts.voice_validation import load_clips
+
+    with pytest.raises(ClipFolderError, match=r"nowhere is not a folder: give a folder of audio files and their "
+                                              r"transcripts, a list of \(audio, transcript\) pairs"):
+        load_clips(str(tmp_path / "nowhere"), SR)  # a typo, not a list of characters
+    Dataset.from_dict({"audio": ["a.wav"], "text": ["Hi."]}).save_to_disk(str(tmp_path / "saved"))
+    before = contents(tmp_path / "saved")
+    with pytest.raises(ClipFolderError, match=r"saved is a saved dataset, not a clip folder: pass "
+                                              r"datasets.load_from_disk\("):
+        load_clips(tmp_path / "saved", SR)
+    assert contents(tmp_path / "saved") == before
