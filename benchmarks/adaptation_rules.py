@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 import hf_metatts
-from hf_metatts.evaluation.adaptation_study import run_study_main
+from hf_metatts.evaluation.adaptation_study import add_task_arguments, run_study_main, task_settings
 from hf_metatts.evaluation.benchmark import (
     BenchmarkSettings,
     TaskAudio,
@@ -219,11 +219,7 @@ def run(args, reuse: dict | None = None) -> dict:
     """Adapt and measure every rule of ``args``; ``reuse`` (a dict the caller keeps between calls, e.g. one per
     candidate checkpoint) holds the tasks and their real audio and measurements, so that they are loaded once
     for every call with the same corpus, split, speakers, shots, held-out sentences, seed and metrics."""
-    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={"zero_shot": args.checkpoint}, split=args.split,
-                                 shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
-                                 eval_metrics=["similarity", "mcd", "identification"],
-                                 languages=args.languages or None, task_prefixes=args.tasks or None)
-    settings.validate()
+    settings = task_settings(args, {"zero_shot": args.checkpoint}, args.steps, ["similarity", "mcd", "identification"])
     model, processor, head, reason = load_method("zero_shot", args.checkpoint)
     if reason:
         raise SystemExit(f"error: {reason}")
@@ -338,15 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The script's arguments (also how ``checkpoint_soup.py`` sets up its validation runs)."""
     parser = argparse.ArgumentParser(prog="adaptation_rules", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
-    parser.add_argument("--corpus", default="data/voices")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--tasks", nargs="*", default=None, help="keep tasks whose names start with these")
-    parser.add_argument("--languages", nargs="*", default=None, help="language-code prefixes (default: all)")
+    add_task_arguments(parser, split="test", heldout=3)
     parser.add_argument("--rules", nargs="+", default=["learned", "adam:0.03"])
-    parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--heldout", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--parameters", nargs="*", default=None, metavar="PATTERN",
                         help="adam/sgd rules update only the adapted names matching these (fnmatch); default: all")
     parser.add_argument("--wer", action="store_true", help="also the ASR word error rate (English speakers)")

@@ -32,10 +32,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import hf_metatts  # noqa: E402
-from hf_metatts.evaluation.adaptation_study import run_study_main  # noqa: E402
+from hf_metatts.evaluation.adaptation_study import add_task_arguments, run_study_main, task_settings  # noqa: E402
 from hf_metatts.evaluation.benchmark import (  # noqa: E402
     ALIGNER_SEARCHES,
-    BenchmarkSettings,
     duration_weight_argument,
     load_method,
     load_tasks,
@@ -87,11 +86,7 @@ def summarise(per_task: dict) -> dict:
 
 
 def run(args) -> dict:
-    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={"zero_shot": args.checkpoint}, split=args.split,
-                                 shots=[args.shots], steps=[0], heldout=args.heldout, seed=args.seed,
-                                 eval_metrics=["similarity"], languages=args.languages or None,
-                                 task_prefixes=args.tasks or None)
-    settings.validate()
+    settings = task_settings(args, {"zero_shot": args.checkpoint}, 0, ["similarity"])
     model, processor, _, reason = load_method("zero_shot", args.checkpoint)
     if reason:
         raise SystemExit(f"error: {reason}")
@@ -148,13 +143,7 @@ def plot(result: dict, path: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aligner_durations", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint folder with a trained duration predictor")
-    parser.add_argument("--corpus", default="data/voices")
-    parser.add_argument("--split", default="validation")
-    parser.add_argument("--tasks", nargs="*", default=None, help="keep speakers whose names start with these")
-    parser.add_argument("--languages", nargs="*", default=None, help="language-code prefixes (default: all)")
-    parser.add_argument("--shots", type=int, default=5)
-    parser.add_argument("--heldout", type=int, default=6, help="as adaptation_rules.py draws the support pool")
-    parser.add_argument("--seed", type=int, default=0)
+    add_task_arguments(parser, split="validation", heldout=6)  # the support pool adaptation_rules.py draws
     parser.add_argument("--weights", nargs="+", type=duration_weight_argument,
                         default=[0.0, 1.0, 3.0, 10.0, 30.0, 60.0, 100.0, 300.0])
     parser.add_argument("--aligner-search", choices=ALIGNER_SEARCHES, default="own",

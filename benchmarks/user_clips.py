@@ -39,8 +39,8 @@ if str(ROOT) not in sys.path:
 
 import hf_metatts  # noqa: E402
 from hf_metatts.data import decode_audio  # noqa: E402
-from hf_metatts.evaluation.adaptation_study import run_study_main  # noqa: E402
-from hf_metatts.evaluation.benchmark import BenchmarkSettings, load_tasks  # noqa: E402
+from hf_metatts.evaluation.adaptation_study import add_task_arguments, run_study_main, task_settings  # noqa: E402
+from hf_metatts.evaluation.benchmark import load_tasks  # noqa: E402
 from hf_metatts.evaluation.paired import paired_difference  # noqa: E402
 from hf_metatts.evaluation.voice_eval import evaluate_voice  # noqa: E402
 from hf_metatts.training.hardware import hardware_description  # noqa: E402
@@ -136,11 +136,7 @@ def summarise(per_task: dict, args) -> dict:
 
 
 def run(args) -> dict:
-    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={"zero_shot": args.checkpoint}, split=args.split,
-                                 shots=[args.shots], steps=[0], heldout=args.heldout, seed=args.seed,
-                                 eval_metrics=["similarity"], languages=args.languages or None,
-                                 task_prefixes=args.tasks or None)
-    settings.validate()
+    settings = task_settings(args, {"zero_shot": args.checkpoint}, 0, ["similarity"])
     model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(args.checkpoint).eval()
     tasks = load_tasks(settings)
     if len(tasks) < 2:
@@ -191,13 +187,7 @@ def plot(result: dict, path: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="user_clips", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=hf_metatts.DEFAULT_CHECKPOINT)
-    parser.add_argument("--corpus", default="data/voices")
-    parser.add_argument("--split", default="validation")
-    parser.add_argument("--tasks", nargs="*", default=None, help="keep speakers whose names start with these")
-    parser.add_argument("--languages", nargs="*", default=None, help="language-code prefixes (default: all)")
-    parser.add_argument("--shots", type=int, default=5)
-    parser.add_argument("--heldout", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=0)
+    add_task_arguments(parser, split="validation", heldout=6)
     parser.add_argument("--conditions", nargs="+", type=clip_condition,
                         default=[clip_condition(c) for c in DEFAULT_CONDITIONS],
                         help="PAD:GAIN, seconds of noise before and after each clip and its gain in dB; the first "

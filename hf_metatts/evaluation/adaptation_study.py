@@ -21,22 +21,40 @@ from .benchmark import BenchmarkSettings, Task, TaskAudio, load_method, load_tas
 STUDY_METHODS = ("zero_shot", "metasgd", "maml", "meta_lstm")
 
 
+def add_task_arguments(parser: argparse.ArgumentParser, split: str, heldout: int,
+                       languages: list[str] | None = None) -> None:
+    """The held-out speakers a script reads (:func:`task_settings`): the corpus, its split, language-code and
+    task-name prefixes, shots, held-out sentences per speaker and the seed of the draw."""
+    parser.add_argument("--corpus", default="data/voices")
+    parser.add_argument("--split", default=split)
+    parser.add_argument("--languages", nargs="*", default=languages, help="language-code prefixes (none given: all)")
+    parser.add_argument("--tasks", nargs="*", default=None, help="keep the tasks whose names start with these")
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--heldout", type=int, default=heldout, help="held-out sentences per speaker")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def task_settings(args: argparse.Namespace, checkpoints: dict[str, str], steps: int,
+                  eval_metrics: list[str]) -> BenchmarkSettings:
+    """The validated `BenchmarkSettings` of the arguments of :func:`add_task_arguments`, for ``checkpoints``
+    adapted ``steps`` steps and read with ``eval_metrics``."""
+    settings = BenchmarkSettings(corpus=args.corpus, checkpoints=checkpoints, split=args.split, shots=[args.shots],
+                                 steps=[steps], heldout=args.heldout, seed=args.seed, eval_metrics=eval_metrics,
+                                 languages=args.languages or None, task_prefixes=args.tasks or None)
+    settings.validate()
+    return settings
+
+
 def add_study_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
     """The arguments every study takes: the checkpoint and its adaptation (method, step size, global-variance
-    weight), the corpus split and languages, shots, steps, held-out sentences, seed, threads and output file."""
+    weight), the held-out speakers (:func:`add_task_arguments`), steps, threads and output file."""
     parser.add_argument("--checkpoint", required=True, help="a meta-trained checkpoint folder")
     parser.add_argument("--method", default="zero_shot", choices=STUDY_METHODS)
     parser.add_argument("--lr", type=float, default=None, help="step size in place of the meta-learner's")
     parser.add_argument("--global-variance-weight", type=float, default=0.0,
                         help="weight of the global-variance term (0: the meta-learner's own)")
-    parser.add_argument("--corpus", default="data/voices")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--languages", nargs="*", default=["en"], help="language-code prefixes (none: all)")
-    parser.add_argument("--tasks", nargs="*", default=None, help="keep the tasks whose names start with these")
-    parser.add_argument("--shots", type=int, default=5)
+    add_task_arguments(parser, split="test", heldout=3, languages=["en"])
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--heldout", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=default_out)
 
@@ -76,12 +94,7 @@ def load_study(args: argparse.Namespace, eval_metrics: list[str]) -> Study:
     measured when ``eval_metrics`` has ``"wer"``. Raises ``SystemExit`` when the method cannot run."""
     from ..meta.global_variance import global_variance_term
 
-    settings = BenchmarkSettings(corpus=args.corpus, checkpoints={args.method: args.checkpoint}, split=args.split,
-                                 shots=[args.shots], steps=[args.steps], heldout=args.heldout, seed=args.seed,
-                                 eval_metrics=eval_metrics, languages=args.languages or None,
-                                 task_prefixes=getattr(args, "tasks", None) or None)
-    settings.validate()
-    tasks = load_tasks(settings)
+    tasks = load_tasks(task_settings(args, {args.method: args.checkpoint}, args.steps, eval_metrics))
     model, processor, head, reason = load_method(args.method, args.checkpoint)
     if reason:
         raise SystemExit(f"error: {reason}")
@@ -159,5 +172,5 @@ def run_study_main(parser: argparse.ArgumentParser, run: Callable[[argparse.Name
     logging.getLogger(parser.prog).info("wrote %s", args.out)
 
 
-__all__ = ["STUDY_METHODS", "Study", "add_study_arguments", "add_variant_wers", "load_study", "plot_variants",
-           "run_study_main", "study_record"]
+__all__ = ["STUDY_METHODS", "Study", "add_study_arguments", "add_task_arguments", "add_variant_wers", "load_study",
+           "plot_variants", "run_study_main", "study_record", "task_settings"]
