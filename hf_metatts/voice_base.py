@@ -35,18 +35,7 @@ def base_fingerprint(model: nn.Module) -> str:
     base's). Memoised per model until a tensor is replaced or modified in place. A voiced view (`voiced_view`) has
     its base's fingerprint, also when its voice holds parameters outside the adapted set (an adapted vocoder).
     """
-    base = model.__dict__.get(BASE_ATTRIBUTE)
-    if base is not None:
-        return base_fingerprint(base)
-    excluded = set(adapted_names(model))
-    state = {name: tensor for name, tensor in model.state_dict(keep_vars=True).items() if name not in excluded}
-    key = tuple((name, tensor.data_ptr(), tensor._version) for name, tensor in sorted(state.items()))
-    cached = _FINGERPRINTS.get(model)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    fingerprint = tensor_digest(state)
-    _FINGERPRINTS[model] = (key, fingerprint)
-    return fingerprint
+    return _memoised_over_base(model, _FINGERPRINTS, tensor_digest)
 
 
 #: The reduced precisions a float32 base is commonly loaded in (``from_pretrained(..., dtype=...)``). A voice adapted
@@ -60,24 +49,32 @@ def cast_fingerprints(model: nn.Module) -> dict[str, str]:
     tensors cast to each of :data:`CAST_DTYPES` (what ``from_pretrained(dtype=...)`` of its float32 checkpoint
     gives), when every floating tensor outside the adapted set is float32; else ``{}`` (a model already in another
     precision has only its own fingerprint). Memoised like :func:`base_fingerprint`."""
-    base = model.__dict__.get(BASE_ATTRIBUTE)
-    if base is not None:
-        return cast_fingerprints(base)
-    excluded = set(adapted_names(model))
-    state = {name: tensor for name, tensor in model.state_dict(keep_vars=True).items() if name not in excluded}
+    return dict(_memoised_over_base(model, _CAST_FINGERPRINTS, _cast_digests))
+
+
+def _cast_digests(state: dict[str, torch.Tensor]) -> dict[str, str]:
     if any(tensor.is_floating_point() and tensor.dtype != torch.float32 for tensor in state.values()):
         return {}
-    key = ("cast",) + tuple((name, tensor.data_ptr(), tensor._version) for name, tensor in sorted(state.items()))
-    cached = _CAST_FINGERPRINTS.get(model)
+    return {str(dtype).removeprefix("torch."): tensor_digest(
+        {name: tensor.detach().to(dtype) if tensor.is_floating_point() else tensor for name, tensor in state.items()})
+        for dtype in CAST_DTYPES}
+
+
+def _memoised_over_base(model: nn.Module, cache: "weakref.WeakKeyDictionary", compute):
+    """``compute(state)`` of the base's state-dict tensors outside the adapted set (a voiced view's base, else
+    ``model``'s own), kept in ``cache`` per model until one of those tensors is replaced or modified in place."""
+    base = model.__dict__.get(BASE_ATTRIBUTE)
+    if base is not None:
+        return _memoised_over_base(base, cache, compute)
+    excluded = set(adapted_names(model))
+    state = {name: tensor for name, tensor in model.state_dict(keep_vars=True).items() if name not in excluded}
+    key = tuple((name, tensor.data_ptr(), tensor._version) for name, tensor in sorted(state.items()))
+    cached = cache.get(model)
     if cached is not None and cached[0] == key:
-        return dict(cached[1])
-    fingerprints = {}
-    for dtype in CAST_DTYPES:
-        cast = {name: tensor.detach().to(dtype) if tensor.is_floating_point() else tensor
-                for name, tensor in state.items()}
-        fingerprints[str(dtype).removeprefix("torch.")] = tensor_digest(cast)
-    _CAST_FINGERPRINTS[model] = (key, fingerprints)
-    return dict(fingerprints)
+        return cached[1]
+    value = compute(state)
+    cache[model] = (key, value)
+    return value
 
 
 def tensor_digest(state: dict[str, torch.Tensor]) -> str:
