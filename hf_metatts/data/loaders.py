@@ -130,6 +130,8 @@ def split_tasks(tasks: list[str], fractions: tuple[float, float, float], seed: i
 
 def _convert(batch: dict, indices: list[int], cmap: ColumnMap, sampling_rate: int, limits: ClipLimits,
              source: str, has_id: bool, preparation=None) -> dict:
+    if preparation is not None:
+        from ..voice_validation import prepare_clip
     out = {name: [] for name in COLUMNS}
     out["skip_reason"] = []
     for j, idx in enumerate(indices):
@@ -143,8 +145,6 @@ def _convert(batch: dict, indices: list[int], cmap: ColumnMap, sampling_rate: in
             logger.debug("row %d: %s", idx, exc)
             reason = "undecodable"
         if reason is None and preparation is not None:
-            from ..voice_validation import prepare_clip
-
             audio = prepare_clip(audio, sampling_rate, preparation)
         if reason is None:
             reason = check_clip(audio, sampling_rate, text, limits)
