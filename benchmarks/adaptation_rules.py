@@ -39,7 +39,6 @@ import argparse
 import fnmatch
 import logging
 import platform
-import sys
 import time
 from dataclasses import dataclass
 
@@ -303,7 +302,7 @@ def run(args, reuse: dict | None = None) -> dict:
         "results": results,
         "machine": {**hardware_description(), "platform": platform.platform()},
         "library_version": hf_metatts.__version__,
-        "command": "python " + " ".join(sys.argv),
+        "command": getattr(args, "command", None),
     }
 
 

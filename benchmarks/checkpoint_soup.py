@@ -27,7 +27,6 @@ import argparse
 import logging
 import os
 import platform
-import shlex
 import shutil
 import sys
 import time
@@ -43,7 +42,7 @@ if str(ROOT) not in sys.path:
 import hf_metatts  # noqa: E402
 from benchmarks.adaptation_rules import build_parser as rules_parser  # noqa: E402
 from benchmarks.adaptation_rules import run as run_rules  # noqa: E402
-from hf_metatts.evaluation.cli import write_json_atomic  # noqa: E402
+from hf_metatts.evaluation.cli import script_command, write_json_atomic  # noqa: E402
 from hf_metatts.training.average import average_checkpoints  # noqa: E402
 from hf_metatts.training.hardware import hardware_description  # noqa: E402
 
@@ -192,7 +191,7 @@ def main(argv=None) -> None:
                    "seconds": round(time.perf_counter() - started, 1),
                    "machine": {**hardware_description(), "platform": platform.platform()},
                    "library_version": hf_metatts.__version__,
-                   "command": "python " + " ".join(shlex.quote(a) for a in sys.argv)})
+                   "command": script_command(__file__, argv)})
     write_json_atomic(args.json, result)
     plot(result, os.path.splitext(args.json)[0] + ".png")
     logger.info("wrote %s", args.json)

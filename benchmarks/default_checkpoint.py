@@ -66,7 +66,6 @@ import logging
 import multiprocessing
 import os
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -84,6 +83,7 @@ from hf_metatts.evaluation.bar_text import (  # noqa: E402
     verdict_text,
 )
 from hf_metatts.evaluation.benchmark import add_support_reading_arguments  # noqa: E402
+from hf_metatts.evaluation.cli import script_command  # noqa: E402
 
 logger = logging.getLogger("default_checkpoint")
 
@@ -673,17 +673,12 @@ def main(argv=None) -> int:
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["workers"] = args.workers
     result["machine"] = machine()
-    result["command"] = command_line(argv)
+    result["command"] = script_command(__file__, argv)
     result["best"] = args.best or BEST_META
     result["bars"] = evaluate_bars(result, args.shots, _read_speed(args.speed_json), best=result["best"])
     result["model_index"] = model_index(result, args.shots, args.dataset_id, best=result["best"])
     write_report(result, args.out)
     return 0
-
-
-def command_line(argv=None) -> str:
-    """How this script was called (``argv``, or the process's own arguments), for the result's record."""
-    return "python benchmarks/default_checkpoint.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
 
 
 def rescore(args, parser: argparse.ArgumentParser, argv=None) -> int:
@@ -709,7 +704,7 @@ def rescore(args, parser: argparse.ArgumentParser, argv=None) -> int:
     result["best"] = best
     result["bars"] = evaluate_bars(result, shots, _read_speed(speed_paths), best=best)
     result["model_index"] = model_index(result, shots, args.dataset_id, best=best)
-    result["rescore_command"] = command_line(argv)
+    result["rescore_command"] = script_command(__file__, argv)
     write_report(result, args.out)
     return 0
 

@@ -89,7 +89,7 @@ def run(args) -> dict:
         logger.info("%s: RTF %.4f (%.2fx float32)", name, result["dtypes"][name]["rtf"],
                     result["dtypes"][name]["rtf_ratio_to_float32"])
     result.update(machine=hardware_description(), torch=torch.__version__, python=platform.python_version(),
-                  command=" ".join(["python benchmarks/half_precision.py", *args.argv]))
+                  command=getattr(args, "command", None))
     return result
 
 
@@ -123,12 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    import sys
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    parser.set_defaults(argv=argv)
-    run_study_main(parser, run, plot, argv)
+    run_study_main(build_parser(), run, plot, argv)
 
 
 if __name__ == "__main__":

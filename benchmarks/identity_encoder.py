@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from hf_metatts.evaluation.cli import script_command  # noqa: E402
+
 logger = logging.getLogger("identity_encoder")
 
 
@@ -53,7 +55,7 @@ def run(args) -> dict:
             "speaker_names": [t.name for t in tasks], "utterances_per_speaker": args.utterances,
             "enrol": args.enrol, **scores,
             "machine": {**hardware_description(), "platform": platform.platform()},
-            "library_version": hf_metatts.__version__, "command": "python " + " ".join(sys.argv)}
+            "library_version": hf_metatts.__version__}
 
 
 def main(argv=None) -> None:
@@ -73,7 +75,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.enrol >= args.utterances:
         parser.error(f"--enrol {args.enrol} leaves no trial utterance of --utterances {args.utterances}")
-    result = run(args)
+    result = {**run(args), "command": script_command(__file__, argv)}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as handle:
         json.dump(result, handle, indent=1)

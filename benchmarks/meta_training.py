@@ -117,7 +117,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/results/meta_training.json")
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    results = {"config": vars(opts), "torch": torch.__version__, "cpu_count": os.cpu_count(), "runs": {}}
+    from hf_metatts.evaluation.cli import script_command
+
+    results = {"config": vars(opts), "torch": torch.__version__, "cpu_count": os.cpu_count(), "runs": {},
+               "command": script_command(__file__, argv)}
     for name, method, first_order in RUNS:
         for world in opts.processes:
             result = measure(opts, method, first_order, world)

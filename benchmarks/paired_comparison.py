@@ -38,7 +38,6 @@ import argparse
 import json
 import logging
 import os
-import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -48,7 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.default_checkpoint import result_cell  # noqa: E402
-from hf_metatts.evaluation.cli import write_json_atomic  # noqa: E402
+from hf_metatts.evaluation.cli import script_command, write_json_atomic  # noqa: E402
 from hf_metatts.evaluation.paired import CONFIDENCE_LEVEL, PairedComparisonError, paired_difference  # noqa: E402
 
 logger = logging.getLogger("paired_comparison")
@@ -274,8 +273,7 @@ def main(argv=None) -> int:
               "baseline_draw_means": baseline.get("draw_means"), "baseline_draw_sd": baseline.get("draw_sd"),
               "metric": args.metric, "families": args.families,
               "confidence": CONFIDENCE_LEVEL, "seed": args.seed,
-              "rows": rows, "command": "python benchmarks/paired_comparison.py " + shlex.join(
-                  sys.argv[1:] if argv is None else list(argv))}
+              "rows": rows, "command": script_command(__file__, argv)}
     table = render(result)
     logger.info("\n%s", table)
     if args.out:

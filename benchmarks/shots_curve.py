@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from hf_metatts.evaluation.cli import write_json_atomic  # noqa: E402
+from hf_metatts.evaluation.cli import script_command, write_json_atomic  # noqa: E402
 from hf_metatts.evaluation.paired import CONFIDENCE_LEVEL, PairedComparisonError, paired_difference  # noqa: E402
 
 logger = logging.getLogger("shots_curve")
@@ -194,8 +193,7 @@ def main(argv=None) -> int:
         parser.error(str(error))
     result = curve(cells, compare, args.seed)
     result.update({"results": args.results, "confidence": CONFIDENCE_LEVEL, "seed": args.seed,
-                   "command": "python benchmarks/shots_curve.py " + shlex.join(
-                       sys.argv[1:] if argv is None else list(argv))})
+                   "command": script_command(__file__, argv)})
     table = render(result)
     logger.info("\n%s", table)
     write_json_atomic(args.out, result)

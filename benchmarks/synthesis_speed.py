@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 import hf_metatts
+from hf_metatts.evaluation.cli import script_command
 
 logger = logging.getLogger("synthesis_speed")
 
@@ -148,7 +149,7 @@ def main(argv=None):
     summary = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "threads": args.threads,
                     "torch": torch.__version__},
-        "command": "python benchmarks/synthesis_speed.py " + " ".join(argv or []),
+        "command": script_command(__file__, argv),
         "checkpoint": args.model or "random default configs",
         "runs": args.runs,
         "rounds": args.rounds,

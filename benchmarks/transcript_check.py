@@ -15,7 +15,6 @@ curve of the score as a mismatch detector.
 import argparse
 import json
 import logging
-import shlex
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ if str(ROOT) not in sys.path:
 
 import hf_metatts  # noqa: E402
 from benchmarks.vocoder import BenchmarkInputError, select_clips  # noqa: E402
+from hf_metatts.evaluation.cli import script_command  # noqa: E402
 from hf_metatts.training.hardware import hardware_description  # noqa: E402
 from hf_metatts.voice_adapt import prepare_support, processor_for  # noqa: E402
 from hf_metatts.voice_errors import TranscriptMismatchError  # noqa: E402
@@ -118,7 +118,7 @@ def run(args, argv: list[str]) -> dict:
                                                    for i in range(len(rows))]))}
               for level in ("warn", "error")}
     return {
-        "command": "python benchmarks/transcript_check.py " + shlex.join(argv),
+        "command": script_command(__file__, argv),
         "hardware": hardware_description(),
         "model": args.model, "clips": len(rows), "speakers": len(by_speaker),
         "scores": scores, "flagged_by_either": either,

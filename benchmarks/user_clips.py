@@ -157,7 +157,7 @@ def run(args) -> dict:
             "tasks": [t.name for t in tasks], **summary, "per_task": per_task,
             "seconds": round(time.perf_counter() - started, 1),
             "machine": {**hardware_description(), "platform": platform.platform(), "threads": args.threads},
-            "library_version": hf_metatts.__version__, "command": "python " + " ".join(sys.argv)}
+            "library_version": hf_metatts.__version__, "command": getattr(args, "command", None)}
 
 
 def plot(result: dict, path: str) -> None:

@@ -16,7 +16,6 @@ import logging
 import os
 import platform
 import random
-import shlex
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from hf_metatts import MetaTTSConfig, MetaTTSFeatureExtractor  # noqa: E402
+from hf_metatts.evaluation.cli import script_command  # noqa: E402
 from hf_metatts.modeling_vocoder import GriffinLimVocoder  # noqa: E402
 from hf_metatts.training.vocoder import (  # noqa: E402
     SUMMARY_NAME,
@@ -192,7 +192,7 @@ def run(args, argv: list[str]) -> dict:
     training = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return {
         "benchmark": "vocoder_resynthesis",
-        "command": "python benchmarks/vocoder.py " + shlex.join(argv),
+        "command": script_command(__file__, argv),
         "machine": {**hardware_description(), "platform": platform.platform(), "python": sys.version.split()[0],
                     "load_average_before": [round(v, 2) for v in load_before],
                     "load_average_after": [round(v, 2) for v in os.getloadavg()]},

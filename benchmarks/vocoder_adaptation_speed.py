@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.voice_adaptation_speed import vocoder_settings  # noqa: E402
+from hf_metatts.evaluation.cli import script_command  # noqa: E402
 
 logger = logging.getLogger("vocoder_adaptation_speed")
 
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
               "variants": {name: {"settings": {**vars(a), "parameters": list(a.parameters)}, **stats}
                            for (name, a), stats in zip(adaptations.items(), summarise(times).values())},
               "seconds": times, "torch": torch.__version__, "machine": platform.machine(),
-              "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])}
+              "command": script_command(__file__, argv)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     for name, stats in result["variants"].items():

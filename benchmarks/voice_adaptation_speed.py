@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 import hf_metatts
+from hf_metatts.evaluation.cli import script_command
 
 logger = logging.getLogger("voice_adaptation_speed")
 SR = 16000
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
         "vocoder_adaptation": {name: getattr(model.config, f"voice_vocoder_{name}") for name in VOCODER_SETTINGS},
         "voice_floats": voice.num_parameters, "voice_file_bytes": size,
         "torch": torch.__version__, "python": sys.version.split()[0], "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
+        "cpu_count": os.cpu_count(), "command": script_command(__file__, argv),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -29,7 +29,6 @@ import argparse
 import json
 import logging
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -40,7 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.paired_comparison import ResultSelectionError, load_selection  # noqa: E402
-from hf_metatts.evaluation.cli import write_json_atomic  # noqa: E402
+from hf_metatts.evaluation.cli import script_command, write_json_atomic  # noqa: E402
 from hf_metatts.evaluation.paired import CONFIDENCE_LEVEL  # noqa: E402
 
 logger = logging.getLogger("wer_cost")
@@ -195,7 +194,7 @@ def main(argv=None) -> int:
         result = run(args.results, args.method, args.steps, seed=args.seed)
     except WerCostError as error:
         raise SystemExit(f"error: {error}") from None
-    result["command"] = "python benchmarks/wer_cost.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    result["command"] = script_command(__file__, argv)
     table = render(result)
     logger.info("\n%s", table)
     if args.out:

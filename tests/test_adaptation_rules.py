@@ -2,6 +2,7 @@
 corpus with a tiny Meta-SGD checkpoint: every rule starts from the same voice and the JSON says what each did."""
 
 import json
+import shlex
 
 import pytest
 import torch
@@ -84,10 +85,11 @@ def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path, monke
     MetaLearnerHead(MetaLearnerConfig(method="metasgd", inner_lr=0.05, adapted_parameter_names=names),
                     shapes).save_pretrained(str(model_dir))
     out = tmp_path / "rules.json"
-    rules.main(["--checkpoint", str(model_dir), "--corpus", str(corpus), "--shots", "2", "--steps", "2",
-                "--heldout", "1", "--rules", "start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1", "--out",
-                str(out)])
+    argv = ["--checkpoint", str(model_dir), "--corpus", str(corpus), "--shots", "2", "--steps", "2",
+            "--heldout", "1", "--rules", "start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1", "--out", str(out)]
+    rules.main(argv)
     result = json.loads(out.read_text())
+    assert result["command"] == shlex.join(["python", "benchmarks/adaptation_rules.py", *argv])  # not pytest's argv
     assert out.with_suffix(".png").stat().st_size > 1000
     assert result["start"] == "model" and len(result["tasks"]) >= 2
     assert list(result["results"]) == ["start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1"]

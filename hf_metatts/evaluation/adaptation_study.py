@@ -7,10 +7,10 @@ tasks, model and audio, the adaptation itself, and the JSON/plot/log ending of `
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import platform
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -115,7 +115,7 @@ def study_record(args: argparse.Namespace, study: Study) -> dict:
         "tasks": [t.name for t in study.tasks], "shots": args.shots, "steps": args.steps, "lr": args.lr,
         "global_variance_weight": args.global_variance_weight,
         "machine": {**hardware_description(), "platform": platform.platform()},
-        "library_version": hf_metatts.__version__, "command": "python " + " ".join(sys.argv),
+        "library_version": hf_metatts.__version__, "command": getattr(args, "command", None),
     }
 
 
@@ -160,10 +160,12 @@ def plot_variants(result: dict, keys: tuple[str, ...], title: str, path: str,
 def run_study_main(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict],
                    plot: Callable[[dict, str], None], argv=None) -> None:
     """Parse ``argv``, set logging and torch threads, ``run`` the study, write its JSON to ``--out`` and its plot
-    beside it (same name, ``.png``)."""
-    from .cli import write_json_atomic
+    beside it (same name, ``.png``). ``args.command`` holds how the script was run (:func:`script_command` of the
+    file that defines ``run``), for the result's record."""
+    from .cli import script_command, write_json_atomic
 
     args = parser.parse_args(argv)
+    args.command = script_command(inspect.getfile(run), argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     result = run(args)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 import tempfile
+from pathlib import Path
 
 from .benchmark import EVAL_METRICS
 
@@ -33,6 +35,16 @@ def write_json_atomic(path: str, data: dict) -> None:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def script_command(script: str, argv: list[str] | None = None) -> str:
+    """How a script was run, for its result's record: ``python <folder>/<script> <arguments>``, quoted so that the
+    line runs again in a shell. ``script`` is the script's file (``__file__``), named by its folder and name
+    (``benchmarks/adaptation_rules.py``); the arguments are ``argv`` as given to its ``main``, or the process's
+    own when ``argv`` is None."""
+    path = Path(script)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    return shlex.join(["python", f"{path.parent.name}/{path.name}", *arguments])
 
 
 def _references(args) -> tuple[list, str | None]:
@@ -158,7 +170,7 @@ def register(subparsers) -> None:
     evaluate.set_defaults(func=_guarded(_evaluate))
 
 
-__all__ = ["add_benchmark_arguments", "register", "run_benchmark_command", "write_json_atomic"]
+__all__ = ["add_benchmark_arguments", "register", "run_benchmark_command", "script_command", "write_json_atomic"]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("use: hf-metatts evaluate")
