@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from hf_metatts.evaluation.cli import add_benchmark_arguments, run_benchmark_command  # noqa: E402
+from hf_metatts.evaluation.cli import add_benchmark_arguments, run_benchmark_command, script_command  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     add_benchmark_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run_benchmark_command(args)
+    return run_benchmark_command(args, script_command(__file__, argv))
 
 
 if __name__ == "__main__":

@@ -86,7 +86,8 @@ def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path, monke
                     shapes).save_pretrained(str(model_dir))
     out = tmp_path / "rules.json"
     argv = ["--checkpoint", str(model_dir), "--corpus", str(corpus), "--shots", "2", "--steps", "2",
-            "--heldout", "1", "--rules", "start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1", "--out", str(out)]
+            "--heldout", "1", "--rules", "start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1",
+            "--out", str(out)]
     rules.main(argv)
     result = json.loads(out.read_text())
     assert result["command"] == shlex.join(["python", "benchmarks/adaptation_rules.py", *argv])  # not pytest's argv

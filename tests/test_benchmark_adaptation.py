@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from types import SimpleNamespace
 
 import numpy as np
@@ -62,12 +63,13 @@ def test_end_to_end_json_is_complete(corpus, checkpoint, tmp_path, monkeypatch):
 
     monkeypatch.setattr(hf_metatts.meta, "adapt_parameters", counting)
     out = tmp_path / "results" / "adaptation_speaker.json"
-    code = _script().main(["--corpus", str(corpus), "--checkpoints", f"maml={checkpoint}", f"finetune={checkpoint}",
-                           f"metasgd={checkpoint}", "--shots", *map(str, SHOTS), "--steps", *map(str, STEPS),
-                           "--max-tasks", "2", "--metrics", "similarity", "mcd", "eer", "identification",
-                           "--out", str(out)])
+    argv = ["--corpus", str(corpus), "--checkpoints", f"maml={checkpoint}", f"finetune={checkpoint}",
+            f"metasgd={checkpoint}", "--shots", *map(str, SHOTS), "--steps", *map(str, STEPS),
+            "--max-tasks", "2", "--metrics", "similarity", "mcd", "eer", "identification", "--out", str(out)]
+    code = _script().main(argv)
     assert code == 0
     result = json.loads(out.read_text())
+    assert result["command"] == shlex.join(["python", "benchmarks/adaptation.py", *argv])
     assert out.with_suffix(".png").stat().st_size > 1000
     assert "| maml | 1 |" in out.with_suffix(".md").read_text()
 

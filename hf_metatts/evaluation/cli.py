@@ -123,8 +123,9 @@ def add_benchmark_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="JSON path; .png and .md are written beside it")
 
 
-def run_benchmark_command(args) -> int:
-    """Run the benchmark from parsed arguments and write JSON, PNG and markdown (only when it succeeded)."""
+def run_benchmark_command(args, command: str | None = None) -> int:
+    """Run the benchmark from parsed arguments and write JSON, PNG and markdown (only when it succeeded); the JSON
+    records ``command``, how it was run (:func:`script_command`)."""
     import torch
 
     from .benchmark import BenchmarkSettings, parse_pairs, run_benchmark
@@ -136,7 +137,7 @@ def run_benchmark_command(args) -> int:
         split=args.split, shots=list(args.shots), steps=list(args.steps), max_tasks=args.max_tasks,
         heldout=args.heldout, seed=args.seed, lrs=parse_pairs(args.lr, float),
         eval_metrics=sorted(set(args.metrics) | {"similarity"}), languages=args.languages)
-    result = run_benchmark(settings)
+    result = {**run_benchmark(settings), "command": command}
     stem = os.path.splitext(args.out)[0]
     write_json_atomic(args.out, result)
     plot_curves(result, stem + ".png")
