@@ -85,7 +85,7 @@ def _percentile(scores: list[float], q: float) -> float:
     return float("inf") if np.isnan(value) else value
 
 
-def run(args, argv: list[str]) -> dict:
+def run(args, command: str) -> dict:
     torch.set_num_threads(args.threads)
     model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(args.model).eval()
     rows = select_clips(args.corpus, args.split, args.max_speakers, args.clips_per_speaker, args.seed)
@@ -118,7 +118,7 @@ def run(args, argv: list[str]) -> dict:
                                                    for i in range(len(rows))]))}
               for level in ("warn", "error")}
     return {
-        "command": script_command(__file__, argv),
+        "command": command,
         "hardware": hardware_description(),
         "model": args.model, "clips": len(rows), "speakers": len(by_speaker),
         "scores": scores, "flagged_by_either": either,
@@ -135,13 +135,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/transcript_check.json")
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.clips_per_speaker < 2:
         parser.error("--clips-per-speaker must be at least 2 (a mismatched transcript comes from another clip)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        result = run(args, argv)
+        result = run(args, script_command(__file__, argv))
     except BenchmarkInputError as error:
         parser.error(str(error))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

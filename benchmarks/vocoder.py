@@ -153,7 +153,7 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args, argv: list[str]) -> dict:
+def run(args, command: str) -> dict:
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     reference = MetaTTSConfig()
@@ -192,7 +192,7 @@ def run(args, argv: list[str]) -> dict:
     training = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return {
         "benchmark": "vocoder_resynthesis",
-        "command": script_command(__file__, argv),
+        "command": command,
         "machine": {**hardware_description(), "platform": platform.platform(), "python": sys.version.split()[0],
                     "load_average_before": [round(v, 2) for v in load_before],
                     "load_average_after": [round(v, 2) for v in os.getloadavg()]},
@@ -227,14 +227,13 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed runs (RTF is their median)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clip choice per speaker")
     parser.add_argument("--out", default="benchmarks/results/vocoder.json")
-    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     for name in ("max_speakers", "clips_per_speaker", "threads", "runs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        result = run(args, argv)
+        result = run(args, script_command(__file__, argv))
     except (BenchmarkInputError, VocoderTrainingError) as error:
         parser.error(str(error))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
