@@ -45,10 +45,20 @@ def _synthesize(args) -> int:
     return 0
 
 
-def _guarded_synthesize(args) -> int:
-    from .voice_cli import _guarded
+def guarded(func):
+    """A sub-command's ``func`` that turns the library's input errors (`hf_metatts.errors.MetaTTSError`,
+    ``ValueError``, ``OSError``) into a one-line ``error: ...`` message on standard error and exit status 2."""
 
-    return _guarded(_synthesize)(args)
+    def run(args) -> int:
+        from .errors import MetaTTSError
+
+        try:
+            return func(args)
+        except (MetaTTSError, ValueError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _languages(args) -> int:
@@ -77,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--pitch-shift", type=float, default=0.0, help="semitones")
     synth.add_argument("--speaker-id", type=int, default=None, help="row of a multi-speaker model's table")
     synth.add_argument("--out", required=True, help="output .wav path")
-    synth.set_defaults(func=_guarded_synthesize)
+    synth.set_defaults(func=guarded(_synthesize))
 
     languages = subparsers.add_parser("languages", help="list the supported espeak-ng language codes")
     languages.set_defaults(func=_languages)

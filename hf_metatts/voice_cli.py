@@ -3,8 +3,8 @@
 import json
 import logging
 import os
-import sys
 
+from .cli import guarded
 from .voice_adapt import VOICE_METHODS
 
 logger = logging.getLogger(__name__)
@@ -93,21 +93,6 @@ def _decibels_or_off(option: str, value: str) -> float | None:
         raise ValueError(f"{option} {value!r} is not a number of dB: give a number, or 'off'.") from None
 
 
-def _guarded(func):
-    """Turn the library's input errors into a one-line message and exit status 2."""
-
-    def run(args) -> int:
-        from .errors import MetaTTSError
-
-        try:
-            return func(args)
-        except (MetaTTSError, ValueError, OSError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def register(subparsers) -> None:
     """Add the ``adapt`` and ``push`` sub-commands."""
     adapt = subparsers.add_parser("adapt", help="adapt a voice from a few clips -> voice folder")
@@ -147,7 +132,7 @@ def register(subparsers) -> None:
                        help="adapt to the first N clips of --clips only (in its order: a metadata file's, else file "
                        "names'); more than 50 clips are refused otherwise (ClipValidation.max_clips)")
     adapt.add_argument("--no-progress", action="store_true", help="no progress bar over the steps")
-    adapt.set_defaults(func=_guarded(_adapt))
+    adapt.set_defaults(func=guarded(_adapt))
 
     push = subparsers.add_parser("push", help="push a voice folder or a base checkpoint folder to the Hub")
     push.add_argument("path", help="voice folder (hf-metatts adapt) or base checkpoint folder")
@@ -160,4 +145,4 @@ def register(subparsers) -> None:
                       "benchmarks/default_checkpoint.py (its model_index, and its bars in the card)")
     push.add_argument("--dataset", action="append", default=None, help="training dataset id (repeatable)")
     push.add_argument("--base-model", default=None, help="Hub id of the base, for the card's base_model")
-    push.set_defaults(func=_guarded(_push))
+    push.set_defaults(func=guarded(_push))

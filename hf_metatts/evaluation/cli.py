@@ -150,7 +150,7 @@ def run_benchmark_command(args, command: str | None = None) -> int:
 
 def register(subparsers) -> None:
     """Add ``hf-metatts evaluate``."""
-    from ..voice_cli import _guarded
+    from ..cli import guarded
 
     evaluate = subparsers.add_parser("evaluate", help="measure a voice on its target's real utterances")
     evaluate.add_argument("--voice", help="voice folder or repo id (omit to measure the base voice)")
@@ -168,7 +168,7 @@ def register(subparsers) -> None:
     evaluate.add_argument("--metrics", nargs="+", choices=["similarity", "mcd", "wer", "eer"],
                           help="default: all (eer only when the references hold several speakers)")
     evaluate.add_argument("--out", help="JSON path for the full result")
-    evaluate.set_defaults(func=_guarded(_evaluate))
+    evaluate.set_defaults(func=guarded(_evaluate))
 
 
 __all__ = ["add_benchmark_arguments", "register", "run_benchmark_command", "script_command", "write_json_atomic"]
