@@ -110,8 +110,11 @@ def _run_jobs(jobs: list[Job], limits: ClipLimits, shard_root: Path, workers: in
     return failed
 
 
-def _assemble(jobs: list[Job], shard_root: Path, task_column: str, min_utterances: int):
-    """Join shards per split and drop tasks with too few clips; returns (DatasetDict, skipped, dropped)."""
+def _assemble(jobs: list[Job], shard_root: Path, task_column: str, min_utterances: int,
+              required_splits: tuple[str, ...] = SPLITS):
+    """Join shards per split and drop tasks with too few clips; returns (DatasetDict, skipped, dropped).
+
+    A split in ``required_splits`` with no voices is an error; any other split without voices is left out."""
     skipped: Counter = Counter()
     parts: dict[str, list] = {s: [] for s in SPLITS}
     planned: dict[str, set] = {s: set() for s in SPLITS}
@@ -129,6 +132,8 @@ def _assemble(jobs: list[Job], shard_root: Path, task_column: str, min_utterance
         for task in sorted(planned[split] - present):
             logger.warning("task %s (%s) has no usable clips: left out", task, split)
             dropped[f"{split}:{task}"] = 0
+        if not parts[split] and split not in required_splits:
+            continue
         if not parts[split]:
             raise TooFewTasksError(
                 f"split {split!r} is empty: no voices were assigned to it; install more voices "
@@ -213,7 +218,8 @@ def _build(out_dir, preset, task_column, holdout_language, validation_language, 
     limits = ClipLimits(preset.min_duration, preset.max_duration)
     failed = _run_jobs(plan.jobs, limits, shard_root, workers, synthesizers)
     built = [job for job in plan.jobs if job.job_id not in failed]
-    dataset, skipped, dropped = _assemble(built, shard_root, task_column, preset.min_utterances)
+    dataset, skipped, dropped = _assemble(built, shard_root, task_column, preset.min_utterances,
+                                        preset.splits)
     for split in SPLITS:
         if (out / split).exists():
             shutil.rmtree(out / split)

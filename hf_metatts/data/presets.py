@@ -1,8 +1,9 @@
 """Corpus presets: every constant of a build (voices, sizes, limits, splits) in one dataclass.
 
 ``tiny`` builds in seconds for tests; ``default`` is the meta-training corpus (more than 100 training
-speakers with 50 utterances each). Voice names are ``source:voice`` (``flite:awb``,
-``festival:kal_diphone``, ``espeak:en-us+m3``).
+speakers with 50 utterances each); ``augmented`` adds train-only shifts of its recorded voices;
+``recorded_screen`` is a small screening split of recorded-like English voices none of them trains on. Voice
+names are ``source:voice`` (``flite:awb``, ``festival:kal_diphone``, ``espeak:en-us+m3``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from dataclasses import dataclass, field
 
 from .perturb import Perturbation
 from .sources.base import Style
+
+#: Every split a build can produce.
+ALL_SPLITS = ("train", "validation", "test")
 
 __all__ = ["CorpusPreset", "FESTIVAL_VOICES", "HELDOUT_VOICES", "PRESETS", "STYLES", "get_preset"]
 
@@ -62,6 +66,14 @@ _NATURAL_PERTURBATIONS = (
     Perturbation(pitch=0.80, formant=0.92),
     Perturbation(pitch=1.15, formant=1.0),
 )
+#: Shifts in directions no other preset uses (formant alone, pitch against formant): the ``recorded_screen``
+#: preset's new timbres of the recorded English training voices.
+_SCREEN_PERTURBATIONS = (
+    Perturbation(pitch=1.00, formant=0.90),
+    Perturbation(pitch=1.00, formant=1.12),
+    Perturbation(pitch=1.35, formant=0.98),
+    Perturbation(pitch=0.75, formant=1.02),
+)
 #: Extra pitch/formant shifts for training voices only (preset ``augmented``): wider vocal-tract and pitch
 #: coverage so that meta-training sees more timbres of natural voices than the few recorded speakers give.
 _TRAIN_ONLY_PERTURBATIONS = (
@@ -98,6 +110,8 @@ class CorpusPreset:
         style_splits: style name -> split when the task column is ``style``.
         style_voices_per_language: espeak voices per language rendered in every style (style tasks).
         style_utterances_per_voice: sentences each voice reads in each style (style tasks).
+        splits: the splits a build must produce; one that no voice is assigned to is an error (a screening
+            preset that places every voice in ``validation`` gives only that split).
         seed: the seed of every hash-based assignment.
         num_workers: synthesis processes (0 = in this process).
     """
@@ -125,6 +139,7 @@ class CorpusPreset:
     )
     style_voices_per_language: int = 4
     style_utterances_per_voice: int = 12
+    splits: tuple[str, ...] = ALL_SPLITS
     seed: int = 0
     num_workers: int = 2
 
@@ -144,6 +159,8 @@ class CorpusPreset:
                 "train_perturbations must be new shifts (not the identity, not in perturbations); "
                 f"repeated: {sorted(shared) or ['p1.00_f1.00']}"
             )
+        if not self.splits or not set(self.splits) <= set(ALL_SPLITS):
+            raise ValueError(f"splits must be some of {ALL_SPLITS}, got {self.splits}")
         unknown = set(self.style_splits) - set(STYLES)
         if unknown:
             raise ValueError(f"unknown styles {sorted(unknown)}; known: {sorted(STYLES)}")
@@ -158,6 +175,8 @@ class CorpusPreset:
         data.pop("num_workers")
         if not data["train_perturbations"]:
             data.pop("train_perturbations")  # builds made before the field existed keep their fingerprint
+        if tuple(data["splits"]) == ALL_SPLITS:
+            data.pop("splits")  # the same
         data.update(extra)
         return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -187,6 +206,20 @@ PRESETS: dict[str, CorpusPreset] = {
 #: ``default`` plus train-only pitch/formant shifts of the recorded voices: the same validation and test
 #: speakers, 54 more training speakers.
 PRESETS["augmented"] = PRESETS["default"].replace(name="augmented", train_perturbations=_TRAIN_ONLY_PERTURBATIONS)
+#: A screening split of English recorded-like voices that ``default`` and ``augmented`` never train on: new
+#: pitch/formant shifts of their three English recorded training voices, all in ``validation``, reading the
+#: validation sentences. Read only the shifted voices (``--tasks flite:kal16~ festival:kal_diphone~
+#: festival:ked_diphone~``): the unshifted bases are training speakers of the other presets.
+PRESETS["recorded_screen"] = CorpusPreset(
+    name="recorded_screen",
+    espeak_voices={},
+    flite_voices=("kal16",),
+    festival_voices=("kal_diphone", "ked_diphone"),
+    perturbations=_SCREEN_PERTURBATIONS,
+    heldout_voices=(),
+    validation_voices=("flite:kal16", "festival:kal_diphone", "festival:ked_diphone"),
+    splits=("validation",),
+)
 
 
 def get_preset(name: str) -> CorpusPreset:
