@@ -22,8 +22,8 @@ import datasets
 from datasets import DatasetDict, concatenate_datasets, load_from_disk
 
 from .errors import CorpusBuildError, MetaTTSError, TooFewTasksError
-from .plan import SPLITS, Job, make_plan
-from .presets import CorpusPreset, get_preset
+from .plan import Job, make_plan
+from .presets import SPLITS, CorpusPreset, get_preset
 from .quality import ClipLimits
 from .render import SHARD_SUMMARY, render_job
 from .report import CorpusReport, summarize_split

@@ -18,6 +18,7 @@ from datasets import Audio, Dataset, DatasetDict, Value, concatenate_datasets, l
 
 from .audio import SAMPLING_RATE, decode_audio, encode_audio
 from .errors import CorpusBuildError, InvalidAudioError, MissingColumnError, TooFewTasksError
+from .presets import SPLITS
 from .quality import ClipLimits, check_clip
 from .report import CorpusReport, summarize_split
 from .schema import COLUMNS, corpus_features, storage_features
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["LOADER_PRESETS", "ColumnMap", "load_speech_tasks", "split_tasks"]
 
-SPLITS = ("train", "validation", "test")
 _MAP_BATCH = 64
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .errors import CorpusBuildError, NoSentencesError
 from .perturb import Perturbation, pyworld_available
-from .presets import FESTIVAL_VOICES, STYLES, CorpusPreset
+from .presets import FESTIVAL_VOICES, SPLITS, STYLES, CorpusPreset
 from .sentences import SentencePool, load_sentences
 from .sources import espeak, festival, flite
 from .sources.base import NEUTRAL, Style, VoiceSpec
@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["TASK_COLUMNS", "Job", "Plan", "discover_voices", "make_plan"]
 
 TASK_COLUMNS = ("speaker_id", "language", "style")
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from .perturb import Perturbation
 from .sources.base import Style
 
-#: Every split a build can produce.
-ALL_SPLITS = ("train", "validation", "test")
+#: Every split a build (or a loader) can produce, in this order.
+SPLITS = ("train", "validation", "test")
 
-__all__ = ["CorpusPreset", "FESTIVAL_VOICES", "HELDOUT_VOICES", "PRESETS", "STYLES", "get_preset"]
+__all__ = ["CorpusPreset", "FESTIVAL_VOICES", "HELDOUT_VOICES", "PRESETS", "SPLITS", "STYLES", "get_preset"]
 
 #: Natural-sounding English voices kept for evaluation only: they and their perturbations are test-only.
 HELDOUT_VOICES = ("flite:awb", "flite:slt", "flite:rms", "festival:cmu_us_slt_arctic_hts")
@@ -139,7 +139,7 @@ class CorpusPreset:
     )
     style_voices_per_language: int = 4
     style_utterances_per_voice: int = 12
-    splits: tuple[str, ...] = ALL_SPLITS
+    splits: tuple[str, ...] = SPLITS
     seed: int = 0
     num_workers: int = 2
 
@@ -159,8 +159,8 @@ class CorpusPreset:
                 "train_perturbations must be new shifts (not the identity, not in perturbations); "
                 f"repeated: {sorted(shared) or ['p1.00_f1.00']}"
             )
-        if not self.splits or not set(self.splits) <= set(ALL_SPLITS):
-            raise ValueError(f"splits must be some of {ALL_SPLITS}, got {self.splits}")
+        if not self.splits or not set(self.splits) <= set(SPLITS):
+            raise ValueError(f"splits must be some of {SPLITS}, got {self.splits}")
         unknown = set(self.style_splits) - set(STYLES)
         if unknown:
             raise ValueError(f"unknown styles {sorted(unknown)}; known: {sorted(STYLES)}")
@@ -175,7 +175,7 @@ class CorpusPreset:
         data.pop("num_workers")
         if not data["train_perturbations"]:
             data.pop("train_perturbations")  # builds made before the field existed keep their fingerprint
-        if tuple(data["splits"]) == ALL_SPLITS:
+        if tuple(data["splits"]) == SPLITS:
             data.pop("splits")  # the same
         data.update(extra)
         return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NoSentencesError
+from .presets import SPLITS
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ _PUNCTUATION = " ,.;:!?'\"-–—()«»„“”‘’¿¡…"
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”»]?\s+(?=[\"'“„«¿¡(]?[A-ZÀ-ÝА-ЯЁČĎĚŇŘŠŤŮŽ])")
 _ATTRIBUTION = re.compile(r"^\s*(--|—|-\s|~)")
 _MIN_WORDS, _MAX_WORDS = 3, 25
-_SPLITS = ("train", "validation", "test")
 
 
 def _base_language(language: str) -> str:
@@ -161,11 +161,11 @@ def split_of(sentence: str, seed: int, fractions: tuple[float, float, float]) ->
     digest = hashlib.sha1(f"{seed}:{_normalize_key(sentence)}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     edge = 0.0
-    for name, frac in zip(_SPLITS, fractions):
+    for name, frac in zip(SPLITS, fractions):
         edge += frac
         if u < edge:
             return name
-    return _SPLITS[-1]
+    return SPLITS[-1]
 
 
 @dataclass
@@ -180,7 +180,7 @@ class SentencePool:
         cls, language: str, sentences: list[str], seed: int, fractions: tuple[float, float, float]
     ) -> SentencePool:
         """Partition sentences by ``split_of`` and order each part by a seeded hash (deterministic)."""
-        parts: dict[str, list[str]] = {s: [] for s in _SPLITS}
+        parts: dict[str, list[str]] = {s: [] for s in SPLITS}
         for sentence in sentences:
             parts[split_of(sentence, seed, fractions)].append(sentence)
         for name in parts:
