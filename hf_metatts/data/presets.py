@@ -209,7 +209,9 @@ PRESETS["augmented"] = PRESETS["default"].replace(name="augmented", train_pertur
 #: A screening split of English recorded-like voices that ``default`` and ``augmented`` never train on: new
 #: pitch/formant shifts of their three English recorded training voices, all in ``validation``, reading the
 #: validation sentences. Read only the shifted voices (``--tasks flite:kal16~ festival:kal_diphone~
-#: festival:ked_diphone~``): the unshifted bases are training speakers of the other presets.
+#: festival:ked_diphone~``): the unshifted bases are training speakers of the other presets. Its voices are near
+#: training voices, and it orders adaptation starts as the validation split does, not as the unseen test speakers
+#: (BENCHMARKS.md, "Tried: learned rates for the centroid", round 6).
 PRESETS["recorded_screen"] = CorpusPreset(
     name="recorded_screen",
     espeak_voices={},
