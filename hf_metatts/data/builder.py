@@ -132,9 +132,9 @@ def _assemble(jobs: list[Job], shard_root: Path, task_column: str, min_utterance
         for task in sorted(planned[split] - present):
             logger.warning("task %s (%s) has no usable clips: left out", task, split)
             dropped[f"{split}:{task}"] = 0
-        if not parts[split] and split not in required_splits:
-            continue
         if not parts[split]:
+            if split not in required_splits:
+                continue  # a split the preset does not ask for
             raise TooFewTasksError(
                 f"split {split!r} is empty: no voices were assigned to it; install more voices "
                 "(scripts/install_synthesizers.sh) or use a preset with more voices"
