@@ -55,12 +55,13 @@ def _adapt(args) -> int:
     voice = model.adapt(clips, method=args.method, steps=args.steps, lr=args.lr, language=args.language,
                         validation=validation, progress=not args.no_progress, base_model=args.base_model,
                         text_column=args.text_column, audio_column=args.audio_column,
-                        vocoder_steps=args.vocoder_steps, vocoder_lr=args.vocoder_lr)
+                        vocoder_steps=args.vocoder_steps, vocoder_lr=args.vocoder_lr,
+                        match_prosody=args.match_prosody)
     voice.save_pretrained(args.out)
     size = os.path.getsize(os.path.join(args.out, "voice.safetensors"))
     print(json.dumps({"out": args.out, "method": voice.config.method, "steps": voice.config.steps,
                       "vocoder_steps": voice.config.vocoder_steps, "shots": voice.config.shots,
-                      "voice_bytes": size}))
+                      "prosody_match": voice.config.prosody_match, "voice_bytes": size}))
     return 0
 
 
@@ -114,6 +115,9 @@ def register(subparsers) -> None:
                        help="Adam steps that adapt the neural vocoder to the clips too (default: the model's "
                             "voice_vocoder_steps; 0: off); the voice then holds the vocoder's adapted weights")
     adapt.add_argument("--vocoder-lr", type=float, default=None, help="their learning rate (default: the model's)")
+    adapt.add_argument("--match-prosody", action="store_true",
+                       help="refit the voice's rate, pitch level and pitch range to the clips after the steps: for "
+                            "clips in a speaking style (faster, livelier, flatter)")
     adapt.add_argument("--language", default=None, help="espeak-ng code of the transcripts (default en-us)")
     adapt.add_argument("--split", default="train", help="dataset split, for a saved dataset or a dataset id "
                        "(default train)")

@@ -187,3 +187,16 @@ def test_adapt_sets_the_speech_level_when_asked(base, clip_folder, tmp_path, cap
 
     assert largest_difference(levelled, voices["-20"]) < 1e-7  # the same voice, whatever the recording level
     assert largest_difference(levelled, voices["off"]) > 1e-5  # the quiet clips read as recorded give another
+
+
+def test_adapt_matches_the_prosody_when_asked(base, clip_folder, tmp_path, capsys):
+    code = main(["adapt", "--model", str(base), "--clips", str(clip_folder), "--steps", "1", "--match-prosody",
+                 "--out", str(tmp_path / "voice"), "--no-progress"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    voice = MetaTTSVoice.from_pretrained(tmp_path / "voice")
+    assert code == 0 and printed["prosody_match"] == voice.config.prosody_match
+    assert voice.config.prosody_match["duration_factor"] > 0
+    assert "pitch_predictor.head.weight" in voice.adapted_parameters
+    factor = voice.config.prosody_match["duration_factor"]
+    card = (tmp_path / "voice" / "README.md").read_text()
+    assert f"| prosody matched to the clips | durations x{factor:.3f}, pitch " in card

@@ -1,0 +1,192 @@
+"""Prosody matching: a voice's duration and pitch predictors refitted in closed form to the support clips.
+
+The gradient steps of adaptation change the voice's speaker vector and conditional norms; the predictors of
+durations and pitch read only the speaker vector, and five steps hardly move the rate or the pitch range they
+predict (BENCHMARKS.md, "Speaking styles"). A style a user records (faster, livelier, flatter) is mostly rate and
+intonation, so ``model.adapt(..., match_prosody=True)`` refits, after the steps, the output layer of each predictor
+to what the support clips hold:
+
+- **rate**: the duration predictor's output bias (it predicts ``log1p`` of frames per token) moves by the one
+  constant that makes the voice's predicted frames of the tokens that sound (at least one frame in the clips)
+  add up to the clips' own (the aligner's frames): ``log((sum d + n) / (sum d_pred + n))`` over those ``n``
+  tokens;
+- **pitch level and range**: the pitch predictor's output ``p`` becomes ``a * p + b`` over the tokens with voiced
+  frames (token pitch as the model is trained on it: the mean normalised log-F0 of its voiced frames): ``a`` is the
+  ratio of the clips' spread of token pitch around each clip's median to the predicted one (median absolute
+  deviations, so a pitch tracker's octave slips on a few tokens do not count), and ``b`` moves the predicted
+  median to the clips'.
+
+The refitted values are the voice's own copies of ``duration_predictor.head.bias``, ``pitch_predictor.head.weight``
+and ``pitch_predictor.head.bias`` (130 floats): a saved voice carries them like its other parameters and every
+synthesis path uses them; the base is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.func import functional_call
+
+logger = logging.getLogger(__name__)
+
+DURATION_BIAS = "duration_predictor.head.bias"
+PITCH_WEIGHT = "pitch_predictor.head.weight"
+PITCH_BIAS = "pitch_predictor.head.bias"
+SEMITONES_PER_LOG = 12.0 / math.log(2.0)
+
+
+class ProsodyMatchError(ValueError):
+    """Prosody matching cannot run on these clips or this model; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ProsodyLimits:
+    """Bounds on what matching may do, so a few odd clips cannot make a voice unusable: the duration bias shift
+    within ``[-log(max_rate_factor), log(max_rate_factor)]`` (a long token's frames change by at most that
+    factor), the pitch range factor within ``[1 / max_range_factor, max_range_factor]``, the pitch level within
+    ``max_shift_semitones``; pitch is matched only on ``min_voiced_tokens`` or more voiced tokens."""
+
+    max_rate_factor: float = 2.0
+    max_range_factor: float = 4.0
+    max_shift_semitones: float = 12.0
+    min_voiced_tokens: int = 10
+
+
+@dataclass(frozen=True)
+class ProsodyMatch:
+    """What matching did: ``duration_factor`` (the voice's predicted frames of the support texts' sounding tokens,
+    after over before; above 1: slower), ``pitch_shift_semitones`` (the predicted median pitch moved by) and
+    ``pitch_range_factor`` (the token-to-token pitch movement scaled by; 1 where pitch was not matched), and the
+    tokens each fit read."""
+
+    duration_factor: float
+    pitch_shift_semitones: float
+    pitch_range_factor: float
+    sounding_tokens: int
+    voiced_tokens: int
+
+    def to_dict(self) -> dict:
+        return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
+
+
+def _token_frames(durations: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """``(B, N)`` frames per token -> ``(B, N, T)`` 0/1: which frames each token holds."""
+    ends = durations.cumsum(1)
+    frames = torch.arange(num_frames, device=durations.device).view(1, 1, -1)
+    return ((frames >= (ends - durations).unsqueeze(-1)) & (frames < ends.unsqueeze(-1))).float()
+
+
+def _predictions(model, params: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
+    """The duration and pitch predictors' outputs ``(B, N)`` for ``batch``'s texts in the voice ``params``."""
+    outputs = {}
+    hooks = [getattr(model, name).register_forward_hook(
+        lambda module, args, output, name=name: outputs.setdefault(name, output.detach()))
+        for name in ("duration_predictor", "pitch_predictor")]
+    try:
+        functional_call(model, params, args=(), kwargs=dict(batch), strict=False)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
+def _voiced_rows(values: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+    """The masked entries of each row of ``values`` ``(B, N)`` (``mask`` ``(B, N)`` bool), one 1-D tensor per row
+    that has any."""
+    return [row[keep] for row, keep in zip(values, mask) if keep.any()]
+
+
+def _median(values: torch.Tensor) -> float:
+    """The median of a 1-D tensor (the mean of the two middle values for an even count)."""
+    ordered = values.sort().values
+    middle = len(ordered) // 2
+    return float(ordered[middle]) if len(ordered) % 2 else float(ordered[middle - 1: middle + 1].mean())
+
+
+def _level_and_spread(rows: list[torch.Tensor]) -> tuple[float, float]:
+    """The median of all values of ``rows`` and the median absolute deviation of each value from its own row's
+    median."""
+    deviations = torch.cat([(row - _median(row)).abs() for row in rows])
+    return _median(torch.cat(rows)), _median(deviations)
+
+
+@torch.no_grad()
+def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict],
+                  limits: ProsodyLimits | None = None) -> tuple[dict[str, torch.Tensor], ProsodyMatch]:
+    """``params`` (an adapted voice) plus the refitted predictor outputs (module docstring), and what they do.
+
+    ``batches``: collated support batches with ``labels`` ``(B, T, M)``, ``durations`` ``(B, N)`` (the aligner's,
+    see `hf_metatts.meta.maml.with_fixed_alignment`) and, for pitch, ``pitch`` ``(B, T)`` frame log-F0 (0:
+    unvoiced). Raises `ProsodyMatchError` when a batch lacks durations or the model lacks the predictors.
+    """
+    limits = limits or ProsodyLimits()
+    own = dict(model.named_parameters())
+    if any(name not in own for name in (DURATION_BIAS, PITCH_WEIGHT, PITCH_BIAS)):
+        raise ProsodyMatchError("Prosody matching needs a model with duration and pitch predictors whose output "
+                                f"layers are {DURATION_BIAS!r} and {PITCH_WEIGHT!r}; this model has none.")
+    config = model.config
+    frames, predicted_frames, targets, predicted = [], [], [], []
+    for batch in batches:
+        if batch.get("durations") is None or batch.get("labels") is None:
+            raise ProsodyMatchError("Prosody matching reads each support clip's durations and log-mels: pass batches "
+                                    "from with_fixed_alignment.")
+        outputs = _predictions(model, params, batch)
+        durations = batch["durations"].long()
+        text_mask = (batch["input_ids"].ne(config.pad_token_id) if batch.get("attention_mask") is None
+                     else batch["attention_mask"].bool())
+        sounding = text_mask & (durations > 0)
+        frames.append(durations[sounding].double())
+        predicted_frames.append(torch.expm1(outputs["duration_predictor"].double())[sounding])
+        if batch.get("pitch") is None:
+            continue
+        pitch = batch["pitch"].float()
+        mel_mask = (torch.ones_like(pitch, dtype=torch.bool) if batch.get("labels_attention_mask") is None
+                    else batch["labels_attention_mask"].bool())
+        voiced = (pitch > 0) & mel_mask
+        normalised = torch.where(voiced, (pitch - config.pitch_mean) / config.pitch_std, torch.zeros_like(pitch))
+        held = _token_frames(durations, pitch.shape[1])
+        voiced_frames = torch.einsum("bnt,bt->bn", held, voiced.float())
+        token_pitch = torch.einsum("bnt,bt->bn", held, normalised) / voiced_frames.clamp(min=1)
+        voiced_tokens = (voiced_frames > 0) & text_mask
+        targets += _voiced_rows(token_pitch, voiced_tokens)
+        predicted += _voiced_rows(outputs["pitch_predictor"].float(), voiced_tokens)
+    frames, predicted_frames = torch.cat(frames), torch.cat(predicted_frames)
+    if frames.numel() == 0:
+        raise ProsodyMatchError("The support clips have no token with frames: nothing to match.")
+    count = frames.numel()
+    log_rate = math.log((float(frames.sum()) + count) / max(float(predicted_frames.sum()) + count, 1e-6))
+    bound = math.log(limits.max_rate_factor)
+    shift = min(max(log_rate, -bound), bound)
+    new = {DURATION_BIAS: params.get(DURATION_BIAS, own[DURATION_BIAS]).detach() + shift}
+    predicted_total = float(predicted_frames.sum())
+    duration_factor = (float(((predicted_frames + 1) * math.exp(shift) - 1).sum()) / predicted_total
+                       if predicted_total > 0 else math.exp(shift))
+    scale, pitch_shift, voiced_count = 1.0, 0.0, sum(len(row) for row in targets)
+    if voiced_count >= limits.min_voiced_tokens:
+        target_level, target_spread = _level_and_spread(targets)
+        predicted_level, predicted_spread = _level_and_spread(predicted)
+        if predicted_spread > 0:
+            scale = min(max(target_spread / predicted_spread, 1.0 / limits.max_range_factor), limits.max_range_factor)
+        max_offset = limits.max_shift_semitones / SEMITONES_PER_LOG / config.pitch_std
+        level = min(max(target_level - predicted_level, -max_offset), max_offset)
+        # a * p + b moves the predicted median by `level` and scales the movement around it by `scale`
+        offset = predicted_level + level - scale * predicted_level
+        weight = params.get(PITCH_WEIGHT, own[PITCH_WEIGHT]).detach()
+        bias = params.get(PITCH_BIAS, own[PITCH_BIAS]).detach()
+        new.update({PITCH_WEIGHT: weight * scale, PITCH_BIAS: bias * scale + offset})
+        pitch_shift = level * config.pitch_std * SEMITONES_PER_LOG
+    else:
+        logger.info("Prosody matching: %d voiced tokens in the clips, fewer than %d: the pitch is left as predicted.",
+                    voiced_count, limits.min_voiced_tokens)
+    match = ProsodyMatch(duration_factor=duration_factor, pitch_shift_semitones=pitch_shift, pitch_range_factor=scale,
+                         sounding_tokens=count, voiced_tokens=voiced_count)
+    logger.info("Prosody matched to the clips: durations x%.3f, pitch %+.2f semitones, pitch range x%.3f",
+                match.duration_factor, match.pitch_shift_semitones, match.pitch_range_factor)
+    return {**params, **new}, match
+
+
+__all__ = ["ProsodyLimits", "ProsodyMatch", "ProsodyMatchError", "match_prosody"]
