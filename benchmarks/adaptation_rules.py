@@ -15,7 +15,10 @@ set on the same 5-shot support clips; only the update differs:
 - any rule ``+gvW`` (e.g. ``learned+gv0.5``): the same rule with the global-variance term of weight W
   (``hf_metatts.meta.global_variance``) added to its support loss; ``+ctW`` adds the content term
   (``hf_metatts.meta.content``), e.g. ``learned+gv0.3+ct0.1``. A term given this way replaces the
-  meta-learner's own terms for ``learned``: write them out.
+  meta-learner's own terms for ``learned``: write them out;
+- any rule ``+pm`` (e.g. ``learned+pm``, also ``start+pm``): after the steps, the voice's rate, pitch level and
+  pitch range are matched to the support clips (``model.adapt(..., match_prosody=True)``,
+  ``hf_metatts.voice_prosody``).
 
 ``--support-durations aligner`` gives every support clip the model's own aligner's durations, as ``model.adapt``
 does for a user's clips, in place of the corpus's phone timings (the default, as the bars' harness reads them).
@@ -66,10 +69,12 @@ from hf_metatts.meta.identity import identity_term, load_identity_encoder
 from hf_metatts.meta.learner import encode_support
 from hf_metatts.meta.maml import with_fixed_alignment
 from hf_metatts.training.hardware import hardware_description
+from hf_metatts.voice_prosody import match_prosody
 
 logger = logging.getLogger("adaptation_rules")
 OPTIMIZERS = ("adam", "sgd")
 TERM_SUFFIXES = ("gv", "ct")
+PROSODY_MATCH_SUFFIX = "pm"
 MEAN_KEYS = ("similarity", "mcd", "support_mel_l1", "moved", "gv_ratio")
 
 
@@ -85,13 +90,18 @@ class Rule:
     global_variance_weight: float = 0.0
     content_weight: float = 0.0
     scale: float = 1.0
+    match_prosody: bool = False
 
 
 def parse_rule(text: str, default_steps: int) -> Rule:
     """``start`` | ``learned`` | ``scaled:S`` | ``adam:LR[:STEPS]`` | ``sgd:LR[:STEPS]``, each but start with
-    optional terms ``+gvW`` (global variance) and ``+ctW`` (content), each at most once -> Rule; SystemExit with
-    the format on a bad one."""
+    optional terms ``+gvW`` (global variance) and ``+ctW`` (content), each at most once, and any rule with ``+pm``
+    (prosody matching after the steps) -> Rule; SystemExit with the format on a bad one."""
     base, *suffixes = text.split("+")
+    match = suffixes.count(PROSODY_MATCH_SUFFIX)
+    if match > 1:
+        raise SystemExit(f"error: rule {text!r}: '+pm' at most once")
+    suffixes = [suffix for suffix in suffixes if suffix != PROSODY_MATCH_SUFFIX]
     weights = {}
     for suffix in suffixes:
         try:
@@ -109,6 +119,7 @@ def parse_rule(text: str, default_steps: int) -> Rule:
         raise SystemExit(f"error: rule {text!r}: 'start' takes no step, so no '+gvW' or '+ctW' term")
     rule.name = text
     rule.global_variance_weight, rule.content_weight = weights.get("gv", 0.0), weights.get("ct", 0.0)
+    rule.match_prosody = bool(match)
     return rule
 
 
@@ -264,6 +275,8 @@ def run(args, reuse: dict | None = None) -> dict:
                                  if rule.global_variance_weight else None,
                                  content_term(model, rule.content_weight) if rule.content_weight else None)
             params = adapt_with(rule, model, head, support, start, args.steps, updated, term)
+            if rule.match_prosody:
+                params = match_prosody(model, params, [support])[0]
             waves = synthesize_texts(model, processor.tokenizer, audios[task.name].texts, params,
                                      audios[task.name].languages)
             values, trials[task.name] = measure(waves, audios[task.name], rate, metrics)
@@ -275,7 +288,7 @@ def run(args, reuse: dict | None = None) -> dict:
         families = sorted({name.split(":")[0] for name in per_task})
         results[rule.name] = {
             "optimizer": rule.optimizer, "lr": rule.lr, "global_variance_weight": rule.global_variance_weight,
-            "content_weight": rule.content_weight, "rate_scale": rule.scale,
+            "content_weight": rule.content_weight, "rate_scale": rule.scale, "match_prosody": rule.match_prosody,
             "steps": rule.steps if rule.steps is not None else args.steps,
             "mean": {key: float(np.mean([v[key] for v in per_task.values()]))
                      for key in MEAN_KEYS + (("wer",) if args.wer else ())},

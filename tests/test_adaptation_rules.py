@@ -30,6 +30,15 @@ def test_rules_parse_with_default_and_explicit_steps(rules):
     assert rules.parse_rule("learned+gv0.3+ct0.1", 5) == rules.Rule("learned+gv0.3+ct0.1", "learned",
                                                                      global_variance_weight=0.3, content_weight=0.1)
     assert rules.parse_rule("adam:0.02+ct1", 5) == rules.Rule("adam:0.02+ct1", "adam", 0.02, 5, content_weight=1.0)
+    assert rules.parse_rule("learned+pm", 5) == rules.Rule("learned+pm", "learned", match_prosody=True)
+    assert rules.parse_rule("start+pm", 5) == rules.Rule("start+pm", "start", steps=0, match_prosody=True)
+    assert rules.parse_rule("learned+gv0.3+pm", 5) == rules.Rule("learned+gv0.3+pm", "learned",
+                                                                  global_variance_weight=0.3, match_prosody=True)
+
+
+def test_prosody_matching_is_asked_for_once(rules):
+    with pytest.raises(SystemExit, match="'\\+pm' at most once"):
+        rules.parse_rule("learned+pm+pm", 5)
 
 
 @pytest.mark.parametrize("text", ["learned+gv", "learned+gv-1", "learned+gv0", "adam:0.1+id0.5", "learned+gvinf",
@@ -87,15 +96,19 @@ def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path, monke
     out = tmp_path / "rules.json"
     argv = ["--checkpoint", str(model_dir), "--corpus", str(corpus), "--shots", "2", "--steps", "2",
             "--heldout", "1", "--rules", "start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1",
-            "--out", str(out)]
+            "learned+pm", "--out", str(out)]
     rules.main(argv)
     result = json.loads(out.read_text())
     assert result["command"] == shlex.join(["python", "benchmarks/adaptation_rules.py", *argv])  # not pytest's argv
     assert out.with_suffix(".png").stat().st_size > 1000
     assert result["start"] == "model" and len(result["tasks"]) >= 2
-    assert list(result["results"]) == ["start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1"]
-    assert [r["steps"] for r in result["results"].values()] == [0, 2, 2, 3, 2]
-    assert [r["global_variance_weight"] for r in result["results"].values()] == [0.0, 0.0, 0.0, 0.0, 1.0]
+    assert list(result["results"]) == ["start", "learned", "adam:0.01", "sgd:0.05:3", "learned+gv1", "learned+pm"]
+    assert [r["steps"] for r in result["results"].values()] == [0, 2, 2, 3, 2, 2]
+    assert [r["global_variance_weight"] for r in result["results"].values()] == [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert [r["match_prosody"] for r in result["results"].values()] == [False] * 5 + [True]
+    # matching leaves the adapted set where the steps put it and changes what the voice predicts
+    matched, plain = result["results"]["learned+pm"]["mean"], result["results"]["learned"]["mean"]
+    assert matched["moved"] == pytest.approx(plain["moved"]) and matched["mcd"] != plain["mcd"]
     assert result["results"]["start"]["mean"]["moved"] == 0
     for name, entry in result["results"].items():
         assert set(entry["per_task"]) == set(result["tasks"])
