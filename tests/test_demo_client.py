@@ -92,6 +92,7 @@ def test_adapt_speak_download(client, tmp_path):
     paths, transcripts = write_clips(tmp_path / "clips", pitch=150)
     status, curve, similarity = adapt(client, paths, transcripts, steps=3)
     assert status.startswith("✅") and "3 clip(s)" in status, status
+    assert "matched" not in status  # the checkbox is off unless ticked
     steps, losses = zip(*curve["data"])
     assert steps == (1, 2, 3) and all(np.isfinite(losses)), curve
     assert "Speaker similarity" in similarity
@@ -234,3 +235,11 @@ def test_sample_speakers_come_from_the_corpus_test_split(tmp_path):
     assert all(soundfile.info(path).format == "WAV" for path in paths)
     with pytest.raises(ValueError, match="no test speaker"):
         sample_clips(str(corpus), "trainee")
+
+
+def test_adapt_can_match_the_clips_prosody(client, tmp_path):
+    paths, transcripts = write_clips(tmp_path / "clips", pitch=150)
+    status, _, _ = client.predict(upload(paths), transcripts, "maml", 2, True, api_name="/adapt")
+    assert status.startswith("✅") and "rate and pitch matched to the clips (durations x" in status, status
+    audio, _ = client.predict("Spoken in the matched voice.", api_name="/speak")
+    check_wav(audio)

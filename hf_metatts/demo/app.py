@@ -34,14 +34,15 @@ def build_demo(host: ModelHost, corpus: str | None = None):
 
     speakers = sample_speakers(corpus)
 
-    def adapt(session, files, transcripts, method, steps, progress=gr.Progress()):  # noqa: B008 (gradio injects the tracker)
+    def adapt(session, files, transcripts, method, steps, match_prosody=False,
+              progress=gr.Progress()):  # noqa: B008 (gradio injects the tracker)
         progress(0, desc="Checking the clips")
 
         def on_step(step, total, loss):
             progress((step, total), desc=f"Adapting: step {step}/{total}, loss {loss:.3f}")
 
         session, status, rows, similarity = handlers.adapt(host, session, files, transcripts, method, steps,
-                                                           on_step=on_step)
+                                                           on_step=on_step, match_prosody=match_prosody)
         return session, status, _curve_frame(rows), similarity
 
     def speak(session, text):
@@ -77,6 +78,9 @@ def build_demo(host: ModelHost, corpus: str | None = None):
             with gr.Column():
                 method = gr.Dropdown(list(handlers.METHODS), value="maml", label="Method")
                 steps = gr.Slider(0, handlers.MAX_STEPS, value=5, step=1, label="Steps")
+                match_prosody = gr.Checkbox(False, label="Match the clips' speaking style (rate, pitch level and "
+                                            "range): for clips read faster, livelier or flatter than usual",
+                                            elem_id="match-prosody")
                 adapt_button = gr.Button("Adapt", variant="primary", elem_id="adapt")
                 status = gr.Markdown(elem_id="adapt-status")
                 similarity = gr.Markdown(elem_id="similarity")
@@ -99,7 +103,7 @@ def build_demo(host: ModelHost, corpus: str | None = None):
                 push_button = gr.Button("Push to the Hub", elem_id="push")
         share_message = gr.Markdown(elem_id="share-message")
 
-        adapt_button.click(adapt, [session, files, transcripts, method, steps],
+        adapt_button.click(adapt, [session, files, transcripts, method, steps, match_prosody],
                            [session, status, curve, similarity], api_name="adapt")
         speak_button.click(speak, [session, text], [audio, speak_message], api_name="speak")
         download_button.click(handlers.download, [session], [voice_zip, share_message], api_name="download")

@@ -89,8 +89,9 @@ def _clip_message(error: Exception) -> str:
 
 # ----------------------------------------------------------------------------------------------
 def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str | None, method: str, steps,
-          on_step: Callable[[int, int, float], None] | None = None):
-    """Adapt a voice for this session -> ``(session, status, curve rows, similarity text)``.
+          on_step: Callable[[int, int, float], None] | None = None, match_prosody: bool = False):
+    """Adapt a voice for this session -> ``(session, status, curve rows, similarity text)``; ``match_prosody``: the
+    voice's rate, pitch level and pitch range refitted to the clips after the steps (clips in a speaking style).
 
     ``curve rows`` is ``{"step": [...], "loss": [...]}`` (None when nothing was adapted).
     """
@@ -104,7 +105,7 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
         clips = collect_clips(files, transcripts)
         with host.lock:
             voice, losses = adapt_with_curve(host.model, clips, method=method, steps=steps, on_step=on_step,
-                                             processor=host.processor)
+                                             processor=host.processor, match_prosody=bool(match_prosody))
     except (DemoInputError, ClipError, InvalidTextError) as error:
         logger.info("Adaptation refused: %s", error)
         return session, PROBLEM + _clip_message(error), None, ""
@@ -115,9 +116,19 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
                       clip_names=[os.path.basename(path) for path, _ in clips])
     similarity = similarity_text(host, voice, clips)
     status = (OK + f"Adapted a voice from {len(clips)} clip(s) with {voice.config.method}, {voice.config.steps} "
-              f"step(s){f', final loss {losses[-1]:.3f}' if losses else ''}. Type some text and press Speak.")
+              f"step(s){f', final loss {losses[-1]:.3f}' if losses else ''}{_matched_text(voice)}. Type some text and "
+              "press Speak.")
     curve = {"step": list(range(1, len(losses) + 1)), "loss": losses} if losses else None
     return new, status, curve, similarity
+
+
+def _matched_text(voice) -> str:
+    """What prosody matching did, for the status line ("" when it was not asked for)."""
+    match = voice.config.prosody_match
+    if not match:
+        return ""
+    return (f"; rate and pitch matched to the clips (durations x{match['duration_factor']:.2f}, pitch "
+            f"{match['pitch_shift_semitones']:+.1f} semitones, pitch range x{match['pitch_range_factor']:.2f})")
 
 
 def similarity_text(host: ModelHost, voice, clips: Sequence[tuple[str, str]]) -> str:
