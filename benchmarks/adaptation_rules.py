@@ -69,7 +69,7 @@ from hf_metatts.meta.identity import identity_term, load_identity_encoder
 from hf_metatts.meta.learner import encode_support
 from hf_metatts.meta.maml import with_fixed_alignment
 from hf_metatts.training.hardware import hardware_description
-from hf_metatts.voice_prosody import match_prosody, vowel_token_ids
+from hf_metatts.voice_prosody import match_prosody
 
 logger = logging.getLogger("adaptation_rules")
 OPTIMIZERS = ("adam", "sgd")
@@ -276,8 +276,7 @@ def run(args, reuse: dict | None = None) -> dict:
                                  content_term(model, rule.content_weight) if rule.content_weight else None)
             params = adapt_with(rule, model, head, support, start, args.steps, updated, term)
             if rule.match_prosody:
-                params = match_prosody(model, params, [support],
-                                       pitch_token_ids=vowel_token_ids(processor.tokenizer))[0]
+                params = match_prosody(model, params, [support])[0]
             waves = synthesize_texts(model, processor.tokenizer, audios[task.name].texts, params,
                                      audios[task.name].languages)
             values, trials[task.name] = measure(waves, audios[task.name], rate, metrics)

@@ -48,10 +48,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hf_metatts.voice_prosody import IPA_VOWELS
-
 logger = logging.getLogger("style_adaptation")
 SEMITONES_PER_LOG = 12.0 / math.log(2.0)
+#: IPA vowel symbols (the tokenizer gives one token per symbol; length marks and stress are tokens of their own).
+VOWELS = frozenset("aeiouyæɑɒɐəɚɛɜɝɞɪʏʊʌɔøœɶɯɤɘɵɨʉᵻ")
 #: The held-out speakers of the default corpus that the style corpus renders in every test style, and English
 #: espeak voices whose neutral speech the checkpoint trained on (a second group: new styles of known voices).
 DEFAULT_SPEAKERS = ("flite:awb", "flite:rms", "flite:slt")
@@ -71,7 +71,7 @@ class SentenceProsody:
 
 def vowel_mask(tokenizer, input_ids: list[int]) -> np.ndarray:
     """``(N,)`` bool: which tokens are IPA vowels."""
-    return np.array([token in IPA_VOWELS for token in tokenizer.convert_ids_to_tokens(input_ids)], dtype=bool)
+    return np.array([token in VOWELS for token in tokenizer.convert_ids_to_tokens(input_ids)], dtype=bool)
 
 
 def sentence_prosody(durations: np.ndarray, semitones: np.ndarray, vowels: np.ndarray) -> SentenceProsody:

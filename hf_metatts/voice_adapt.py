@@ -12,7 +12,6 @@ from .voice import MetaTTSVoice, VoiceConfig
 from .voice_base import base_fingerprint, cast_fingerprints
 from .voice_errors import AdaptationPrecisionError, TranscriptMismatchError
 from .voice_prosody import match_prosody as fit_prosody
-from .voice_prosody import vowel_token_ids
 from .voice_validation import ClipValidation, check_alignment, load_clips, transcript_scores
 from .voice_vocoder import resolve_vocoder_adaptation, with_adapted_vocoder
 
@@ -224,8 +223,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
             bar.close()
         prosody = None
         if match_prosody:
-            params, prosody = fit_prosody(model, params, batches,
-                                          pitch_token_ids=vowel_token_ids(processor.tokenizer))
+            params, prosody = fit_prosody(model, params, batches)
         vocoder_report = None
         if vocoder_adaptation.steps:
             params, vocoder_report = with_adapted_vocoder(model, params, batches, [clip.audio for clip in support],

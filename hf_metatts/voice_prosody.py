@@ -10,10 +10,8 @@ to what the support clips hold:
   constant that makes the voice's predicted frames of the tokens that sound (at least one frame in the clips)
   add up to the clips' own (the aligner's frames): ``log((sum d + n) / (sum d_pred + n))`` over those ``n``
   tokens;
-- **pitch level and range**: the pitch predictor's output ``p`` becomes ``a * p + b``, read on the vowels with
-  voiced frames (the syllable nuclei, where intonation is heard; ``model.adapt`` names them with
-  :func:`vowel_token_ids`; all voiced tokens when the clips hold too few voiced vowels), token pitch as the model is
-  trained on it (the mean normalised log-F0 of the token's voiced frames): ``a`` is the
+- **pitch level and range**: the pitch predictor's output ``p`` becomes ``a * p + b`` over the tokens with voiced
+  frames (token pitch as the model is trained on it: the mean normalised log-F0 of its voiced frames): ``a`` is the
   ratio of the clips' spread of token pitch around each clip's median to the predicted one (median absolute
   deviations, so a pitch tracker's octave slips on a few tokens do not count), and ``b`` moves the predicted
   median to the clips'.
@@ -39,8 +37,6 @@ DURATION_BIAS = "duration_predictor.head.bias"
 PITCH_WEIGHT = "pitch_predictor.head.weight"
 PITCH_BIAS = "pitch_predictor.head.bias"
 SEMITONES_PER_LOG = 12.0 / math.log(2.0)
-#: IPA vowel symbols: the tokenizer gives one token per symbol (length marks and stress marks are tokens of their own).
-IPA_VOWELS = frozenset("aeiouyæɑɒɐəɚɛɜɝɞɪʏʊʌɔøœɶɯɤɘɵɨʉᵻ")
 
 
 class ProsodyMatchError(ValueError):
@@ -118,22 +114,14 @@ def _level_and_spread(rows: list[torch.Tensor]) -> tuple[float, float]:
     return _median(torch.cat(rows)), _median(deviations)
 
 
-def vowel_token_ids(tokenizer) -> list[int]:
-    """The ids of ``tokenizer``'s IPA vowel tokens (:data:`IPA_VOWELS`)."""
-    return sorted(index for token, index in tokenizer.get_vocab().items() if token in IPA_VOWELS)
-
-
 @torch.no_grad()
 def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict],
-                  limits: ProsodyLimits | None = None, pitch_token_ids: Sequence[int] | None = None
-                  ) -> tuple[dict[str, torch.Tensor], ProsodyMatch]:
+                  limits: ProsodyLimits | None = None) -> tuple[dict[str, torch.Tensor], ProsodyMatch]:
     """``params`` (an adapted voice) plus the refitted predictor outputs (module docstring), and what they do.
 
     ``batches``: collated support batches with ``labels`` ``(B, T, M)``, ``durations`` ``(B, N)`` (the aligner's,
     see `hf_metatts.meta.maml.with_fixed_alignment`) and, for pitch, ``pitch`` ``(B, T)`` frame log-F0 (0:
-    unvoiced). ``pitch_token_ids``: the token ids the pitch is read on (e.g. :func:`vowel_token_ids`); None, or
-    fewer than ``limits.min_voiced_tokens`` of them voiced: every voiced token. Raises `ProsodyMatchError` when a
-    batch lacks durations or the model lacks the predictors.
+    unvoiced). Raises `ProsodyMatchError` when a batch lacks durations or the model lacks the predictors.
     """
     limits = limits or ProsodyLimits()
     own = dict(model.named_parameters())
@@ -141,9 +129,7 @@ def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict
         raise ProsodyMatchError("Prosody matching needs a model with duration and pitch predictors whose output "
                                 f"layers are {DURATION_BIAS!r} and {PITCH_WEIGHT!r}; this model has none.")
     config = model.config
-    frames, predicted_frames, targets, predicted, chosen_targets, chosen_predicted = [], [], [], [], [], []
-    chosen_ids = (None if pitch_token_ids is None
-                  else torch.as_tensor(list(pitch_token_ids), dtype=torch.long))
+    frames, predicted_frames, targets, predicted = [], [], [], []
     for batch in batches:
         if batch.get("durations") is None or batch.get("labels") is None:
             raise ProsodyMatchError("Prosody matching reads each support clip's durations and log-mels: pass batches "
@@ -168,10 +154,6 @@ def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict
         voiced_tokens = (voiced_frames > 0) & text_mask
         targets += _voiced_rows(token_pitch, voiced_tokens)
         predicted += _voiced_rows(outputs["pitch_predictor"].float(), voiced_tokens)
-        if chosen_ids is not None:
-            chosen = voiced_tokens & torch.isin(batch["input_ids"], chosen_ids.to(batch["input_ids"].device))
-            chosen_targets += _voiced_rows(token_pitch, chosen)
-            chosen_predicted += _voiced_rows(outputs["pitch_predictor"].float(), chosen)
     frames, predicted_frames = torch.cat(frames), torch.cat(predicted_frames)
     if frames.numel() == 0:
         raise ProsodyMatchError("The support clips have no token with frames: nothing to match.")
@@ -183,11 +165,6 @@ def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict
     predicted_total = float(predicted_frames.sum())
     duration_factor = (float(((predicted_frames + 1) * math.exp(shift) - 1).sum()) / predicted_total
                        if predicted_total > 0 else math.exp(shift))
-    if sum(len(row) for row in chosen_targets) >= limits.min_voiced_tokens:
-        targets, predicted = chosen_targets, chosen_predicted
-    elif chosen_ids is not None:
-        logger.info("Prosody matching: fewer than %d voiced tokens of the chosen ids: the pitch is read on every "
-                    "voiced token.", limits.min_voiced_tokens)
     scale, pitch_shift, voiced_count = 1.0, 0.0, sum(len(row) for row in targets)
     if voiced_count >= limits.min_voiced_tokens:
         target_level, target_spread = _level_and_spread(targets)
@@ -212,4 +189,4 @@ def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict
     return {**params, **new}, match
 
 
-__all__ = ["IPA_VOWELS", "ProsodyLimits", "ProsodyMatch", "ProsodyMatchError", "match_prosody", "vowel_token_ids"]
+__all__ = ["ProsodyLimits", "ProsodyMatch", "ProsodyMatchError", "match_prosody"]

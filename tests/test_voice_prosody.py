@@ -19,7 +19,6 @@ from hf_metatts.voice_prosody import (
     ProsodyLimits,
     ProsodyMatchError,
     match_prosody,
-    vowel_token_ids,
 )
 
 PROSODY_NAMES = {DURATION_BIAS, PITCH_WEIGHT, PITCH_BIAS}
@@ -167,34 +166,6 @@ def test_batches_without_durations_are_refused():
     del batch["durations"]
     with pytest.raises(ProsodyMatchError, match="with_fixed_alignment"):
         match_prosody(model, voice_of(model), [batch])
-
-
-def test_the_pitch_is_read_on_the_chosen_tokens_when_enough_are_voiced():
-    model = tiny_model()
-    batch = support_batch(model, semitone_range=6.0)
-    # tokens 0..5 of each clip are ids 1..6 ("chosen"), 6..11 are ids 7..12; the chosen ones move 6 semitones,
-    # the others are held flat at one pitch
-    batch["input_ids"] = torch.arange(1, 13).repeat(2, 1)
-    per_token = batch["durations"][0, 0].item()
-    batch["pitch"][:, 6 * per_token:] = torch.where(batch["pitch"][:, 6 * per_token:] > 0, math.log(150.0), 0.0)
-    _, everywhere = match_prosody(model, voice_of(model), [batch], ProsodyLimits(max_range_factor=1e4))
-    _, chosen = match_prosody(model, voice_of(model), [batch], ProsodyLimits(max_range_factor=1e4, min_voiced_tokens=5),
-                              pitch_token_ids=range(1, 7))
-    assert chosen.voiced_tokens == 10 and everywhere.voiced_tokens == 18  # every 4th token is unvoiced
-    assert chosen.pitch_range_factor != pytest.approx(everywhere.pitch_range_factor, rel=0.05)
-    # too few voiced chosen tokens: read on every voiced token, as without a choice
-    _, fallback = match_prosody(model, voice_of(model), [batch], ProsodyLimits(max_range_factor=1e4),
-                                pitch_token_ids=[1])
-    assert fallback == everywhere
-
-
-def test_vowel_ids_are_the_tokenizers_ipa_vowels():
-    from tiny_models import tiny_processor
-
-    tokenizer = tiny_processor().tokenizer
-    ids = vowel_token_ids(tokenizer)
-    tokens = set(tokenizer.convert_ids_to_tokens(ids))
-    assert {"a", "ə", "æ", "ɪ", "ʊ"} <= tokens and not tokens & {"t", "s", "ˈ", "ː", " ", "."}
 
 
 # ---- through model.adapt -------------------------------------------------------------------------------
