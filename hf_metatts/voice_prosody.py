@@ -73,13 +73,6 @@ class ProsodyMatch:
         return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
 
 
-def _token_frames(durations: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """``(B, N)`` frames per token -> ``(B, N, T)`` 0/1: which frames each token holds."""
-    ends = durations.cumsum(1)
-    frames = torch.arange(num_frames, device=durations.device).view(1, 1, -1)
-    return ((frames >= (ends - durations).unsqueeze(-1)) & (frames < ends.unsqueeze(-1))).float()
-
-
 def _predictions(model, params: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
     """The duration and pitch predictors' outputs ``(B, N)`` for ``batch``'s texts in the voice ``params``."""
     outputs = {}
@@ -114,20 +107,21 @@ def _level_and_spread(rows: list[torch.Tensor]) -> tuple[float, float]:
     return _median(torch.cat(rows)), _median(deviations)
 
 
-@torch.no_grad()
-def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict],
-                  limits: ProsodyLimits | None = None) -> tuple[dict[str, torch.Tensor], ProsodyMatch]:
-    """``params`` (an adapted voice) plus the refitted predictor outputs (module docstring), and what they do.
+@dataclass
+class _SupportProsody:
+    """What the clips hold and what the voice predicts for their texts: the frames of each sounding token (the
+    aligner's, ``(n,)``) and the voice's (``expm1`` of its duration predictor, ``(n,)``), and per clip the normalised
+    pitch of its voiced tokens, the clips' (``targets``) and the voice's (``predicted``)."""
 
-    ``batches``: collated support batches with ``labels`` ``(B, T, M)``, ``durations`` ``(B, N)`` (the aligner's,
-    see `hf_metatts.meta.maml.with_fixed_alignment`) and, for pitch, ``pitch`` ``(B, T)`` frame log-F0 (0:
-    unvoiced). Raises `ProsodyMatchError` when a batch lacks durations or the model lacks the predictors.
-    """
-    limits = limits or ProsodyLimits()
-    own = dict(model.named_parameters())
-    if any(name not in own for name in (DURATION_BIAS, PITCH_WEIGHT, PITCH_BIAS)):
-        raise ProsodyMatchError("Prosody matching needs a model with duration and pitch predictors whose output "
-                                f"layers are {DURATION_BIAS!r} and {PITCH_WEIGHT!r}; this model has none.")
+    frames: torch.Tensor
+    predicted_frames: torch.Tensor
+    targets: list[torch.Tensor]
+    predicted: list[torch.Tensor]
+
+
+def _support_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict]) -> _SupportProsody:
+    from .modeling_metatts import _durations_to_path
+
     config = model.config
     frames, predicted_frames, targets, predicted = [], [], [], []
     for batch in batches:
@@ -148,42 +142,75 @@ def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict
                     else batch["labels_attention_mask"].bool())
         voiced = (pitch > 0) & mel_mask
         normalised = torch.where(voiced, (pitch - config.pitch_mean) / config.pitch_std, torch.zeros_like(pitch))
-        held = _token_frames(durations, pitch.shape[1])
-        voiced_frames = torch.einsum("bnt,bt->bn", held, voiced.float())
-        token_pitch = torch.einsum("bnt,bt->bn", held, normalised) / voiced_frames.clamp(min=1)
+        path = _durations_to_path(durations, pitch.shape[1])  # (B, T, N), as the training forward builds it
+        voiced_frames = torch.einsum("btn,bt->bn", path, voiced.float())
+        token_pitch = torch.einsum("btn,bt->bn", path, normalised) / voiced_frames.clamp(min=1)
         voiced_tokens = (voiced_frames > 0) & text_mask
         targets += _voiced_rows(token_pitch, voiced_tokens)
         predicted += _voiced_rows(outputs["pitch_predictor"].float(), voiced_tokens)
     frames, predicted_frames = torch.cat(frames), torch.cat(predicted_frames)
     if frames.numel() == 0:
         raise ProsodyMatchError("The support clips have no token with frames: nothing to match.")
-    count = frames.numel()
-    log_rate = math.log((float(frames.sum()) + count) / max(float(predicted_frames.sum()) + count, 1e-6))
+    return _SupportProsody(frames, predicted_frames, targets, predicted)
+
+
+def _duration_shift(support: _SupportProsody, limits: ProsodyLimits) -> tuple[float, float]:
+    """The duration bias shift that makes the voice's frames of the sounding tokens add up to the clips' (bounded),
+    and the factor it multiplies the voice's frames of those tokens by."""
+    count = support.frames.numel()
+    wanted = math.log((float(support.frames.sum()) + count)
+                      / max(float(support.predicted_frames.sum()) + count, 1e-6))
     bound = math.log(limits.max_rate_factor)
-    shift = min(max(log_rate, -bound), bound)
-    new = {DURATION_BIAS: params.get(DURATION_BIAS, own[DURATION_BIAS]).detach() + shift}
-    predicted_total = float(predicted_frames.sum())
-    duration_factor = (float(((predicted_frames + 1) * math.exp(shift) - 1).sum()) / predicted_total
-                       if predicted_total > 0 else math.exp(shift))
-    scale, pitch_shift, voiced_count = 1.0, 0.0, sum(len(row) for row in targets)
+    shift = min(max(wanted, -bound), bound)
+    before = float(support.predicted_frames.sum())
+    after = float(((support.predicted_frames + 1) * math.exp(shift) - 1).sum())
+    return shift, after / before if before > 0 else math.exp(shift)
+
+
+def _pitch_transform(support: _SupportProsody, config, limits: ProsodyLimits) -> tuple[float, float, float]:
+    """``(a, b, level)``: the pitch predictor's output ``p`` becomes ``a * p + b``, which scales the predicted pitch's
+    spread by ``a`` around its median and moves the median by ``level`` (normalised units; bounded)."""
+    target_level, target_spread = _level_and_spread(support.targets)
+    predicted_level, predicted_spread = _level_and_spread(support.predicted)
+    scale = 1.0
+    if predicted_spread > 0:
+        scale = min(max(target_spread / predicted_spread, 1.0 / limits.max_range_factor), limits.max_range_factor)
+    max_offset = limits.max_shift_semitones / SEMITONES_PER_LOG / config.pitch_std
+    level = min(max(target_level - predicted_level, -max_offset), max_offset)
+    return scale, predicted_level + level - scale * predicted_level, level
+
+
+@torch.no_grad()
+def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict],
+                  limits: ProsodyLimits | None = None) -> tuple[dict[str, torch.Tensor], ProsodyMatch]:
+    """``params`` (an adapted voice) plus the refitted predictor outputs (module docstring), and what they do.
+
+    ``batches``: collated support batches with ``labels`` ``(B, T, M)``, ``durations`` ``(B, N)`` (the aligner's,
+    see `hf_metatts.meta.maml.with_fixed_alignment`) and, for pitch, ``pitch`` ``(B, T)`` frame log-F0 (0:
+    unvoiced). Raises `ProsodyMatchError` when a batch lacks durations or the model lacks the predictors.
+    """
+    limits = limits or ProsodyLimits()
+    own = dict(model.named_parameters())
+    if any(name not in own for name in (DURATION_BIAS, PITCH_WEIGHT, PITCH_BIAS)):
+        raise ProsodyMatchError("Prosody matching needs a model with duration and pitch predictors whose output "
+                                f"layers are {DURATION_BIAS!r} and {PITCH_WEIGHT!r}; this model has none.")
+
+    def current(name: str) -> torch.Tensor:
+        return params.get(name, own[name]).detach()
+
+    support = _support_prosody(model, params, batches)
+    shift, duration_factor = _duration_shift(support, limits)
+    new = {DURATION_BIAS: current(DURATION_BIAS) + shift}
+    scale, pitch_shift, voiced_count = 1.0, 0.0, sum(len(row) for row in support.targets)
     if voiced_count >= limits.min_voiced_tokens:
-        target_level, target_spread = _level_and_spread(targets)
-        predicted_level, predicted_spread = _level_and_spread(predicted)
-        if predicted_spread > 0:
-            scale = min(max(target_spread / predicted_spread, 1.0 / limits.max_range_factor), limits.max_range_factor)
-        max_offset = limits.max_shift_semitones / SEMITONES_PER_LOG / config.pitch_std
-        level = min(max(target_level - predicted_level, -max_offset), max_offset)
-        # a * p + b moves the predicted median by `level` and scales the movement around it by `scale`
-        offset = predicted_level + level - scale * predicted_level
-        weight = params.get(PITCH_WEIGHT, own[PITCH_WEIGHT]).detach()
-        bias = params.get(PITCH_BIAS, own[PITCH_BIAS]).detach()
-        new.update({PITCH_WEIGHT: weight * scale, PITCH_BIAS: bias * scale + offset})
-        pitch_shift = level * config.pitch_std * SEMITONES_PER_LOG
+        scale, offset, level = _pitch_transform(support, model.config, limits)
+        new.update({PITCH_WEIGHT: current(PITCH_WEIGHT) * scale, PITCH_BIAS: current(PITCH_BIAS) * scale + offset})
+        pitch_shift = level * model.config.pitch_std * SEMITONES_PER_LOG
     else:
         logger.info("Prosody matching: %d voiced tokens in the clips, fewer than %d: the pitch is left as predicted.",
                     voiced_count, limits.min_voiced_tokens)
     match = ProsodyMatch(duration_factor=duration_factor, pitch_shift_semitones=pitch_shift, pitch_range_factor=scale,
-                         sounding_tokens=count, voiced_tokens=voiced_count)
+                         sounding_tokens=support.frames.numel(), voiced_tokens=voiced_count)
     logger.info("Prosody matched to the clips: durations x%.3f, pitch %+.2f semitones, pitch range x%.3f",
                 match.duration_factor, match.pitch_shift_semitones, match.pitch_range_factor)
     return {**params, **new}, match
