@@ -26,7 +26,6 @@ import time
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
 from hf_metatts.evaluation.adaptation_study import (
     add_study_arguments,
@@ -39,11 +38,11 @@ from hf_metatts.evaluation.benchmark import TaskAudio
 from hf_metatts.evaluation.speaker import cosine_similarity, embed_utterances, speaker_centroids
 from hf_metatts.evaluation.voice_eval import synthesize_texts
 from hf_metatts.modeling_metatts import _durations_to_path
+from hf_metatts.voice_prosody import SEMITONES_PER_LOG, predictor_outputs
 
 logger = logging.getLogger("pitch_level")
 VARIANTS = ("plain", "support_measured", "support_predicted", "oracle")
 F0_RANGE_HZ = (60.0, 500.0)
-SEMITONES_PER_LOG = 12.0 / math.log(2.0)
 MAX_SHIFT = 24.0  # the model's pitch_shift range
 
 
@@ -70,16 +69,10 @@ def predicted_pitch_gap(model, params: dict, support: dict) -> float:
     voiced frame).
     """
     durations = model.compute_durations(**support)
-    captured = {}
-    hook = model.pitch_predictor.register_forward_hook(lambda module, inputs, output: captured.update(pitch=output))
-    try:
-        with torch.no_grad():
-            functional_call(model, params, args=(), kwargs={**support, "durations": durations}, strict=False)
-    finally:
-        hook.remove()
+    predicted = predictor_outputs(model, params, {**support, "durations": durations})["pitch_predictor"]
     config, pitch = model.config, support["pitch"]
-    path = _durations_to_path(durations.long(), pitch.shape[1]).to(captured["pitch"].dtype)  # (B, T, N)
-    frame_prediction = torch.einsum("btn,bn->bt", path, captured["pitch"])
+    path = _durations_to_path(durations.long(), pitch.shape[1]).to(predicted.dtype)  # (B, T, N)
+    frame_prediction = torch.einsum("btn,bn->bt", path, predicted)
     voiced = (pitch > 0) & support["labels_attention_mask"].bool() & path.sum(-1).bool()
     if not bool(voiced.any()):
         return 0.0

@@ -25,7 +25,6 @@ predicted pitch over a sentence's tokens::
 
 import argparse
 import logging
-import math
 import time
 from contextlib import contextmanager
 
@@ -41,6 +40,7 @@ from hf_metatts.evaluation.adaptation_study import (
 )
 from hf_metatts.evaluation.benchmark import measure, pooled_identification
 from hf_metatts.evaluation.voice_eval import synthesize_texts
+from hf_metatts.voice_prosody import SEMITONES_PER_LOG
 
 logger = logging.getLogger("prosody_source")
 PROSODY = ("duration_predictor", "pitch_predictor", "energy_predictor")
@@ -51,7 +51,6 @@ REPLAYS = {"adapted_start_durations": (("duration_predictor",), False),
            "adapted_start_prosody": (PROSODY, False),
            "adapted_start_contours": (("pitch_predictor", "energy_predictor"), True)}
 VARIANTS = ("start", "adapted", *REPLAYS)
-SEMITONES_PER_LOG = 12.0 / math.log(2.0)
 
 
 @contextmanager

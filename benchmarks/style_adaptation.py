@@ -48,8 +48,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hf_metatts.voice_prosody import SEMITONES_PER_LOG
+
 logger = logging.getLogger("style_adaptation")
-SEMITONES_PER_LOG = 12.0 / math.log(2.0)
 #: IPA vowel symbols (the tokenizer gives one token per symbol; length marks and stress are tokens of their own).
 VOWELS = frozenset("aeiouyæɑɒɐəɚɛɜɝɞɪʏʊʌɔøœɶɯɤɘɵɨʉᵻ")
 #: The held-out speakers of the default corpus that the style corpus renders in every test style, and English

@@ -73,8 +73,11 @@ class ProsodyMatch:
         return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
 
 
-def _predictions(model, params: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
-    """The duration and pitch predictors' outputs ``(B, N)`` for ``batch``'s texts in the voice ``params``."""
+@torch.no_grad()
+def predictor_outputs(model, params: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
+    """The duration and pitch predictors' outputs ``(B, N)`` (``"duration_predictor"``, ``"pitch_predictor"``) for a
+    collated support ``batch`` (with ``labels`` and ``durations``: the training forward, teacher-forced) read in the
+    voice ``params``."""
     outputs = {}
     hooks = [getattr(model, name).register_forward_hook(
         lambda module, args, output, name=name: outputs.setdefault(name, output.detach()))
@@ -128,7 +131,7 @@ def _support_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[d
         if batch.get("durations") is None or batch.get("labels") is None:
             raise ProsodyMatchError("Prosody matching reads each support clip's durations and log-mels: pass batches "
                                     "from with_fixed_alignment.")
-        outputs = _predictions(model, params, batch)
+        outputs = predictor_outputs(model, params, batch)
         durations = batch["durations"].long()
         text_mask = (batch["input_ids"].ne(config.pad_token_id) if batch.get("attention_mask") is None
                      else batch["attention_mask"].bool())
@@ -216,4 +219,5 @@ def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict
     return {**params, **new}, match
 
 
-__all__ = ["ProsodyLimits", "ProsodyMatch", "ProsodyMatchError", "match_prosody"]
+__all__ = ["ProsodyLimits", "ProsodyMatch", "ProsodyMatchError", "SEMITONES_PER_LOG", "match_prosody",
+           "predictor_outputs"]

@@ -19,6 +19,7 @@ from hf_metatts.voice_prosody import (
     ProsodyLimits,
     ProsodyMatchError,
     match_prosody,
+    predictor_outputs,
 )
 
 PROSODY_NAMES = {DURATION_BIAS, PITCH_WEIGHT, PITCH_BIAS}
@@ -53,10 +54,6 @@ def voice_of(model) -> dict:
     return {name: model.get_parameter(name).detach().clone() for name in model.adapted_parameter_names()}
 
 
-def predictions(model, params, batch) -> dict:
-    from hf_metatts.voice_prosody import _predictions
-
-    return _predictions(model, params, batch)
 
 
 def token_pitch(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +84,7 @@ def test_the_refit_matches_the_clips_rate_level_and_range():
     params, match = match_prosody(model, voice_of(model), [batch])
     assert PROSODY_NAMES <= set(params)
     # rate: the voice's predicted frames of the sounding tokens add up to the clips'
-    after = predictions(model, params, batch)
+    after = predictor_outputs(model, params, batch)
     assert float(torch.expm1(after["duration_predictor"]).sum()) == pytest.approx(float(batch["durations"].sum()),
                                                                                  rel=1e-4)
     assert match.duration_factor == pytest.approx(2.0, rel=1e-4)  # 6 frames a token where the voice said 3
@@ -144,7 +141,7 @@ def test_a_flat_style_flattens_the_predicted_pitch():
     lively, lively_match = match_prosody(model, voice_of(model), [support_batch(model, semitone_range=8.0)], wide)
     flat, flat_match = match_prosody(model, voice_of(model), [support_batch(model, semitone_range=0.5)], wide)
     batch = support_batch(model)
-    spread = {name: float(predictions(model, p, batch)["pitch_predictor"].std()) for name, p in
+    spread = {name: float(predictor_outputs(model, p, batch)["pitch_predictor"].std()) for name, p in
               (("lively", lively), ("flat", flat))}
     assert spread["lively"] / spread["flat"] == pytest.approx(16.0, rel=1e-3)
     assert lively_match.pitch_range_factor / flat_match.pitch_range_factor == pytest.approx(16.0, rel=1e-3)
