@@ -4,7 +4,9 @@
 # espeak-ng needs no setup (it ships inside the `espeakng-loader` wheel). This script adds:
 #   * flite and its voices (kal16, awb, rms, slt; 16 kHz),
 #   * festival with English (kal, ked, slt-hts), Italian, Czech, Finnish, Catalan and (optionally) Russian voices,
-#   * Debian fortunes in English, Czech, German, Spanish, Italian and Russian: the human-written sentences.
+#   * Debian fortunes in English, Czech, German, Spanish, Italian and Russian: the human-written sentences; and in
+#     Polish, Bulgarian and Irish, the languages the default corpus never trains on (preset unseen_languages).
+#     Not fortunes-br: its Portuguese file lies in the top-level folder, which the English sentences are read from.
 #
 # Usage:  sudo scripts/install_synthesizers.sh            # everything except the 237 MB Russian voice
 #         sudo WITH_RUSSIAN=1 scripts/install_synthesizers.sh
@@ -14,7 +16,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-TEXT_PACKAGES=(fortunes fortunes-min fortunes-cs fortunes-de fortunes-es fortunes-it fortunes-ru)
+TEXT_PACKAGES=(fortunes fortunes-min fortunes-cs fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-pl fortunes-bg fortunes-ga)
 FLITE_PACKAGES=(flite)
 FESTIVAL_PACKAGES=(
   festival

@@ -223,6 +223,37 @@ PRESETS["recorded_screen"] = CorpusPreset(
     splits=("validation",),
 )
 
+#: The espeak voice variants of the default corpus's non-English test speakers (cs+adam, de+m3, es+f2, it+m5,
+#: ru+m7): the ``unseen_languages`` preset renders each of them in each new language, so that a language the
+#: checkpoint never heard can be set against a language it did, with the same voice variants.
+_UNSEEN_LANGUAGE_VARIANTS = ("adam", "m3", "f2", "m5", "m7")
+_UNSEEN_LANGUAGES = ("pl", "bg", "ga")
+#: Languages that ``default`` and ``augmented`` never train on (Polish, Bulgarian, Irish), espeak voices only, all in
+#: ``test``, each voice reading 20 of its language's sentences (Debian fortunes-pl, -bg, -ga): the low-resource
+#: language use (BENCHMARKS.md, "Languages the checkpoint never heard").
+PRESETS["unseen_languages"] = CorpusPreset(
+    name="unseen_languages",
+    espeak_voices={language: _UNSEEN_LANGUAGE_VARIANTS for language in _UNSEEN_LANGUAGES},
+    flite_voices=(),
+    festival_voices=(),
+    perturbations=(),
+    heldout_voices=tuple(f"espeak:{language}+{variant}" for language in _UNSEEN_LANGUAGES
+                         for variant in _UNSEEN_LANGUAGE_VARIANTS),
+    validation_voices=(),
+    utterances_per_task=20,
+    min_utterances=15,
+    sentence_fractions=(0.0, 0.0, 1.0),
+    splits=("test",),
+)
+#: The same languages spoken by three other variants (m1, f1, f4), also in ``test``: a screen on which to choose what
+#: to change for new languages before the ``unseen_languages`` speakers are read.
+PRESETS["unseen_languages_screen"] = PRESETS["unseen_languages"].replace(
+    name="unseen_languages_screen",
+    espeak_voices={language: ("m1", "f1", "f4") for language in _UNSEEN_LANGUAGES},
+    heldout_voices=tuple(f"espeak:{language}+{variant}" for language in _UNSEEN_LANGUAGES
+                         for variant in ("m1", "f1", "f4")),
+)
+
 
 def get_preset(name: str) -> CorpusPreset:
     """The preset called ``name``; raises ``KeyError`` listing the known presets."""

@@ -43,6 +43,12 @@ FORTUNE_LANGUAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "es": ("es", ("informatica", "linux")),
     "it": ("it", ("itatrek", "linux")),
     "ru": ("ru", ()),
+    # languages the default corpus never trains on (preset ``unseen_languages``); Debian fortunes-pl, -bg, -ga
+    "pl": ("pl", ("debian.pl", "gentoo", "http", "ipv6.pl", "linux", "linuxfr", "linuxpl", "perl", "pld",
+                  "pld-fork", "pldhelp", "polish_manpages", "komputery", "microsoft", "sigvirus",
+                  "dowcipy-szowinistyczne", "dowcipy-lepper", "radio_maryja")),
+    "bg": ("bg", ()),
+    "ga": ("ga", ()),
 }
 
 _EXTRA_LETTERS = {
@@ -52,9 +58,14 @@ _EXTRA_LETTERS = {
     "es": "áéíóúñü",
     "it": "àèéìíîòóùú",
     "ru": "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+    "pl": "ąćęłńóśźż",
+    "bg": "абвгдежзийклмнопрстуфхцчшщъьюяѝ",
+    "ga": "áéíóú",
 }
+#: Languages written in Cyrillic alone: Latin letters make a sentence unusable.
+_CYRILLIC_ONLY = ("ru", "bg")
 _PUNCTUATION = " ,.;:!?'\"-–—()«»„“”‘’¿¡…"
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”»]?\s+(?=[\"'“„«¿¡(]?[A-ZÀ-ÝА-ЯЁČĎĚŇŘŠŤŮŽ])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”»]?\s+(?=[\"'“„«¿¡(]?[A-ZÀ-ÝА-ЯЁČĎĚŇŘŠŤŮŽŁŚŹŻĆ])")
 _ATTRIBUTION = re.compile(r"^\s*(--|—|-\s|~)")
 _MIN_WORDS, _MAX_WORDS = 3, 25
 
@@ -83,7 +94,7 @@ def fortune_files(language: str, root: Path | None = None) -> list[Path]:
 
 def _allowed(language: str) -> set[str]:
     letters = _EXTRA_LETTERS.get(_base_language(language), "")
-    latin = "" if _base_language(language) == "ru" else "abcdefghijklmnopqrstuvwxyz"
+    latin = "" if _base_language(language) in _CYRILLIC_ONLY else "abcdefghijklmnopqrstuvwxyz"
     chars = set(latin + letters)
     return chars | {c.upper() for c in chars} | set(_PUNCTUATION)
 
@@ -144,7 +155,8 @@ def load_sentences(language: str, root: Path | None = None, files: list[Path] | 
     if not files:
         raise NoSentencesError(
             f"no fortune files for language {language!r} under {root or FORTUNE_DIR}; "
-            "run scripts/install_synthesizers.sh (Debian packages fortunes, fortunes-cs, -de, -es, -it, -ru)"
+            "run scripts/install_synthesizers.sh (Debian packages fortunes, fortunes-cs, -de, -es, -it, -ru, -pl, "
+            "-bg, -ga)"
         )
     raw: list[str] = []
     for path in files:
