@@ -85,9 +85,10 @@ def sentence_prosody(durations: np.ndarray, semitones: np.ndarray, vowels: np.nd
     return SentenceProsody(frames, float(semitones[voiced].mean()), float(semitones[voiced].std()))
 
 
-def recording_prosody(row: dict, processor, model) -> SentenceProsody:
-    """A recording's measures: its tokens' frames from the synthesiser's phone timings (the aligner's where they
-    do not match the tokens) and each token's mean log-F0 over its voiced frames."""
+def recording_tokens(row: dict, processor, model) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """A recording's tokens ``(N,)``, their frames ``(N,)`` from the synthesiser's phone timings (the aligner's where
+    they do not match the tokens) and each token's mean log-F0 over its voiced frames in semitones ``(N,)`` (NaN for
+    a token with no voiced frame)."""
     from hf_metatts.data_collator import prepare_example
 
     example = prepare_example(row, processor)
@@ -103,34 +104,60 @@ def recording_prosody(row: dict, processor, model) -> SentenceProsody:
         voiced = frames[frames > 0]
         if len(voiced):
             semitones[token] = voiced.mean() * SEMITONES_PER_LOG
-    return sentence_prosody(np.asarray(durations, dtype=np.float64), semitones, vowel_mask(processor.tokenizer, ids))
+    return list(ids), np.asarray(durations, dtype=np.float64), semitones
+
+
+def recording_prosody(row: dict, processor, model) -> SentenceProsody:
+    """A recording's measures (:func:`recording_tokens` on its vowels)."""
+    ids, durations, semitones = recording_tokens(row, processor, model)
+    return sentence_prosody(durations, semitones, vowel_mask(processor.tokenizer, ids))
+
+
+@dataclass
+class VoiceReading:
+    """``voice`` reading one text: its audio ``(samples,)``, its tokens ``(N,)``, the frames it speaks each token
+    ``(N,)`` and its pitch predictor's output per token in semitones ``(N,)``; the arrays are empty for a text read
+    in several chunks (not measured)."""
+
+    waveform: np.ndarray
+    input_ids: list[int]
+    durations: np.ndarray
+    semitones: np.ndarray
+
+
+def voice_reading(model, tokenizer, voice, text: str, language: str) -> VoiceReading:
+    """``voice`` reading ``text`` in ``language`` (see `VoiceReading`)."""
+    config = model.config
+    inputs = tokenizer(text, return_tensors="pt", language=language)
+    outputs: list[torch.Tensor] = []
+    hook = model.pitch_predictor.register_forward_hook(lambda module, args, output, store=outputs: store.append(output))
+    try:
+        with torch.no_grad():
+            result = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], voice=voice)
+    finally:
+        hook.remove()
+    ids = inputs["input_ids"][0].tolist()
+    pitch = torch.cat([output[0] for output in outputs]).double().numpy()
+    durations = result.durations[0].double().numpy()
+    waveform = result.waveform[0].float().numpy()
+    if len(pitch) != len(ids) or len(durations) != len(ids):
+        return VoiceReading(waveform, [], np.empty(0), np.empty(0))
+    return VoiceReading(waveform, ids, durations, (pitch * config.pitch_std + config.pitch_mean) * SEMITONES_PER_LOG)
 
 
 def voice_readings(model, tokenizer, voice, texts: list[str], languages: list[str]
                    ) -> tuple[list[np.ndarray], list[SentenceProsody]]:
     """``voice`` reading ``texts``: its audio ``(samples,)`` per text and the measures of what it predicts (the
     durations it speaks and its pitch predictor's output per token, in semitones)."""
-    config = model.config
     waves, readings = [], []
     for text, language in zip(texts, languages):
-        inputs = tokenizer(text, return_tensors="pt", language=language)
-        outputs: list[torch.Tensor] = []
-        hook = model.pitch_predictor.register_forward_hook(
-            lambda module, args, output, store=outputs: store.append(output))
-        try:
-            with torch.no_grad():
-                result = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], voice=voice)
-        finally:
-            hook.remove()
-        ids = inputs["input_ids"][0].tolist()
-        pitch = torch.cat([output[0] for output in outputs]).double().numpy()
-        durations = result.durations[0].double().numpy()
-        if len(pitch) != len(ids) or len(durations) != len(ids):  # a text read in several chunks: not measured
+        reading = voice_reading(model, tokenizer, voice, text, language)
+        if not reading.input_ids:  # a text read in several chunks: not measured
             readings.append(SentenceProsody(float("nan"), float("nan"), float("nan")))
         else:
-            semitones = (pitch * config.pitch_std + config.pitch_mean) * SEMITONES_PER_LOG
-            readings.append(sentence_prosody(durations, semitones, vowel_mask(tokenizer, ids)))
-        waves.append(result.waveform[0].float().numpy())
+            readings.append(sentence_prosody(reading.durations, reading.semitones,
+                                             vowel_mask(tokenizer, reading.input_ids)))
+        waves.append(reading.waveform)
     return waves, readings
 
 
