@@ -1,5 +1,6 @@
 """Shared fixtures: every test runs offline with its own Hugging Face caches."""
 
+import logging
 import os
 import tempfile
 
@@ -36,6 +37,16 @@ def _offline_isolated_hub(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _library_log_level():
+    """A benchmark script's ``main`` quiets the library's logger; its level comes back after each test, so that a
+    later test reading the library's log lines sees them."""
+    logger = logging.getLogger("hf_metatts")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
