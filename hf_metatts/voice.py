@@ -60,6 +60,8 @@ class VoiceConfig:
     vocoder_support_loss: dict | None = None
     #: what prosody matching did (`hf_metatts.voice_prosody.ProsodyMatch.to_dict`), None when it was not asked for
     prosody_match: dict | None = None
+    #: what the rhythm fit did (`hf_metatts.voice_prosody.RhythmMatch.to_dict`), None when it was not asked for
+    rhythm_match: dict | None = None
     adapted_parameter_names: list[str] = field(default_factory=list)
     library_version: str = ""
     tensors_sha256: str | None = None

@@ -12,6 +12,7 @@ from .voice import MetaTTSVoice, VoiceConfig
 from .voice_base import base_fingerprint, cast_fingerprints
 from .voice_errors import AdaptationPrecisionError, TranscriptMismatchError
 from .voice_prosody import match_prosody as fit_prosody
+from .voice_prosody import match_rhythm as fit_rhythm
 from .voice_validation import ClipValidation, check_alignment, load_clips, transcript_scores
 from .voice_vocoder import resolve_vocoder_adaptation, with_adapted_vocoder
 
@@ -144,7 +145,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
                 base_model: str | None = None, base_revision: str | None = None, text_column: str = "text",
                 audio_column: str = "audio", language_column: str = "language",
                 callback: Callable[[int, int, float], None] | None = None, vocoder_steps: int | None = None,
-                vocoder_lr: float | None = None, match_prosody: bool = False) -> MetaTTSVoice:
+                vocoder_lr: float | None = None, match_prosody: bool = False,
+                match_rhythm: bool = False) -> MetaTTSVoice:
     """Adapt the model's adapted parameter set to a few clips of a new voice; the model is not changed.
 
     Args:
@@ -173,7 +175,13 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         match_prosody: after the steps, refit the voice's duration and pitch predictors' output layers to the
             clips' rate, pitch level and pitch range (`hf_metatts.voice_prosody`): for clips in a speaking style
             (faster, livelier, flatter) that the steps alone carry little of. The voice then also holds those
-            layers (130 floats) and its config records what matching did (``prosody_match``).
+            layers (162 floats on the bundled checkpoint) and its config records what matching did
+            (``prosody_match``).
+        match_rhythm: after the steps (and before prosody matching, when both are asked for), refit the duration
+            predictor's output layer to the clips' token durations (`hf_metatts.voice_prosody.match_rhythm`): for a
+            language the model never trained on, whose rhythm the steps alone do not learn. The voice then also
+            holds that layer (161 floats on the bundled checkpoint) and its config records the fit
+            (``rhythm_match``).
 
     Returns:
         A `MetaTTSVoice`. Raises the `ClipError` family for bad clips, before anything is adapted.
@@ -186,8 +194,9 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
 
     if method not in VOICE_METHODS:
         raise ValueError(f"method={method!r} is unknown: choose one of {', '.join(VOICE_METHODS)}.")
-    if not isinstance(match_prosody, bool):
-        raise ValueError(f"match_prosody={match_prosody!r} must be True or False.")
+    for name, value in (("match_prosody", match_prosody), ("match_rhythm", match_rhythm)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r} must be True or False.")
     check_float32(model)
     vocoder_adaptation = resolve_vocoder_adaptation(model, vocoder_steps, vocoder_lr)
     validation = validation or ClipValidation()
@@ -221,7 +230,9 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
                                       callback=on_step)
         finally:
             bar.close()
-        prosody = None
+        prosody = rhythm = None
+        if match_rhythm:
+            params, rhythm = fit_rhythm(model, params, batches)
         if match_prosody:
             params, prosody = fit_prosody(model, params, batches)
         vocoder_report = None
@@ -244,7 +255,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         vocoder_learning_rate=vocoder_adaptation.learning_rate if vocoder_adaptation.steps else None,
         vocoder_support_loss=vocoder_report and {"before": vocoder_report["before"]["mel_l1"],
                                                  "after": vocoder_report["after"]["mel_l1"]},
-        prosody_match=prosody.to_dict() if prosody is not None else None)
+        prosody_match=prosody.to_dict() if prosody is not None else None,
+        rhythm_match=rhythm.to_dict() if rhythm is not None else None)
     base_config = model.config.to_dict()
     return MetaTTSVoice(params, config, processor=processor, base_config=base_config)
 

@@ -56,12 +56,13 @@ def _adapt(args) -> int:
                         validation=validation, progress=not args.no_progress, base_model=args.base_model,
                         text_column=args.text_column, audio_column=args.audio_column,
                         vocoder_steps=args.vocoder_steps, vocoder_lr=args.vocoder_lr,
-                        match_prosody=args.match_prosody)
+                        match_prosody=args.match_prosody, match_rhythm=args.match_rhythm)
     voice.save_pretrained(args.out)
     size = os.path.getsize(os.path.join(args.out, "voice.safetensors"))
     print(json.dumps({"out": args.out, "method": voice.config.method, "steps": voice.config.steps,
                       "vocoder_steps": voice.config.vocoder_steps, "shots": voice.config.shots,
-                      "prosody_match": voice.config.prosody_match, "voice_bytes": size}))
+                      "prosody_match": voice.config.prosody_match, "rhythm_match": voice.config.rhythm_match,
+                      "voice_bytes": size}))
     return 0
 
 
@@ -118,6 +119,9 @@ def register(subparsers) -> None:
     adapt.add_argument("--match-prosody", action="store_true",
                        help="refit the voice's rate, pitch level and pitch range to the clips after the steps: for "
                             "clips in a speaking style (faster, livelier, flatter)")
+    adapt.add_argument("--match-rhythm", action="store_true",
+                       help="refit the voice's token durations to the clips after the steps: for a language the "
+                            "model never trained on")
     adapt.add_argument("--language", default=None, help="espeak-ng code of the transcripts (default en-us)")
     adapt.add_argument("--split", default="train", help="dataset split, for a saved dataset or a dataset id "
                        "(default train)")

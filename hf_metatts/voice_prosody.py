@@ -17,8 +17,16 @@ to what the support clips hold:
   median to the clips'.
 
 The refitted values are the voice's own copies of ``duration_predictor.head.bias``, ``pitch_predictor.head.weight``
-and ``pitch_predictor.head.bias`` (130 floats): a saved voice carries them like its other parameters and every
-synthesis path uses them; the base is unchanged.
+and ``pitch_predictor.head.bias`` (162 floats on the bundled checkpoint): a saved voice carries them like its other
+parameters and every synthesis path uses them; the base is unchanged.
+
+**Rhythm** (``model.adapt(..., match_rhythm=True)``, :func:`match_rhythm`) goes further for the durations: the
+duration predictor's whole output layer (weight and bias) is refitted by ridge regression on every token of the
+clips, from the features the layer reads to ``log1p`` of the aligner's frames, the weight held towards the voice's
+own by ``ridge`` per token and the bias free. A language the checkpoint never heard has durations its predictor
+does not know (BENCHMARKS.md, "Languages the checkpoint never heard"): the five clips hold a few hundred tokens of
+them. The voice then holds its own ``duration_predictor.head.weight`` and ``.bias`` (161 floats on the
+bundled checkpoint).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from torch.func import functional_call
 logger = logging.getLogger(__name__)
 
 DURATION_BIAS = "duration_predictor.head.bias"
+DURATION_WEIGHT = "duration_predictor.head.weight"
 PITCH_WEIGHT = "pitch_predictor.head.weight"
 PITCH_BIAS = "pitch_predictor.head.bias"
 SEMITONES_PER_LOG = 12.0 / math.log(2.0)
@@ -219,5 +228,90 @@ def match_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[dict
     return {**params, **new}, match
 
 
-__all__ = ["ProsodyLimits", "ProsodyMatch", "ProsodyMatchError", "SEMITONES_PER_LOG", "match_prosody",
-           "predictor_outputs"]
+#: The ridge weight per support token of the rhythm fit, chosen on a screen of new-language speakers that the
+#: benchmark's table does not read (0.01 of 0.01, 0.1 and 1: BENCHMARKS.md, "Languages the checkpoint never heard").
+RHYTHM_RIDGE = 0.01
+
+
+@dataclass(frozen=True)
+class RhythmMatch:
+    """What the rhythm fit did: the tokens it read, the mean squared error of the voice's ``log1p`` durations on
+    them before and after, and the ridge weight per token."""
+
+    tokens: int
+    support_error_before: float
+    support_error_after: float
+    ridge: float
+
+    def to_dict(self) -> dict:
+        return {key: round(value, 5) if isinstance(value, float) else value for key, value in asdict(self).items()}
+
+
+@torch.no_grad()
+def duration_features(model, params: dict[str, torch.Tensor], batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the duration predictor's output layer reads on a teacher-forced support ``batch`` in the voice
+    ``params``, ``(n, F)`` float64 over the batch's text tokens, and their targets ``log1p`` of the batch's
+    ``durations``, ``(n,)``."""
+    if batch.get("durations") is None or batch.get("labels") is None:
+        raise ProsodyMatchError("Rhythm matching reads each support clip's durations and log-mels: pass batches from "
+                                "with_fixed_alignment.")
+    store: dict[str, torch.Tensor] = {}
+    hook = model.duration_predictor.head.register_forward_hook(
+        lambda module, args, output: store.update(features=args[0].detach()))
+    try:
+        functional_call(model, params, args=(), kwargs=dict(batch), strict=False)
+    finally:
+        hook.remove()
+    text_mask = (batch["input_ids"].ne(model.config.pad_token_id) if batch.get("attention_mask") is None
+                 else batch["attention_mask"].bool())
+    return store["features"][text_mask].double(), torch.log1p(batch["durations"].double())[text_mask]
+
+
+def ridge_towards(features: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, ridge: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(w, b)`` minimising ``sum (features @ w + b - targets)^2 + ridge * n * |w - weight|^2``: ``features``
+    ``(n, F)``, ``targets`` ``(n,)``, ``weight`` ``(F,)``; ``b`` is free. float64."""
+    mean_features, mean_target = features.mean(0), targets.mean()
+    centred = features - mean_features
+    penalty = ridge * len(targets)
+    system = centred.T @ centred + penalty * torch.eye(features.shape[1], dtype=features.dtype)
+    solution = torch.linalg.solve(system, centred.T @ (targets - mean_target) + penalty * weight)
+    return solution, mean_target - mean_features @ solution
+
+
+@torch.no_grad()
+def match_rhythm(model, params: dict[str, torch.Tensor], batches: Sequence[dict], ridge: float = RHYTHM_RIDGE
+                 ) -> tuple[dict[str, torch.Tensor], RhythmMatch]:
+    """``params`` (an adapted voice) plus the duration predictor's output layer refitted to the support clips'
+    token durations (module docstring), and what the fit did.
+
+    ``batches``: collated support batches with ``labels`` and ``durations`` ``(B, N)`` (the aligner's, see
+    `hf_metatts.meta.maml.with_fixed_alignment`). Raises `ProsodyMatchError` when a batch lacks durations, the model
+    lacks a duration predictor with a linear output layer, or ``ridge`` is not positive.
+    """
+    if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not ridge > 0 or not math.isfinite(ridge):
+        raise ProsodyMatchError(f"ridge={ridge!r} must be a positive number ({RHYTHM_RIDGE} is the measured one).")
+    own = dict(model.named_parameters())
+    if any(name not in own for name in (DURATION_WEIGHT, DURATION_BIAS)):
+        raise ProsodyMatchError(f"Rhythm matching needs a duration predictor whose output layer is {DURATION_WEIGHT!r}"
+                                " and its bias; this model has none.")
+    readings = [duration_features(model, params, batch) for batch in batches]
+    features = torch.cat([feature for feature, _ in readings])
+    targets = torch.cat([target for _, target in readings])
+    if len(targets) == 0:
+        raise ProsodyMatchError("The support clips have no text token: nothing to match.")
+    weight = params.get(DURATION_WEIGHT, own[DURATION_WEIGHT]).detach()
+    bias = params.get(DURATION_BIAS, own[DURATION_BIAS]).detach()
+    new_weight, new_bias = ridge_towards(features, targets, weight.double()[0], ridge)
+    match = RhythmMatch(
+        tokens=len(targets), ridge=float(ridge),
+        support_error_before=float(((features @ weight.double()[0] + bias.double()[0] - targets) ** 2).mean()),
+        support_error_after=float(((features @ new_weight + new_bias - targets) ** 2).mean()))
+    logger.info("Rhythm matched to the clips: %d tokens, log1p duration error %.4f -> %.4f", match.tokens,
+                match.support_error_before, match.support_error_after)
+    return {**params, DURATION_WEIGHT: new_weight.to(weight.dtype).reshape(weight.shape),
+            DURATION_BIAS: new_bias.to(bias.dtype).reshape(bias.shape)}, match
+
+
+__all__ = ["ProsodyLimits", "ProsodyMatch", "ProsodyMatchError", "RHYTHM_RIDGE", "RhythmMatch", "SEMITONES_PER_LOG",
+           "duration_features", "match_prosody", "match_rhythm", "predictor_outputs", "ridge_towards"]

@@ -200,3 +200,16 @@ def test_adapt_matches_the_prosody_when_asked(base, clip_folder, tmp_path, capsy
     factor = voice.config.prosody_match["duration_factor"]
     card = (tmp_path / "voice" / "README.md").read_text()
     assert f"| prosody matched to the clips | durations x{factor:.3f}, pitch " in card
+    assert "| rhythm matched to the clips | no |" in card and printed["rhythm_match"] is None
+
+
+def test_adapt_matches_the_rhythm_when_asked(base, clip_folder, tmp_path, capsys):
+    code = main(["adapt", "--model", str(base), "--clips", str(clip_folder), "--steps", "1", "--match-rhythm",
+                 "--out", str(tmp_path / "voice"), "--no-progress"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    voice = MetaTTSVoice.from_pretrained(tmp_path / "voice")
+    assert code == 0 and printed["rhythm_match"] == voice.config.rhythm_match and printed["prosody_match"] is None
+    assert {"duration_predictor.head.weight", "duration_predictor.head.bias"} <= set(voice.adapted_parameters)
+    tokens = voice.config.rhythm_match["tokens"]
+    assert f"| rhythm matched to the clips | {tokens} tokens, log1p duration error " in \
+        (tmp_path / "voice" / "README.md").read_text()
