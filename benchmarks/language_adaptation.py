@@ -20,9 +20,10 @@ Two groups of speakers, none of them a training speaker:
 Each speaker's clips are shuffled with ``--seed``; ``--shots`` of them are the support clips, ``--heldout`` others
 the sentences the voice reads. The voice is ``model.adapt``'s (the product's path: clip checks, the aligner's
 timings, the vocoder's steps) at its start (``method="zero_shot"``, the support encoder alone), after each count
-of ``--steps``, and after each count of ``--matched-steps`` with prosody matching (``match_prosody=True``: the
-clips' rate, pitch level and range refitted after the steps, `hf_metatts.voice_prosody`). Per held-out sentence,
-against the speaker's own recording of it:
+of ``--steps``, after each count of ``--matched-steps`` with prosody matching (``match_prosody=True``: the
+clips' rate, pitch level and range refitted after the steps, `hf_metatts.voice_prosody`), and after each count of
+``--rhythm-steps`` with rhythm matching (``match_rhythm=True``: the duration predictor's output layer refitted to
+the clips' token durations). Per held-out sentence, against the speaker's own recording of it:
 
 - ``similarity``: the speaker encoder's cosine similarity of the voice's audio to the recording;
 - ``mcd``: mel-cepstral distortion (dB, DTW-aligned; `hf_metatts.evaluation.mcd`);
@@ -143,13 +144,14 @@ def read_speaker(model, processor, rows: list[dict], args) -> dict:
     recorded_prosody = [sentence_prosody(durations, semitones, vowel_mask(processor.tokenizer, ids))
                         for ids, durations, semitones in recorded]
     cell = {"language": language, "recordings": mean_prosody(recorded_prosody)}
-    for variant in variant_names(args.steps, args.matched_steps):
+    for variant in language_variants(args):
         torch.manual_seed(args.seed)
         if variant == "start":
             voice = model.adapt(clips, method="zero_shot", sampling_rate=rate, language=language, progress=False)
         else:
             voice = model.adapt(clips, steps=int(variant.split("_")[1]), sampling_rate=rate, language=language,
-                                progress=False, match_prosody=variant.endswith("_matched"))
+                                progress=False, match_prosody=variant.endswith("_matched"),
+                                match_rhythm=variant.endswith("_rhythm"))
         readings = [voice_reading(model, processor.tokenizer, voice, row["text"], row["language"]) for row in heldout]
         waves = [reading.waveform for reading in readings]
         errors = [token_duration_error(reading.durations, durations) if reading.input_ids == ids
@@ -172,6 +174,12 @@ def read_speaker(model, processor, rows: list[dict], args) -> dict:
     cell["support_ids"] = [row["id"] for row in support]
     cell["heldout_ids"] = [row["id"] for row in heldout]
     return cell
+
+
+def language_variants(args) -> list[str]:
+    """The voices read: ``start``, ``steps_N``, ``steps_N_matched`` (prosody matching) and ``steps_N_rhythm``
+    (rhythm matching after N steps)."""
+    return [*variant_names(args.steps, args.matched_steps), *[f"steps_{n}_rhythm" for n in args.rhythm_steps]]
 
 
 def summary(cells: dict, groups: dict[str, list[str]], variants: list[str]) -> dict:
@@ -205,7 +213,7 @@ def run(args) -> dict:
     unseen_rows = speaker_rows(args.unseen_corpus, "test", args.unseen_speakers)
     seen_rows = speaker_rows(args.seen_corpus, "test", args.seen_speakers)
     trained = training_symbols(args.training_corpus)
-    variants = variant_names(args.steps, args.matched_steps)
+    variants = language_variants(args)
     started = time.perf_counter()
     cells: dict[str, dict] = {}
     for speaker, rows in {**unseen_rows, **seen_rows}.items():
@@ -222,7 +230,8 @@ def run(args) -> dict:
     groups = speaker_groups(cells, list(unseen_rows), list(seen_rows))
     return {"checkpoint": args.checkpoint, "unseen_corpus": args.unseen_corpus, "seen_corpus": args.seen_corpus,
             "training_corpus": args.training_corpus, "shots": args.shots, "heldout": args.heldout,
-            "steps": args.steps, "matched_steps": args.matched_steps, "seed": args.seed, "groups": groups,
+            "steps": args.steps, "matched_steps": args.matched_steps, "rhythm_steps": args.rhythm_steps,
+            "seed": args.seed, "groups": groups,
             "cells": cells,
             "unseen_symbols": symbols, "summary": summary(cells, groups, variants),
             "machine": {**hardware_description(), "platform": platform.platform()},
@@ -238,7 +247,7 @@ def plot(result: dict, path: str) -> None:
 
     table = result["summary"]
     groups = [group for group in table if group != "unseen"]
-    variants = variant_names(result["steps"], result.get("matched_steps", []))
+    variants = [key for key in table["seen"] if key not in ("change", "speakers")]
     shown = ("similarity", "mcd", "duration_error", "pitch_spread_gap")
     fig, axes = plt.subplots(1, len(shown), figsize=(4.0 * len(shown), 3.6), squeeze=False)
     width = 0.8 / len(variants)
@@ -278,6 +287,8 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 20], help="step counts after the start voice")
     parser.add_argument("--matched-steps", type=int, nargs="*", default=[5],
                         help="step counts read again with prosody matching")
+    parser.add_argument("--rhythm-steps", type=int, nargs="*", default=[5],
+                        help="step counts read again with rhythm matching")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/language_adaptation.json")

@@ -86,16 +86,17 @@ def test_a_run_reads_every_speaker_and_voice_and_counts_the_symbols_training_nev
     out = tmp_path / "language.json"
     argv = ["--checkpoint", str(tmp_path / "model"), "--unseen-corpus", str(tmp_path / "unseen"), "--seen-corpus",
             str(tmp_path / "seen"), "--seen-speakers", "espeak:de+m3", "--training-corpus", str(tmp_path / "seen"),
-            "--shots", "2", "--heldout", "2", "--steps", "1", "--matched-steps", "1", "--threads", "1",
-            "--out", str(out)]
+            "--shots", "2", "--heldout", "2", "--steps", "1", "--matched-steps", "1", "--rhythm-steps", "1",
+            "--threads", "1", "--out", str(out)]
     language.main(argv)
     result = json.loads(out.read_text())
     assert result["command"] == shlex.join(["python", "benchmarks/language_adaptation.py", *argv])
     assert result["groups"] == {"unseen": ["espeak:pl+m3"], "seen": ["espeak:de+m3"], "unseen:pl": ["espeak:pl+m3"]}
     cell = result["cells"]["espeak:pl+m3"]
-    assert cell["language"] == "pl" and set(cell) >= {"recordings", "start", "steps_1", "steps_1_matched"}
+    assert cell["language"] == "pl"
+    assert set(cell) >= {"recordings", "start", "steps_1", "steps_1_matched", "steps_1_rhythm"}
     assert len(cell["support_ids"]) == 2 and not set(cell["support_ids"]) & set(cell["heldout_ids"])
-    for variant in ("start", "steps_1", "steps_1_matched"):
+    for variant in ("start", "steps_1", "steps_1_matched", "steps_1_rhythm"):
         assert -1.0 <= cell[variant]["similarity"] <= 1.0 and cell[variant]["mcd"] > 0
         assert cell[variant]["sentences_timed"] == 2  # the aligner times the recordings; the tokens match
         assert cell[variant]["duration_error"] >= 0
