@@ -60,8 +60,10 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.style_adaptation import (  # noqa: E402
     MEASURES,
+    add_reading_arguments,
     mean_prosody,
     recording_tokens,
+    run_and_write,
     sentence_prosody,
     variant_names,
     voice_reading,
@@ -268,10 +270,7 @@ def plot(result: dict, path: str) -> None:
 
 
 def main(argv=None) -> None:
-    import os
-
     import hf_metatts
-    from hf_metatts.evaluation.cli import script_command, write_json_atomic
 
     parser = argparse.ArgumentParser(prog="language_adaptation", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=hf_metatts.DEFAULT_CHECKPOINT)
@@ -282,25 +281,12 @@ def main(argv=None) -> None:
     parser.add_argument("--seen-speakers", nargs="+", default=list(SEEN_LANGUAGE_SPEAKERS))
     parser.add_argument("--training-corpus", default="data/voices-augmented",
                         help="the corpus the checkpoint trained on (its train split's phoneme symbols)")
-    parser.add_argument("--shots", type=int, default=5)
-    parser.add_argument("--heldout", type=int, default=7, help="held-out sentences per speaker")
-    parser.add_argument("--steps", type=int, nargs="+", default=[5, 20], help="step counts after the start voice")
-    parser.add_argument("--matched-steps", type=int, nargs="*", default=[5],
-                        help="step counts read again with prosody matching")
+    add_reading_arguments(parser, "held-out sentences per speaker")
     parser.add_argument("--rhythm-steps", type=int, nargs="*", default=[5],
                         help="step counts read again with rhythm matching")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/language_adaptation.json")
     args = parser.parse_args(argv)
-    args.command = script_command(__file__, argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("hf_metatts").setLevel(logging.WARNING)
-    torch.set_num_threads(args.threads)
-    result = run(args)
-    write_json_atomic(args.out, result)
-    plot(result, os.path.splitext(args.out)[0] + ".png")
-    logger.info("wrote %s", args.out)
+    run_and_write(__file__, argv, args, run, plot)
 
 
 if __name__ == "__main__":

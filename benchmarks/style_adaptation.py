@@ -44,6 +44,7 @@ import platform
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -318,11 +319,37 @@ def plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> None:
+def add_reading_arguments(parser: argparse.ArgumentParser, heldout_help: str) -> None:
+    """The arguments of a script that adapts voices with ``model.adapt`` and reads them: ``--shots``,
+    ``--heldout``, ``--steps``, ``--matched-steps``, ``--seed`` and ``--threads``."""
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--heldout", type=int, default=7, help=heldout_help)
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 20], help="step counts after the start voice")
+    parser.add_argument("--matched-steps", type=int, nargs="*", default=[5],
+                        help="step counts read again with prosody matching")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def run_and_write(script: str, argv, args, run_script, plot_result) -> None:
+    """``run_script(args)`` with the library's logging quieted and ``args.threads`` threads; its result is written
+    to ``args.out`` with the command that made it (``script``'s, ``argv``), and ``plot_result`` draws it beside."""
     import os
 
-    import hf_metatts
     from hf_metatts.evaluation.cli import script_command, write_json_atomic
+
+    args.command = script_command(script, argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("hf_metatts").setLevel(logging.WARNING)
+    torch.set_num_threads(args.threads)
+    result = run_script(args)
+    write_json_atomic(args.out, result)
+    plot_result(result, os.path.splitext(args.out)[0] + ".png")
+    logging.getLogger(Path(script).stem).info("wrote %s", args.out)
+
+
+def main(argv=None) -> None:
+    import hf_metatts
 
     parser = argparse.ArgumentParser(prog="style_adaptation", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=hf_metatts.DEFAULT_CHECKPOINT)
@@ -330,23 +357,10 @@ def main(argv=None) -> None:
     parser.add_argument("--neutral-corpus", default="data/voices-augmented")
     parser.add_argument("--speakers", nargs="+", default=list(DEFAULT_SPEAKERS))
     parser.add_argument("--styles", nargs="+", default=["excited", "monotone"])
-    parser.add_argument("--shots", type=int, default=5)
-    parser.add_argument("--heldout", type=int, default=7, help="held-out sentences per speaker and condition")
-    parser.add_argument("--steps", type=int, nargs="+", default=[5, 20], help="step counts after the start voice")
-    parser.add_argument("--matched-steps", type=int, nargs="*", default=[5],
-                        help="step counts read again with prosody matching")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    add_reading_arguments(parser, "held-out sentences per speaker and condition")
     parser.add_argument("--out", default="benchmarks/results/style_adaptation.json")
     args = parser.parse_args(argv)
-    args.command = script_command(__file__, argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("hf_metatts").setLevel(logging.WARNING)
-    torch.set_num_threads(args.threads)
-    result = run(args)
-    write_json_atomic(args.out, result)
-    plot(result, os.path.splitext(args.out)[0] + ".png")
-    logger.info("wrote %s", args.out)
+    run_and_write(__file__, argv, args, run, plot)
 
 
 if __name__ == "__main__":
