@@ -82,15 +82,26 @@ class ProsodyMatch:
         return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
 
 
+#: The key of `predictor_outputs` that holds what the duration predictor's output layer reads.
+DURATION_FEATURES = "duration_predictor.head.input"
+
+
 @torch.no_grad()
 def predictor_outputs(model, params: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
-    """The duration and pitch predictors' outputs ``(B, N)`` (``"duration_predictor"``, ``"pitch_predictor"``) for a
-    collated support ``batch`` (with ``labels`` and ``durations``: the training forward, teacher-forced) read in the
-    voice ``params``."""
-    outputs = {}
+    """The duration and pitch predictors' outputs ``(B, N)`` (``"duration_predictor"``, ``"pitch_predictor"``) and
+    what the duration predictor's output layer reads, ``(B, N, F)`` (:data:`DURATION_FEATURES`), for a collated
+    support ``batch`` (with ``labels`` and ``durations``: the training forward, teacher-forced) read in the voice
+    ``params``."""
+    outputs: dict[str, torch.Tensor] = {}
+
+    def record(name: str, value: torch.Tensor) -> None:  # the first call of each module: the batch's own
+        outputs.setdefault(name, value.detach())
+
     hooks = [getattr(model, name).register_forward_hook(
-        lambda module, args, output, name=name: outputs.setdefault(name, output.detach()))
+        lambda module, args, output, name=name: record(name, output))
         for name in ("duration_predictor", "pitch_predictor")]
+    hooks.append(model.duration_predictor.head.register_forward_hook(
+        lambda module, args, output: record(DURATION_FEATURES, args[0])))
     try:
         functional_call(model, params, args=(), kwargs=dict(batch), strict=False)
     finally:
@@ -255,16 +266,10 @@ def duration_features(model, params: dict[str, torch.Tensor], batch: dict) -> tu
     if batch.get("durations") is None or batch.get("labels") is None:
         raise ProsodyMatchError("Rhythm matching reads each support clip's durations and log-mels: pass batches from "
                                 "with_fixed_alignment.")
-    store: dict[str, torch.Tensor] = {}
-    hook = model.duration_predictor.head.register_forward_hook(
-        lambda module, args, output: store.update(features=args[0].detach()))
-    try:
-        functional_call(model, params, args=(), kwargs=dict(batch), strict=False)
-    finally:
-        hook.remove()
+    features = predictor_outputs(model, params, batch)[DURATION_FEATURES]
     text_mask = (batch["input_ids"].ne(model.config.pad_token_id) if batch.get("attention_mask") is None
                  else batch["attention_mask"].bool())
-    return store["features"][text_mask].double(), torch.log1p(batch["durations"].double())[text_mask]
+    return features[text_mask].double(), torch.log1p(batch["durations"].double())[text_mask]
 
 
 def ridge_towards(features: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, ridge: float
@@ -313,5 +318,6 @@ def match_rhythm(model, params: dict[str, torch.Tensor], batches: Sequence[dict]
             DURATION_BIAS: new_bias.to(bias.dtype).reshape(bias.shape)}, match
 
 
-__all__ = ["ProsodyLimits", "ProsodyMatch", "ProsodyMatchError", "RHYTHM_RIDGE", "RhythmMatch", "SEMITONES_PER_LOG",
-           "duration_features", "match_prosody", "match_rhythm", "predictor_outputs", "ridge_towards"]
+__all__ = ["DURATION_FEATURES", "ProsodyLimits", "ProsodyMatch", "ProsodyMatchError", "RHYTHM_RIDGE", "RhythmMatch",
+           "SEMITONES_PER_LOG", "duration_features", "match_prosody", "match_rhythm", "predictor_outputs",
+           "ridge_towards"]
