@@ -243,3 +243,34 @@ def test_adapt_can_match_the_clips_prosody(client, tmp_path):
     assert status.startswith("✅") and "rate and pitch matched to the clips (durations x" in status, status
     audio, _ = client.predict("Spoken in the matched voice.", api_name="/speak")
     check_wav(audio)
+
+
+def test_clips_and_text_in_another_language_with_the_rhythm_matched(client, tmp_path):
+    paths, _ = write_clips(tmp_path / "clips", pitch=150)
+    polish = "\n".join(["Ala ma kota i psa.", "Dom stoi na wysokiej górze.", "Woda płynie bardzo szybko."])
+    status, _, similarity = client.predict(upload(paths), polish, "maml", 2, False, "pl", True, api_name="/adapt")
+    assert status.startswith("✅") and "rhythm matched to the clips (" in status, status
+    assert "rate and pitch matched" not in status and "Speaker similarity" in similarity
+    audio, message = client.predict("Dzień dobry, jak się masz?", "pl", api_name="/speak")
+    assert message.startswith("✅") and "in your voice" in message
+    check_wav(audio)
+
+
+def test_an_unknown_language_is_refused_and_the_session_keeps_its_voice(tiny_checkpoint, tmp_path):
+    """The page's list lets only known codes through (Gradio refuses others before the handler); the handlers refuse
+    them too, for any other caller."""
+    from hf_metatts.demo import handlers
+    from hf_metatts.demo.session import DemoSession, ModelHost
+
+    host = ModelHost.load(str(tiny_checkpoint))
+    paths, transcripts = write_clips(tmp_path / "clips", pitch=150)
+    session, status, _, _ = handlers.adapt(host, DemoSession(), paths, transcripts, "maml", 1)
+    assert status.startswith("✅") and session.has_voice
+    kept, status, curve, similarity = handlers.adapt(host, session, paths, transcripts, "maml", 1,
+                                                     language="xx-nowhere")
+    assert kept is session and curve is None and similarity == ""
+    assert status.startswith("⚠️") and "Unknown language code 'xx-nowhere'" in status
+    audio, message = handlers.speak(host, session, "Still my voice.", "xx-nowhere")
+    assert audio is None and "Unknown language code" in message
+    audio, message = handlers.speak(host, session, "Still my voice.", "")
+    assert audio is not None and "in your voice" in message, "an empty language is English"

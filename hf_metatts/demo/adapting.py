@@ -15,12 +15,13 @@ StepReport = Callable[[int, int, float], None]
 def adapt_with_curve(model, clips, method: str = "maml", steps: int | None = None, lr: float | None = None,
                      validation: ClipValidation | None = None, language: str | None = None,
                      on_step: StepReport | None = None, processor=None, meta_learner=None,
-                     match_prosody: bool = False) -> tuple[MetaTTSVoice, list[float]]:
+                     match_prosody: bool = False, match_rhythm: bool = False) -> tuple[MetaTTSVoice, list[float]]:
     """Adapt ``model`` to ``clips`` with `adapt_model` and return ``(voice, losses)``.
 
     ``losses[i]`` is the support loss after step ``i + 1``. ``match_prosody``: refit the voice's rate and pitch to the
-    clips after the steps (`hf_metatts.voice_prosody`). The model's weights are not changed. Raises the
-    ``ClipError`` family of :mod:`hf_metatts.voice_errors` for bad clips, before anything is adapted.
+    clips after the steps; ``match_rhythm``: refit its token durations (`hf_metatts.voice_prosody`). The model's
+    weights are not changed. Raises the ``ClipError`` family of :mod:`hf_metatts.voice_errors` for bad clips, before
+    anything is adapted.
     """
     losses: list[float] = []
 
@@ -31,5 +32,5 @@ def adapt_with_curve(model, clips, method: str = "maml", steps: int | None = Non
 
     voice = adapt_model(model, clips, method=method, steps=steps, lr=lr, meta_learner=meta_learner,
                         language=language, processor=processor, validation=validation, progress=False,
-                        callback=record, match_prosody=match_prosody)
+                        callback=record, match_prosody=match_prosody, match_rhythm=match_rhythm)
     return voice, losses

@@ -7,6 +7,7 @@ session keeps its own voice in ``gr.State``; the base model is shared (behind a 
 import logging
 import os
 
+from ..tokenization_metatts import DEFAULT_LANGUAGE, supported_languages
 from . import handlers
 from .samples import sample_clips, sample_speakers
 from .session import DemoSession, ModelHost
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 TITLE = "hf-metatts: your voice from a few clips"
 INTRO = f"""# {TITLE}
 1. **Clips**: record or upload 1 to {handlers.MAX_CLIPS} short clips (0.5 to 30 s) of one speaker and write what is
-   said in each, one line per clip in the same order (or pick a sample speaker).
+   said in each, one line per clip in the same order (or pick a sample speaker); choose their language.
 2. **Adapt**: choose the method and the number of steps. The base model is meta-learned to adapt in a few steps.
 3. **Speak**: type text and hear it in your voice; download the voice or push it to the Hugging Face Hub.
 """
@@ -34,19 +35,20 @@ def build_demo(host: ModelHost, corpus: str | None = None):
 
     speakers = sample_speakers(corpus)
 
-    def adapt(session, files, transcripts, method, steps, match_prosody=False,
-              progress=gr.Progress()):  # noqa: B008 (gradio injects the tracker)
+    def adapt(session, files, transcripts, method, steps, match_prosody=False, language=DEFAULT_LANGUAGE,
+              match_rhythm=False, progress=gr.Progress()):  # noqa: B008 (gradio injects the tracker)
         progress(0, desc="Checking the clips")
 
         def on_step(step, total, loss):
             progress((step, total), desc=f"Adapting: step {step}/{total}, loss {loss:.3f}")
 
         session, status, rows, similarity = handlers.adapt(host, session, files, transcripts, method, steps,
-                                                           on_step=on_step, match_prosody=match_prosody)
+                                                           on_step=on_step, match_prosody=match_prosody,
+                                                           language=language, match_rhythm=match_rhythm)
         return session, status, _curve_frame(rows), similarity
 
-    def speak(session, text):
-        return handlers.speak(host, session, text)
+    def speak(session, text, language=DEFAULT_LANGUAGE):
+        return handlers.speak(host, session, text, language)
 
     def use_sample(speaker):
         if not speaker:
@@ -66,6 +68,9 @@ def build_demo(host: ModelHost, corpus: str | None = None):
                                 file_types=["audio"], type="filepath", elem_id="clips")
                 transcripts = gr.Textbox(label="Transcripts: one line per clip, in the same order", lines=4,
                                          elem_id="transcripts")
+                language = gr.Dropdown(sorted(supported_languages()), value=DEFAULT_LANGUAGE,
+                                       label="Language of the transcripts and of the text to speak (espeak-ng code)",
+                                       elem_id="language")
                 with gr.Accordion("Record a clip", open=False):
                     recording = gr.Audio(sources=["microphone"], type="filepath", label="Recording")
                     recording_text = gr.Textbox(label="What you said in the recording")
@@ -81,6 +86,8 @@ def build_demo(host: ModelHost, corpus: str | None = None):
                 match_prosody = gr.Checkbox(False, label="Match the clips' speaking style (rate, pitch level and "
                                             "range): for clips read faster, livelier or flatter than usual",
                                             elem_id="match-prosody")
+                match_rhythm = gr.Checkbox(False, label="Match the clips' rhythm (token durations): for a language "
+                                           "the model never trained on", elem_id="match-rhythm")
                 adapt_button = gr.Button("Adapt", variant="primary", elem_id="adapt")
                 status = gr.Markdown(elem_id="adapt-status")
                 similarity = gr.Markdown(elem_id="similarity")
@@ -103,9 +110,9 @@ def build_demo(host: ModelHost, corpus: str | None = None):
                 push_button = gr.Button("Push to the Hub", elem_id="push")
         share_message = gr.Markdown(elem_id="share-message")
 
-        adapt_button.click(adapt, [session, files, transcripts, method, steps, match_prosody],
+        adapt_button.click(adapt, [session, files, transcripts, method, steps, match_prosody, language, match_rhythm],
                            [session, status, curve, similarity], api_name="adapt")
-        speak_button.click(speak, [session, text], [audio, speak_message], api_name="speak")
+        speak_button.click(speak, [session, text, language], [audio, speak_message], api_name="speak")
         download_button.click(handlers.download, [session], [voice_zip, share_message], api_name="download")
         push_button.click(handlers.push, [session, repo, token], [share_message], api_name="push")
         add.click(handlers.add_recording, [files, transcripts, recording, recording_text],

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import InvalidTextError, MetaTTSError
+from ..tokenization_metatts import DEFAULT_LANGUAGE, supported_languages
 from ..voice_errors import ClipError
 from .adapting import adapt_with_curve
 from .session import DemoSession, ModelHost
@@ -87,11 +88,24 @@ def _clip_message(error: Exception) -> str:
     return message
 
 
+def check_language(language: str | None) -> str:
+    """The espeak-ng code of the transcripts and texts (empty: English). Raises `DemoInputError` for an unknown
+    one."""
+    language = (language or "").strip() or DEFAULT_LANGUAGE
+    if language not in supported_languages():
+        raise DemoInputError(f"Unknown language code {language!r}: pick one of the list (espeak-ng codes such as "
+                             "en-us, de, pl).")
+    return language
+
+
 # ----------------------------------------------------------------------------------------------
 def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str | None, method: str, steps,
-          on_step: Callable[[int, int, float], None] | None = None, match_prosody: bool = False):
+          on_step: Callable[[int, int, float], None] | None = None, match_prosody: bool = False,
+          language: str | None = None, match_rhythm: bool = False):
     """Adapt a voice for this session -> ``(session, status, curve rows, similarity text)``; ``match_prosody``: the
-    voice's rate, pitch level and pitch range refitted to the clips after the steps (clips in a speaking style).
+    voice's rate, pitch level and pitch range refitted to the clips after the steps (clips in a speaking style);
+    ``language``: the transcripts' espeak-ng code (default English); ``match_rhythm``: the voice's token durations
+    refitted to the clips (a language the model never trained on).
 
     ``curve rows`` is ``{"step": [...], "loss": [...]}`` (None when nothing was adapted).
     """
@@ -102,10 +116,12 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
         steps = int(steps) if steps not in (None, "") else None
         if steps is not None and not 0 <= steps <= MAX_STEPS:
             raise DemoInputError(f"Steps must be between 0 and {MAX_STEPS}.")
+        language = check_language(language)
         clips = collect_clips(files, transcripts)
         with host.lock:
             voice, losses = adapt_with_curve(host.model, clips, method=method, steps=steps, on_step=on_step,
-                                             processor=host.processor, match_prosody=bool(match_prosody))
+                                             processor=host.processor, match_prosody=bool(match_prosody),
+                                             language=language, match_rhythm=bool(match_rhythm))
     except (DemoInputError, ClipError, InvalidTextError) as error:
         logger.info("Adaptation refused: %s", error)
         return session, PROBLEM + _clip_message(error), None, ""
@@ -114,7 +130,7 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
         return session, PROBLEM + f"Could not adapt with {method}: {error}", None, ""
     new = DemoSession(voice=voice, losses=losses, method=voice.config.method,
                       clip_names=[os.path.basename(path) for path, _ in clips])
-    similarity = similarity_text(host, voice, clips)
+    similarity = similarity_text(host, voice, clips, language)
     status = (OK + f"Adapted a voice from {len(clips)} clip(s) with {voice.config.method}, {voice.config.steps} "
               f"step(s){f', final loss {losses[-1]:.3f}' if losses else ''}{_matched_text(voice)}. Type some text and "
               "press Speak.")
@@ -123,24 +139,30 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
 
 
 def _matched_text(voice) -> str:
-    """What prosody matching did, for the status line ("" when it was not asked for)."""
+    """What rhythm and prosody matching did, for the status line ("" when neither was asked for)."""
+    text = ""
+    rhythm = voice.config.rhythm_match
+    if rhythm:
+        text += (f"; rhythm matched to the clips ({rhythm['tokens']} tokens, duration error "
+                 f"{rhythm['support_error_before']:.3f} -> {rhythm['support_error_after']:.3f})")
     match = voice.config.prosody_match
-    if not match:
-        return ""
-    return (f"; rate and pitch matched to the clips (durations x{match['duration_factor']:.2f}, pitch "
-            f"{match['pitch_shift_semitones']:+.1f} semitones, pitch range x{match['pitch_range_factor']:.2f})")
+    if match:
+        text += (f"; rate and pitch matched to the clips (durations x{match['duration_factor']:.2f}, pitch "
+                 f"{match['pitch_shift_semitones']:+.1f} semitones, pitch range x{match['pitch_range_factor']:.2f})")
+    return text
 
 
-def similarity_text(host: ModelHost, voice, clips: Sequence[tuple[str, str]]) -> str:
-    """Mean speaker similarity of the clips' transcripts spoken in the voice (and in the base) to the clips."""
+def similarity_text(host: ModelHost, voice, clips: Sequence[tuple[str, str]], language: str | None = None) -> str:
+    """Mean speaker similarity of the clips' transcripts (in ``language``) spoken in the voice (and in the base) to
+    the clips."""
     from ..evaluation.speaker import speaker_similarity
     from ..voice_validation import load_clips
 
     try:
-        support = load_clips(clips, host.sampling_rate)
+        support = load_clips(clips, host.sampling_rate, language=language)
         references = [clip.audio for clip in support]
-        voiced = [host.synthesize(clip.text, voice=voice) for clip in support]
-        base = [host.synthesize(clip.text) for clip in support]
+        voiced = [host.synthesize(clip.text, voice=voice, language=clip.language) for clip in support]
+        base = [host.synthesize(clip.text, language=clip.language) for clip in support]
         rate = host.sampling_rate
         with_voice = float(np.mean(speaker_similarity(references, voiced, sampling_rate=rate)))
         without = float(np.mean(speaker_similarity(references, base, sampling_rate=rate)))
@@ -163,12 +185,14 @@ def check_text(text: str | None) -> str:
     return text
 
 
-def speak(host: ModelHost, session: DemoSession | None, text: str | None):
-    """Synthesise ``text`` in the session's voice (the base voice before adapting) -> ``(audio, message)``."""
+def speak(host: ModelHost, session: DemoSession | None, text: str | None, language: str | None = None):
+    """Synthesise ``text`` (in ``language``, an espeak-ng code; default English) in the session's voice (the base
+    voice before adapting) -> ``(audio, message)``."""
     try:
         text = check_text(text)
+        language = check_language(language)
         voice = session.voice if session is not None else None
-        waveform = host.synthesize(text, voice=voice)
+        waveform = host.synthesize(text, voice=voice, language=language)
     except (DemoInputError, InvalidTextError) as error:
         logger.info("Synthesis refused: %s", error)
         return None, PROBLEM + str(error)
