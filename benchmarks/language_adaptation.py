@@ -146,7 +146,7 @@ def read_speaker(model, processor, rows: list[dict], args) -> dict:
     recorded_prosody = [sentence_prosody(durations, semitones, vowel_mask(processor.tokenizer, ids))
                         for ids, durations, semitones in recorded]
     cell = {"language": language, "recordings": mean_prosody(recorded_prosody)}
-    for variant in language_variants(args):
+    for variant in variant_names(args.steps, args.matched_steps, args.rhythm_steps):
         torch.manual_seed(args.seed)
         if variant == "start":
             voice = model.adapt(clips, method="zero_shot", sampling_rate=rate, language=language, progress=False)
@@ -176,12 +176,6 @@ def read_speaker(model, processor, rows: list[dict], args) -> dict:
     cell["support_ids"] = [row["id"] for row in support]
     cell["heldout_ids"] = [row["id"] for row in heldout]
     return cell
-
-
-def language_variants(args) -> list[str]:
-    """The voices read: ``start``, ``steps_N``, ``steps_N_matched`` (prosody matching) and ``steps_N_rhythm``
-    (rhythm matching after N steps)."""
-    return [*variant_names(args.steps, args.matched_steps), *[f"steps_{n}_rhythm" for n in args.rhythm_steps]]
 
 
 def summary(cells: dict, groups: dict[str, list[str]], variants: list[str]) -> dict:
@@ -215,7 +209,7 @@ def run(args) -> dict:
     unseen_rows = speaker_rows(args.unseen_corpus, "test", args.unseen_speakers)
     seen_rows = speaker_rows(args.seen_corpus, "test", args.seen_speakers)
     trained = training_symbols(args.training_corpus)
-    variants = language_variants(args)
+    variants = variant_names(args.steps, args.matched_steps, args.rhythm_steps)
     started = time.perf_counter()
     cells: dict[str, dict] = {}
     for speaker, rows in {**unseen_rows, **seen_rows}.items():
@@ -282,8 +276,6 @@ def main(argv=None) -> None:
     parser.add_argument("--training-corpus", default="data/voices-augmented",
                         help="the corpus the checkpoint trained on (its train split's phoneme symbols)")
     add_reading_arguments(parser, "held-out sentences per speaker")
-    parser.add_argument("--rhythm-steps", type=int, nargs="*", default=[5],
-                        help="step counts read again with rhythm matching")
     parser.add_argument("--out", default="benchmarks/results/language_adaptation.json")
     args = parser.parse_args(argv)
     run_and_write(__file__, argv, args, run, plot)

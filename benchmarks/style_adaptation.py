@@ -7,8 +7,9 @@ rate and intonation that voice keeps, against the same speaker's voice adapted o
 For each speaker and condition (``neutral`` and each style of ``--styles``) it adapts the checkpoint with
 ``model.adapt`` on ``--shots`` clips of that speaker in that condition (the product's path: clip checks, the
 aligner's timings, the vocoder's steps), as the start voice (``method="zero_shot"``: the support encoder alone) and
-after each count of ``--steps``, and after each count of ``--matched-steps`` with prosody matching
-(``match_prosody=True``, `hf_metatts.voice_prosody`), then reads the condition's ``--heldout`` other sentences.
+after each count of ``--steps``, after each count of ``--matched-steps`` with prosody matching
+(``match_prosody=True``, `hf_metatts.voice_prosody`) and after each count of ``--rhythm-steps`` with rhythm matching
+(``match_rhythm=True``), then reads the condition's ``--heldout`` other sentences.
 Per sentence it takes, on the vowel tokens (IPA vowel symbols):
 
 - ``vowel_frames``: mean frames per vowel (the rate; for the recordings from the synthesiser's phone timings,
@@ -207,7 +208,7 @@ def run(args) -> dict:
     processor = hf_metatts.MetaTTSProcessor.from_pretrained(args.checkpoint)
     rate = model.config.sampling_rate
     groups = condition_rows(args.style_corpus, args.neutral_corpus, args.speakers, args.styles)
-    variants = variant_names(args.steps, args.matched_steps)
+    variants = variant_names(args.steps, args.matched_steps, args.rhythm_steps)
     cells: dict[str, dict[str, dict]] = {}
     started = time.perf_counter()
     for speaker in args.speakers:
@@ -232,7 +233,8 @@ def run(args) -> dict:
                                         progress=False)
                 else:
                     voice = model.adapt(clips, steps=int(variant.split("_")[1]), sampling_rate=rate,
-                                        language=language, progress=False, match_prosody=variant.endswith("_matched"))
+                                        language=language, progress=False, match_prosody=variant.endswith("_matched"),
+                                        match_rhythm=variant.endswith("_rhythm"))
                 waves, readings = voice_readings(model, processor.tokenizer, voice, texts, languages)
                 similarity = float(np.mean(np.sum(embed_utterances(waves, rate) * real_embeddings, axis=1)))
                 cell[variant] = {**mean_prosody(readings), "wer": asr_word_error_rate(waves, texts, rate).wer,
@@ -241,7 +243,8 @@ def run(args) -> dict:
             logger.info("%s / %s: %s", speaker, condition,
                         {k: {m: round(v[m], 2) for m in MEASURES} for k, v in cell.items()})
     return {"checkpoint": args.checkpoint, "speakers": args.speakers, "styles": args.styles, "shots": args.shots,
-            "heldout": args.heldout, "steps": args.steps, "matched_steps": args.matched_steps, "seed": args.seed,
+            "heldout": args.heldout, "steps": args.steps, "matched_steps": args.matched_steps,
+            "rhythm_steps": args.rhythm_steps, "seed": args.seed,
             "cells": cells,
             "effects": style_effects(cells, args.styles, ["recordings", *variants]),
             "summary": summary(cells, args.styles, variants),
@@ -250,10 +253,12 @@ def run(args) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def variant_names(steps: list[int], matched_steps: list[int]) -> list[str]:
-    """The voices read: ``start`` (the support encoder's), ``steps_N`` after N steps, ``steps_N_matched`` after N
+def variant_names(steps: list[int], matched_steps: list[int], rhythm_steps=()) -> list[str]:
+    """The voices read: ``start`` (the support encoder's), ``steps_N`` after N steps, ``steps_N_rhythm`` after N steps
+    and rhythm matching (``model.adapt(..., match_rhythm=True)``), ``steps_N_matched`` after N
     steps and prosody matching (``model.adapt(..., match_prosody=True)``)."""
-    return ["start", *[f"steps_{n}" for n in steps], *[f"steps_{n}_matched" for n in matched_steps]]
+    return ["start", *[f"steps_{n}" for n in steps], *[f"steps_{n}_matched" for n in matched_steps],
+            *[f"steps_{n}_rhythm" for n in rhythm_steps]]
 
 
 def style_effects(cells: dict, styles: list[str], sources: list[str]) -> dict:
@@ -302,7 +307,7 @@ def plot(result: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     styles, summary_table = result["styles"], result["summary"]
-    sources = ["recordings", *variant_names(result["steps"], result["matched_steps"])]
+    sources = ["recordings", *variant_names(result["steps"], result["matched_steps"], result.get("rhythm_steps", []))]
     fig, axes = plt.subplots(1, len(MEASURES), figsize=(4.2 * len(MEASURES), 3.6), squeeze=False)
     width = 0.8 / len(sources)
     for ax, measure in zip(axes[0], MEASURES):
@@ -327,6 +332,8 @@ def add_reading_arguments(parser: argparse.ArgumentParser, heldout_help: str) ->
     parser.add_argument("--steps", type=int, nargs="+", default=[5, 20], help="step counts after the start voice")
     parser.add_argument("--matched-steps", type=int, nargs="*", default=[5],
                         help="step counts read again with prosody matching")
+    parser.add_argument("--rhythm-steps", type=int, nargs="*", default=[5],
+                        help="step counts read again with rhythm matching")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
 

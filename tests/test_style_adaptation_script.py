@@ -115,17 +115,18 @@ def test_a_run_writes_every_cell_effect_and_plot(style, tmp_path):
     out = tmp_path / "style.json"
     argv = ["--checkpoint", str(tmp_path / "model"), "--style-corpus", str(tmp_path / "styles"), "--neutral-corpus",
             str(tmp_path / "neutral"), "--speakers", "flite:x", "--styles", "fast", "--shots", "2", "--heldout", "1",
-            "--steps", "1", "--matched-steps", "1", "--threads", "1", "--out", str(out)]
+            "--steps", "1", "--matched-steps", "1", "--rhythm-steps", "1", "--threads", "1", "--out", str(out)]
     style.main(argv)
     result = json.loads(out.read_text())
     assert result["command"] == shlex.join(["python", "benchmarks/style_adaptation.py", *argv])
     assert set(result["cells"]["flite:x"]) == {"neutral", "fast"}
-    assert set(result["cells"]["flite:x"]["fast"]) == {"recordings", "start", "steps_1", "steps_1_matched"}
+    assert set(result["cells"]["flite:x"]["fast"]) == {"recordings", "start", "steps_1", "steps_1_matched",
+                                                        "steps_1_rhythm"}
     assert result["cells"]["flite:x"]["fast"]["recordings"]["f0_mean_semitones"] > \
         result["cells"]["flite:x"]["neutral"]["recordings"]["f0_mean_semitones"]  # the styled tones are higher
     fast = result["summary"]["fast"]["f0_mean_semitones"]
     assert set(fast) == {"recordings", "start", "start_carried", "steps_1", "steps_1_carried", "steps_1_matched",
-                         "steps_1_matched_carried"}
+                         "steps_1_matched_carried", "steps_1_rhythm", "steps_1_rhythm_carried"}
     assert out.with_suffix(".png").stat().st_size > 1000
 
     with pytest.raises(SystemExit, match="no rows for"):
