@@ -110,6 +110,20 @@ def predictor_outputs(model, params: dict[str, torch.Tensor], batch: dict) -> di
     return outputs
 
 
+def _check_aligned(batch: dict, what: str) -> None:
+    """Raise `ProsodyMatchError` unless ``batch`` holds each clip's durations and log-mels (``what``: the fit)."""
+    if batch.get("durations") is None or batch.get("labels") is None:
+        raise ProsodyMatchError(f"{what} reads each support clip's durations and log-mels: pass batches from "
+                                "with_fixed_alignment.")
+
+
+def _text_mask(model, batch: dict) -> torch.Tensor:
+    """``(B, N)`` bool: the batch's text tokens (its attention mask, else the tokens that are not padding)."""
+    if batch.get("attention_mask") is None:
+        return batch["input_ids"].ne(model.config.pad_token_id)
+    return batch["attention_mask"].bool()
+
+
 def _voiced_rows(values: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
     """The masked entries of each row of ``values`` ``(B, N)`` (``mask`` ``(B, N)`` bool), one 1-D tensor per row
     that has any."""
@@ -148,13 +162,10 @@ def _support_prosody(model, params: dict[str, torch.Tensor], batches: Sequence[d
     config = model.config
     frames, predicted_frames, targets, predicted = [], [], [], []
     for batch in batches:
-        if batch.get("durations") is None or batch.get("labels") is None:
-            raise ProsodyMatchError("Prosody matching reads each support clip's durations and log-mels: pass batches "
-                                    "from with_fixed_alignment.")
+        _check_aligned(batch, "Prosody matching")
         outputs = predictor_outputs(model, params, batch)
         durations = batch["durations"].long()
-        text_mask = (batch["input_ids"].ne(config.pad_token_id) if batch.get("attention_mask") is None
-                     else batch["attention_mask"].bool())
+        text_mask = _text_mask(model, batch)
         sounding = text_mask & (durations > 0)
         frames.append(durations[sounding].double())
         predicted_frames.append(torch.expm1(outputs["duration_predictor"].double())[sounding])
@@ -263,12 +274,9 @@ def duration_features(model, params: dict[str, torch.Tensor], batch: dict) -> tu
     """What the duration predictor's output layer reads on a teacher-forced support ``batch`` in the voice
     ``params``, ``(n, F)`` float64 over the batch's text tokens, and their targets ``log1p`` of the batch's
     ``durations``, ``(n,)``."""
-    if batch.get("durations") is None or batch.get("labels") is None:
-        raise ProsodyMatchError("Rhythm matching reads each support clip's durations and log-mels: pass batches from "
-                                "with_fixed_alignment.")
+    _check_aligned(batch, "Rhythm matching")
     features = predictor_outputs(model, params, batch)[DURATION_FEATURES]
-    text_mask = (batch["input_ids"].ne(model.config.pad_token_id) if batch.get("attention_mask") is None
-                 else batch["attention_mask"].bool())
+    text_mask = _text_mask(model, batch)
     return features[text_mask].double(), torch.log1p(batch["durations"].double())[text_mask]
 
 
