@@ -227,18 +227,27 @@ PRESETS["recorded_screen"] = CorpusPreset(
 #: ru+m7): the ``unseen_languages`` preset renders each of them in each new language, so that a language the
 #: checkpoint never heard can be set against a language it did, with the same voice variants.
 _UNSEEN_LANGUAGE_VARIANTS = ("adam", "m3", "f2", "m5", "m7")
+#: Other variants, for the screen of the same languages.
+_UNSEEN_LANGUAGE_SCREEN_VARIANTS = ("m1", "f1", "f4")
 _UNSEEN_LANGUAGES = ("pl", "bg", "ga")
+
+
+def _unseen_language_voices(variants: tuple[str, ...]) -> dict:
+    """``espeak_voices`` and ``heldout_voices`` of a preset that speaks every unseen language with ``variants``."""
+    return {"espeak_voices": {language: variants for language in _UNSEEN_LANGUAGES},
+            "heldout_voices": tuple(f"espeak:{language}+{variant}" for language in _UNSEEN_LANGUAGES
+                                    for variant in variants)}
+
+
 #: Languages that ``default`` and ``augmented`` never train on (Polish, Bulgarian, Irish), espeak voices only, all in
 #: ``test``, each voice reading 20 of its language's sentences (Debian fortunes-pl, -bg, -ga): the low-resource
 #: language use (BENCHMARKS.md, "Languages the checkpoint never heard").
 PRESETS["unseen_languages"] = CorpusPreset(
     name="unseen_languages",
-    espeak_voices={language: _UNSEEN_LANGUAGE_VARIANTS for language in _UNSEEN_LANGUAGES},
+    **_unseen_language_voices(_UNSEEN_LANGUAGE_VARIANTS),
     flite_voices=(),
     festival_voices=(),
     perturbations=(),
-    heldout_voices=tuple(f"espeak:{language}+{variant}" for language in _UNSEEN_LANGUAGES
-                         for variant in _UNSEEN_LANGUAGE_VARIANTS),
     validation_voices=(),
     utterances_per_task=20,
     min_utterances=15,
@@ -248,11 +257,7 @@ PRESETS["unseen_languages"] = CorpusPreset(
 #: The same languages spoken by three other variants (m1, f1, f4), also in ``test``: a screen on which to choose what
 #: to change for new languages before the ``unseen_languages`` speakers are read.
 PRESETS["unseen_languages_screen"] = PRESETS["unseen_languages"].replace(
-    name="unseen_languages_screen",
-    espeak_voices={language: ("m1", "f1", "f4") for language in _UNSEEN_LANGUAGES},
-    heldout_voices=tuple(f"espeak:{language}+{variant}" for language in _UNSEEN_LANGUAGES
-                         for variant in ("m1", "f1", "f4")),
-)
+    name="unseen_languages_screen", **_unseen_language_voices(_UNSEEN_LANGUAGE_SCREEN_VARIANTS))
 
 
 def get_preset(name: str) -> CorpusPreset:
