@@ -212,15 +212,13 @@ def run(args) -> dict:
     variants = variant_names(args.steps, args.matched_steps, args.rhythm_steps)
     started = time.perf_counter()
     cells: dict[str, dict] = {}
+    languages: dict[str, list[str]] = {}  # language -> the phonemes of its speakers' held-out sentences
     for speaker, rows in {**unseen_rows, **seen_rows}.items():
-        cells[speaker] = read_speaker(model, processor, rows, args)
-        logger.info("%s (%s): %s", speaker, cells[speaker]["language"],
-                    {v: {r: round(cells[speaker][v][r], 3) for r in READINGS} for v in variants})
-    languages: dict[str, list[str]] = {}
-    for speaker, rows in {**unseen_rows, **seen_rows}.items():
-        heldout = set(cells[speaker]["heldout_ids"])
-        languages.setdefault(cells[speaker]["language"], []).extend(
-            row["phonemes"] for row in rows if row["id"] in heldout)
+        cell = cells[speaker] = read_speaker(model, processor, rows, args)
+        logger.info("%s (%s): %s", speaker, cell["language"],
+                    {v: {r: round(cell[v][r], 3) for r in READINGS} for v in variants})
+        heldout = set(cell["heldout_ids"])
+        languages.setdefault(cell["language"], []).extend(row["phonemes"] for row in rows if row["id"] in heldout)
     symbols = {language: dict(zip(("share", "symbols"), unseen_symbol_share(phonemes, trained)))
                for language, phonemes in languages.items()}
     groups = speaker_groups(cells, list(unseen_rows), list(seen_rows))
