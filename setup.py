@@ -48,6 +48,7 @@ EXTRAS = {
         "jiwer>=3.0,<5",
         "scikit-learn>=1.1",
         "matplotlib>=3.7",
+        "G722>=1.2,<2",  # decodes the Asterisk prompts (real recorded voices, hf_metatts.data.prompt_recordings)
     ],
     "demo": ["gradio>=6.31,<7", "gradio_client>=2.0"],
     "tests": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "playwright>=1.40"],

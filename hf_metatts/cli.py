@@ -9,6 +9,7 @@ import sys
 #: Modules with a ``register(subparsers)`` function; a module that is not installed is skipped.
 SUBCOMMAND_MODULES = (
     "hf_metatts.data.cli",
+    "hf_metatts.data.prompts_cli",
     "hf_metatts.meta.cli",
     "hf_metatts.training.cli",
     "hf_metatts.evaluation.cli",

@@ -1,0 +1,226 @@
+"""Human voices the checkpoint never heard: what five recorded clips give through ``model.adapt``.
+
+Every other reading in BENCHMARKS.md is on synthesiser voices (espeak, flite, festival and their WORLD shifts).
+This one is on people: the Asterisk telephony prompts (``hf_metatts.data.prompt_recordings``), five voices recorded
+by professional voice talents at 16 kHz, none in any training split. English and Spanish are the same talent
+(Allison Smith); French (June Wallack) is also a language the default corpus never trains on; Italian (Carlo) and
+Russian are trained languages spoken by new people. Build the corpus first::
+
+    bash scripts/install_recordings.sh && hf-metatts import-prompts --out data/prompts
+
+For each voice and each of ``--draws`` seeded draws, ``--shots`` prompts are the support clips and ``--heldout``
+others the sentences the voice reads. The clips go through ``model.adapt`` as a user's would (clip checks, the
+aligner's durations, the vocoder's steps): ``start`` is the support encoder's voice (``method="zero_shot"``),
+``steps_N`` the shipped adaptation after N steps, ``steps_N_no_vocoder`` the same without the vocoder's steps, and
+``steps_N_rhythm`` with rhythm matching. Per variant, against the held-out recordings of the same sentences:
+
+- ``similarity``: the speaker encoder's cosine similarity of each synthesised sentence to its recording;
+- ``mcd``: mel-cepstral distortion (dB, DTW-aligned);
+- ``wer``: PocketSphinx's word error rate (English voices only; the recordings' own WER beside it);
+- ``identification`` (pooled over voices and draws): the share of synthesised sentences whose nearest voice, by the
+  mean embedding of each voice's held-out recordings, is spoken by the right talent.
+
+``recordings_similarity`` is the ceiling: each held-out recording against the other held-out recordings of the
+same voice.
+
+    python benchmarks/recorded_voices.py --out benchmarks/results/recorded_voices.json
+"""
+
+import argparse
+import logging
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.language_adaptation import speaker_rows  # noqa: E402
+from benchmarks.style_adaptation import run_and_write, voice_reading  # noqa: E402
+
+logger = logging.getLogger("recorded_voices")
+READINGS = ("similarity", "mcd", "wer")
+ENGLISH = "en"
+
+
+def variant_names(steps: list[int], rhythm_steps: list[int]) -> list[str]:
+    """``start``, then per step count N ``steps_N`` and ``steps_N_no_vocoder``, and ``steps_N_rhythm`` for
+    ``rhythm_steps``."""
+    names = ["start"]
+    for n in steps:
+        names += [f"steps_{n}", f"steps_{n}_no_vocoder"]
+    return names + [f"steps_{n}_rhythm" for n in rhythm_steps]
+
+
+def adapt_variant(model, clips: list, variant: str, language: str, rate: int):
+    """The voice of ``variant`` (see :func:`variant_names`) from ``clips`` through ``model.adapt``."""
+    if variant == "start":
+        return model.adapt(clips, method="zero_shot", sampling_rate=rate, language=language, progress=False)
+    steps = int(variant.split("_")[1])
+    return model.adapt(clips, steps=steps, sampling_rate=rate, language=language, progress=False,
+                       vocoder_steps=0 if variant.endswith("_no_vocoder") else None,
+                       match_rhythm=variant.endswith("_rhythm"))
+
+
+def pairwise_similarity(embeddings: np.ndarray) -> float:
+    """Mean cosine similarity over the distinct pairs of unit-norm ``embeddings`` ``(n, d)``."""
+    gram = embeddings @ embeddings.T
+    n = len(embeddings)
+    return float((gram.sum() - np.trace(gram)) / (n * (n - 1)))
+
+
+def read_draw(model, processor, rows: list[dict], seed: int, variants: list[str], args) -> tuple[dict, dict]:
+    """One voice, one draw: ``(cell, embeddings)``; the cell holds each variant's mean readings over the held-out
+    sentences, ``embeddings`` each variant's ``(heldout, d)`` speaker embeddings and the recordings'."""
+    from hf_metatts.data import decode_audio
+    from hf_metatts.evaluation.asr import asr_word_error_rate
+    from hf_metatts.evaluation.mcd import mel_cepstral_distortion
+    from hf_metatts.evaluation.speaker import embed_utterances
+
+    rate = model.config.sampling_rate
+    rows = list(rows)
+    random.Random(f"{seed}:{rows[0]['speaker_id']}").shuffle(rows)
+    if len(rows) < args.shots + args.heldout:
+        raise SystemExit(f"error: {rows[0]['speaker_id']} has {len(rows)} prompts, fewer than shots + heldout")
+    support, heldout = rows[: args.shots], rows[args.shots: args.shots + args.heldout]
+    language = support[0]["language"]
+    english = language.startswith(ENGLISH)
+    clips = [(decode_audio(row["audio"], rate), row["text"]) for row in support]
+    real = [decode_audio(row["audio"], rate) for row in heldout]
+    texts = [row["text"] for row in heldout]
+    real_embeddings = embed_utterances(real, rate)
+    cell = {"language": language, "support_ids": [row["id"] for row in support],
+            "heldout_ids": [row["id"] for row in heldout],
+            "recordings_similarity": pairwise_similarity(real_embeddings),
+            "recordings_wer": asr_word_error_rate(real, texts, rate).wer if english else None}
+    embeddings = {"recordings": real_embeddings}
+    for variant in variants:
+        torch.manual_seed(seed)
+        voice = adapt_variant(model, clips, variant, language, rate)
+        waves = [voice_reading(model, processor.tokenizer, voice, row["text"], language).waveform for row in heldout]
+        embeddings[variant] = embed_utterances(waves, rate)
+        cell[variant] = {
+            "similarity": float(np.mean(np.sum(embeddings[variant] * real_embeddings, axis=1))),
+            "mcd": float(np.mean(mel_cepstral_distortion(real, waves, rate))),
+            "wer": asr_word_error_rate(waves, texts, rate).wer if english else None,
+        }
+    return cell, embeddings
+
+
+def identification(embeddings: dict[str, list[dict]], talents: dict[str, str], variant: str) -> float:
+    """Share of ``variant``'s synthesised sentences (every voice, every draw) whose nearest voice by cosine to the
+    mean embedding of that voice's held-out recordings (all draws) is spoken by the same talent."""
+    voices = sorted(embeddings)
+    centroids = []
+    for voice in voices:
+        mean = np.concatenate([draw["recordings"] for draw in embeddings[voice]]).mean(axis=0)
+        centroids.append(mean / np.linalg.norm(mean))
+    centroids = np.stack(centroids)
+    right = total = 0
+    for voice in voices:
+        for draw in embeddings[voice]:
+            nearest = (draw[variant] @ centroids.T).argmax(axis=1)
+            right += sum(talents[voices[i]] == talents[voice] for i in nearest)
+            total += len(nearest)
+    return right / total
+
+
+def summary(cells: dict[str, list[dict]], variants: list[str]) -> dict:
+    """voice -> variant -> reading -> mean over draws (None where not read), and the same over all voices."""
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    out = {}
+    for voice, draws in cells.items():
+        out[voice] = {variant: {reading: mean([d[variant][reading] for d in draws]) for reading in READINGS}
+                      for variant in variants}
+        out[voice]["recordings"] = {"similarity": mean([d["recordings_similarity"] for d in draws]),
+                                    "wer": mean([d["recordings_wer"] for d in draws])}
+    out["all"] = {variant: {reading: mean([out[v][variant][reading] for v in cells]) for reading in READINGS}
+                  for variant in [*variants, "recordings"] if variant != "recordings"}
+    out["all"]["recordings"] = {"similarity": mean([out[v]["recordings"]["similarity"] for v in cells])}
+    return out
+
+
+def run(args) -> dict:
+    import hf_metatts
+    from hf_metatts.training.hardware import hardware_description
+
+    model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(args.checkpoint).eval()
+    processor = hf_metatts.MetaTTSProcessor.from_pretrained(args.checkpoint)
+    groups = speaker_rows(args.corpus, "test", args.speakers)
+    variants = variant_names(args.steps, args.rhythm_steps)
+    started = time.perf_counter()
+    cells: dict[str, list[dict]] = {}
+    embeddings: dict[str, list[dict]] = {}
+    for voice, rows in groups.items():
+        for seed in range(args.seed, args.seed + args.draws):
+            cell, embedded = read_draw(model, processor, rows, seed, variants, args)
+            cells.setdefault(voice, []).append(cell)
+            embeddings.setdefault(voice, []).append(embedded)
+            logger.info("%s draw %d: %s", voice, seed, {v: {r: None if cell[v][r] is None else round(cell[v][r], 3)
+                                                            for r in READINGS} for v in variants})
+    talents = {voice: rows[0]["base_speaker"] for voice, rows in groups.items()}
+    return {"checkpoint": args.checkpoint, "corpus": args.corpus, "shots": args.shots, "heldout": args.heldout,
+            "draws": args.draws, "seed": args.seed, "variants": variants, "talents": talents,
+            "summary": summary(cells, variants),
+            "identification": {variant: identification(embeddings, talents, variant)
+                               for variant in ["recordings", *variants]},
+            "identification_candidates": len(groups), "cells": cells,
+            "machine": {**hardware_description(), "platform": platform.platform()},
+            "library_version": hf_metatts.__version__, "command": args.command,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def plot(result: dict, path: str) -> None:
+    """Similarity per voice and variant, with the recordings' ceiling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    voices = [v for v in result["summary"] if v != "all"]
+    variants = result["variants"]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    width = 0.8 / (len(variants) + 1)
+    for i, variant in enumerate([*variants, "recordings"]):
+        values = [result["summary"][v][variant]["similarity"] for v in voices]
+        ax.bar(np.arange(len(voices)) + i * width, values, width, label=variant)
+    ax.set_xticks(np.arange(len(voices)) + 0.4 - width / 2)
+    ax.set_xticklabels([v.split(":")[-1] for v in voices], fontsize=8)
+    ax.set_ylabel("speaker similarity")
+    ax.set_ylim(0.4, 1.0)
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    import hf_metatts
+
+    parser = argparse.ArgumentParser(prog="recorded_voices", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default=hf_metatts.DEFAULT_CHECKPOINT)
+    parser.add_argument("--corpus", default="data/prompts")
+    parser.add_argument("--speakers", nargs="+", default=None, help="voices of the corpus's test split (default: all)")
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--heldout", type=int, default=10, help="held-out sentences per voice and draw")
+    parser.add_argument("--draws", type=int, default=3, help="seeded draws of support and held-out prompts per voice")
+    parser.add_argument("--steps", type=int, nargs="+", default=[5])
+    parser.add_argument("--rhythm-steps", type=int, nargs="*", default=[5])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/recorded_voices.json")
+    args = parser.parse_args(argv)
+    run_and_write(__file__, argv, args, run, plot)
+
+
+if __name__ == "__main__":
+    main()
