@@ -11,8 +11,9 @@ Russian are trained languages spoken by new people. Build the corpus first::
 For each voice and each of ``--draws`` seeded draws, ``--shots`` prompts are the support clips and ``--heldout``
 others the sentences the voice reads. The clips go through ``model.adapt`` as a user's would (clip checks, the
 aligner's durations, the vocoder's steps): ``start`` is the support encoder's voice (``method="zero_shot"``),
-``steps_N`` the shipped adaptation after N steps, ``steps_N_no_vocoder`` the same without the vocoder's steps, and
-``steps_N_rhythm`` with rhythm matching. Per variant, against the held-out recordings of the same sentences:
+``steps_N`` the shipped adaptation after N steps, ``steps_N_no_vocoder`` the same without the vocoder's steps,
+``steps_N_vocoder_V`` with V vocoder steps (``--vocoder-steps``), and ``steps_N_rhythm`` with rhythm matching.
+Per variant, against the held-out recordings of the same sentences:
 
 - ``similarity``: the speaker encoder's cosine similarity of each synthesised sentence to its recording;
 - ``mcd``: mel-cepstral distortion (dB, DTW-aligned);
@@ -49,12 +50,12 @@ READINGS = ("similarity", "mcd", "wer")
 ENGLISH = "en"
 
 
-def variant_names(steps: list[int], rhythm_steps: list[int]) -> list[str]:
-    """``start``, then per step count N ``steps_N`` and ``steps_N_no_vocoder``, and ``steps_N_rhythm`` for
-    ``rhythm_steps``."""
+def variant_names(steps: list[int], rhythm_steps: list[int], vocoder_steps: list[int] = ()) -> list[str]:
+    """``start``, then per step count N ``steps_N`` and ``steps_N_no_vocoder``, ``steps_N_rhythm`` for
+    ``rhythm_steps``, and for each V of ``vocoder_steps`` ``steps_N_vocoder_V`` (the vocoder's steps set to V)."""
     names = ["start"]
     for n in steps:
-        names += [f"steps_{n}", f"steps_{n}_no_vocoder"]
+        names += [f"steps_{n}", f"steps_{n}_no_vocoder", *[f"steps_{n}_vocoder_{v}" for v in vocoder_steps]]
     return names + [f"steps_{n}_rhythm" for n in rhythm_steps]
 
 
@@ -62,10 +63,14 @@ def adapt_variant(model, clips: list, variant: str, language: str, rate: int):
     """The voice of ``variant`` (see :func:`variant_names`) from ``clips`` through ``model.adapt``."""
     if variant == "start":
         return model.adapt(clips, method="zero_shot", sampling_rate=rate, language=language, progress=False)
-    steps = int(variant.split("_")[1])
-    return model.adapt(clips, steps=steps, sampling_rate=rate, language=language, progress=False,
-                       vocoder_steps=0 if variant.endswith("_no_vocoder") else None,
-                       match_rhythm=variant.endswith("_rhythm"))
+    parts = variant.split("_")
+    vocoder_steps = None  # the checkpoint's own
+    if variant.endswith("_no_vocoder"):
+        vocoder_steps = 0
+    elif "vocoder" in parts:
+        vocoder_steps = int(parts[parts.index("vocoder") + 1])
+    return model.adapt(clips, steps=int(parts[1]), sampling_rate=rate, language=language, progress=False,
+                       vocoder_steps=vocoder_steps, match_rhythm=variant.endswith("_rhythm"))
 
 
 def pairwise_similarity(embeddings: np.ndarray) -> float:
@@ -156,7 +161,7 @@ def run(args) -> dict:
     model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(args.checkpoint).eval()
     processor = hf_metatts.MetaTTSProcessor.from_pretrained(args.checkpoint)
     groups = speaker_rows(args.corpus, "test", args.speakers)
-    variants = variant_names(args.steps, args.rhythm_steps)
+    variants = variant_names(args.steps, args.rhythm_steps, args.vocoder_steps)
     started = time.perf_counter()
     cells: dict[str, list[dict]] = {}
     embeddings: dict[str, list[dict]] = {}
@@ -215,6 +220,8 @@ def main(argv=None) -> None:
     parser.add_argument("--draws", type=int, default=3, help="seeded draws of support and held-out prompts per voice")
     parser.add_argument("--steps", type=int, nargs="+", default=[5])
     parser.add_argument("--rhythm-steps", type=int, nargs="*", default=[5])
+    parser.add_argument("--vocoder-steps", type=int, nargs="*", default=[],
+                        help="also read each step count with the vocoder's steps set to these counts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/recorded_voices.json")

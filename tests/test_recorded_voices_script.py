@@ -23,6 +23,22 @@ def test_the_variants_read_each_step_count_with_and_without_the_vocoder(recorded
     assert recorded.variant_names([5], [5]) == ["start", "steps_5", "steps_5_no_vocoder", "steps_5_rhythm"]
     assert recorded.variant_names([1, 3], []) == ["start", "steps_1", "steps_1_no_vocoder", "steps_3",
                                                   "steps_3_no_vocoder"]
+    assert recorded.variant_names([5], [], [50]) == ["start", "steps_5", "steps_5_no_vocoder", "steps_5_vocoder_50"]
+
+
+def test_each_variant_asks_model_adapt_for_its_steps_and_vocoder_steps(recorded):
+    calls = []
+
+    class Model:
+        def adapt(self, clips, **kwargs):
+            calls.append(kwargs)
+
+    for variant in ("start", "steps_5", "steps_20_no_vocoder", "steps_5_vocoder_50", "steps_5_rhythm"):
+        recorded.adapt_variant(Model(), [], variant, "fr-fr", 16000)
+    assert calls[0]["method"] == "zero_shot" and "steps" not in calls[0]
+    assert [(c["steps"], c["vocoder_steps"], c["match_rhythm"]) for c in calls[1:]] == [
+        (5, None, False), (20, 0, False), (5, 50, False), (5, None, True)]
+    assert all(c["language"] == "fr-fr" and c["progress"] is False for c in calls)
 
 
 def test_the_ceiling_averages_the_distinct_pairs_only(recorded):
