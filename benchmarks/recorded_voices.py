@@ -10,8 +10,10 @@ Russian are trained languages spoken by new people. Build the corpus first::
 
 For each voice and each of ``--draws`` seeded draws, ``--shots`` prompts are the support clips and ``--heldout``
 others the sentences the voice reads. The clips go through ``model.adapt`` as a user's would (clip checks, the
-aligner's durations, the vocoder's steps): ``start`` is the support encoder's voice (``method="zero_shot"``),
-``steps_N`` the shipped adaptation after N steps, ``steps_N_no_vocoder`` the same without the vocoder's steps,
+aligner's durations, the vocoder's steps): ``start`` is the support encoder's voice (``method="zero_shot"``, 0
+steps) with the vocoder adapted to the clips as ``model.adapt`` does, ``start_no_vocoder`` the encoder's voice alone
+(nothing adapted to the clips but the voice the encoder reads from them), ``steps_N`` the shipped adaptation after N
+steps, ``steps_N_no_vocoder`` the same without the vocoder's steps,
 ``steps_N_vocoder_V`` with V vocoder steps (``--vocoder-steps``), and ``steps_N_rhythm`` with rhythm matching.
 Per variant, against the held-out recordings of the same sentences:
 
@@ -51,26 +53,30 @@ ENGLISH = "en"
 
 
 def variant_names(steps: list[int], rhythm_steps: list[int], vocoder_steps: list[int] = ()) -> list[str]:
-    """``start``, then per step count N ``steps_N`` and ``steps_N_no_vocoder``, ``steps_N_rhythm`` for
-    ``rhythm_steps``, and for each V of ``vocoder_steps`` ``steps_N_vocoder_V`` (the vocoder's steps set to V)."""
-    names = ["start"]
+    """``start`` and ``start_no_vocoder``, then per step count N ``steps_N`` and ``steps_N_no_vocoder``, for each V of
+    ``vocoder_steps`` ``steps_N_vocoder_V`` (the vocoder's steps set to V), and ``steps_N_rhythm`` for
+    ``rhythm_steps``."""
+    names = ["start", "start_no_vocoder"]
     for n in steps:
         names += [f"steps_{n}", f"steps_{n}_no_vocoder", *[f"steps_{n}_vocoder_{v}" for v in vocoder_steps]]
     return names + [f"steps_{n}_rhythm" for n in rhythm_steps]
 
 
-def adapt_variant(model, clips: list, variant: str, language: str, rate: int):
-    """The voice of ``variant`` (see :func:`variant_names`) from ``clips`` through ``model.adapt``."""
-    if variant == "start":
-        return model.adapt(clips, method="zero_shot", sampling_rate=rate, language=language, progress=False)
+def adapt_variant(model, clips: list, variant: str, language: str, rate: int, method: str = "maml"):
+    """The voice of ``variant`` (see :func:`variant_names`) from ``clips`` through ``model.adapt`` with ``method``:
+    ``maml`` (the default: the support encoder's voice, then the meta-learned steps) starts from the support encoder
+    (``method="zero_shot"``, 0 steps), ``finetune`` (a baseline checkpoint) from the model's own voice."""
     parts = variant.split("_")
     vocoder_steps = None  # the checkpoint's own
     if variant.endswith("_no_vocoder"):
         vocoder_steps = 0
     elif "vocoder" in parts:
         vocoder_steps = int(parts[parts.index("vocoder") + 1])
-    return model.adapt(clips, steps=int(parts[1]), sampling_rate=rate, language=language, progress=False,
-                       vocoder_steps=vocoder_steps, match_rhythm=variant.endswith("_rhythm"))
+    if parts[0] == "start":
+        return model.adapt(clips, method="zero_shot" if method == "maml" else method, steps=0, sampling_rate=rate,
+                           language=language, progress=False, vocoder_steps=vocoder_steps)
+    return model.adapt(clips, method=method, steps=int(parts[1]), sampling_rate=rate, language=language,
+                       progress=False, vocoder_steps=vocoder_steps, match_rhythm=variant.endswith("_rhythm"))
 
 
 def pairwise_similarity(embeddings: np.ndarray) -> float:
@@ -107,7 +113,7 @@ def read_draw(model, processor, rows: list[dict], seed: int, variants: list[str]
     embeddings = {"recordings": real_embeddings}
     for variant in variants:
         torch.manual_seed(seed)
-        voice = adapt_variant(model, clips, variant, language, rate)
+        voice = adapt_variant(model, clips, variant, language, rate, args.method)
         waves = [voice_reading(model, processor.tokenizer, voice, row["text"], language).waveform for row in heldout]
         embeddings[variant] = embed_utterances(waves, rate)
         cell[variant] = {
@@ -173,8 +179,8 @@ def run(args) -> dict:
             logger.info("%s draw %d: %s", voice, seed, {v: {r: None if cell[v][r] is None else round(cell[v][r], 3)
                                                             for r in READINGS} for v in variants})
     talents = {voice: rows[0]["base_speaker"] for voice, rows in groups.items()}
-    return {"checkpoint": args.checkpoint, "corpus": args.corpus, "shots": args.shots, "heldout": args.heldout,
-            "draws": args.draws, "seed": args.seed, "variants": variants, "talents": talents,
+    return {"checkpoint": args.checkpoint, "method": args.method, "corpus": args.corpus, "shots": args.shots,
+            "heldout": args.heldout, "draws": args.draws, "seed": args.seed, "variants": variants, "talents": talents,
             "summary": summary(cells, variants),
             "identification": {variant: identification(embeddings, talents, variant)
                                for variant in ["recordings", *variants]},
@@ -218,6 +224,8 @@ def main(argv=None) -> None:
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--heldout", type=int, default=10, help="held-out sentences per voice and draw")
     parser.add_argument("--draws", type=int, default=3, help="seeded draws of support and held-out prompts per voice")
+    parser.add_argument("--method", choices=("maml", "finetune"), default="maml",
+                        help="model.adapt's method: maml (the bundle's rule) or finetune (a baseline checkpoint)")
     parser.add_argument("--steps", type=int, nargs="+", default=[5])
     parser.add_argument("--rhythm-steps", type=int, nargs="*", default=[5])
     parser.add_argument("--vocoder-steps", type=int, nargs="*", default=[],

@@ -20,10 +20,10 @@ def recorded():
 
 
 def test_the_variants_read_each_step_count_with_and_without_the_vocoder(recorded):
-    assert recorded.variant_names([5], [5]) == ["start", "steps_5", "steps_5_no_vocoder", "steps_5_rhythm"]
-    assert recorded.variant_names([1, 3], []) == ["start", "steps_1", "steps_1_no_vocoder", "steps_3",
-                                                  "steps_3_no_vocoder"]
-    assert recorded.variant_names([5], [], [50]) == ["start", "steps_5", "steps_5_no_vocoder", "steps_5_vocoder_50"]
+    assert recorded.variant_names([5], [5]) == ["start", "start_no_vocoder", "steps_5", "steps_5_no_vocoder",
+                                                "steps_5_rhythm"]
+    assert recorded.variant_names([1, 3], [])[2:] == ["steps_1", "steps_1_no_vocoder", "steps_3", "steps_3_no_vocoder"]
+    assert recorded.variant_names([5], [], [50])[2:] == ["steps_5", "steps_5_no_vocoder", "steps_5_vocoder_50"]
 
 
 def test_each_variant_asks_model_adapt_for_its_steps_and_vocoder_steps(recorded):
@@ -33,12 +33,17 @@ def test_each_variant_asks_model_adapt_for_its_steps_and_vocoder_steps(recorded)
         def adapt(self, clips, **kwargs):
             calls.append(kwargs)
 
-    for variant in ("start", "steps_5", "steps_20_no_vocoder", "steps_5_vocoder_50", "steps_5_rhythm"):
+    variants = ("start", "start_no_vocoder", "steps_5", "steps_20_no_vocoder", "steps_5_vocoder_50", "steps_5_rhythm")
+    for variant in variants:
         recorded.adapt_variant(Model(), [], variant, "fr-fr", 16000)
-    assert calls[0]["method"] == "zero_shot" and "steps" not in calls[0]
-    assert [(c["steps"], c["vocoder_steps"], c["match_rhythm"]) for c in calls[1:]] == [
-        (5, None, False), (20, 0, False), (5, 50, False), (5, None, True)]
+    assert [(c["method"], c["steps"], c["vocoder_steps"], c.get("match_rhythm", False)) for c in calls] == [
+        ("zero_shot", 0, None, False), ("zero_shot", 0, 0, False), ("maml", 5, None, False), ("maml", 20, 0, False),
+        ("maml", 5, 50, False), ("maml", 5, None, True)]
     assert all(c["language"] == "fr-fr" and c["progress"] is False for c in calls)
+    calls.clear()
+    for variant in ("start", "steps_100"):  # a baseline: its own voice, then fine-tuning
+        recorded.adapt_variant(Model(), [], variant, "en-us", 16000, method="finetune")
+    assert [(c["method"], c["steps"]) for c in calls] == [("finetune", 0), ("finetune", 100)]
 
 
 def test_the_ceiling_averages_the_distinct_pairs_only(recorded):
@@ -108,7 +113,8 @@ def test_a_run_reads_every_voice_draw_and_variant(recorded, tmp_path):
     recorded.main(argv)
     result = json.loads(out.read_text())
     assert result["command"] == shlex.join(["python", "benchmarks/recorded_voices.py", *argv])
-    assert result["variants"] == ["start", "steps_1", "steps_1_no_vocoder", "steps_1_rhythm"]
+    assert result["variants"] == ["start", "start_no_vocoder", "steps_1", "steps_1_no_vocoder", "steps_1_rhythm"]
+    assert result["method"] == "maml"
     english, french = result["cells"]["asterisk:en_US_f_A"], result["cells"]["asterisk:fr_CA_f_B"]
     assert len(english) == 2 and len(french) == 2
     assert english[0]["support_ids"] != english[1]["support_ids"]  # each draw its own clips
