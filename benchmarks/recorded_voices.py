@@ -127,16 +127,15 @@ def read_draw(model, processor, rows: list[dict], seed: int, variants: list[str]
 def identification(embeddings: dict[str, list[dict]], talents: dict[str, str], variant: str) -> float:
     """Share of ``variant``'s synthesised sentences (every voice, every draw) whose nearest voice by cosine to the
     mean embedding of that voice's held-out recordings (all draws) is spoken by the same talent."""
-    voices = sorted(embeddings)
-    centroids = []
-    for voice in voices:
-        mean = np.concatenate([draw["recordings"] for draw in embeddings[voice]]).mean(axis=0)
-        centroids.append(mean / np.linalg.norm(mean))
-    centroids = np.stack(centroids)
+    from hf_metatts.evaluation.speaker import cosine_similarity, speaker_centroids
+
+    recordings = [(voice, draw["recordings"]) for voice, draws in embeddings.items() for draw in draws]
+    voices, centroids = speaker_centroids(np.concatenate([emb for _, emb in recordings]),
+                                          [voice for voice, emb in recordings for _ in emb])
     right = total = 0
-    for voice in voices:
-        for draw in embeddings[voice]:
-            nearest = (draw[variant] @ centroids.T).argmax(axis=1)
+    for voice, draws in embeddings.items():
+        for draw in draws:
+            nearest = cosine_similarity(draw[variant], centroids).argmax(axis=1)
             right += sum(talents[voices[i]] == talents[voice] for i in nearest)
             total += len(nearest)
     return right / total
