@@ -154,7 +154,7 @@ def summary(cells: dict[str, list[dict]], variants: list[str]) -> dict:
         out[voice]["recordings"] = {"similarity": mean([d["recordings_similarity"] for d in draws]),
                                     "wer": mean([d["recordings_wer"] for d in draws])}
     out["all"] = {variant: {reading: mean([out[v][variant][reading] for v in cells]) for reading in READINGS}
-                  for variant in [*variants, "recordings"] if variant != "recordings"}
+                  for variant in variants}
     out["all"]["recordings"] = {"similarity": mean([out[v]["recordings"]["similarity"] for v in cells])}
     return out
 

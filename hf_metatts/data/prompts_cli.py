@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 
 from .errors import CorpusBuildError
 from .prompt_recordings import DOCS_DIR, PROMPT_VOICES, SOUNDS_DIR, PromptFilter, load_prompt_voices
@@ -44,10 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"import-prompts: {exc}", file=sys.stderr)
         return 1
     corpus.save_to_disk(args.out)
-    counts = {}
-    for speaker in corpus["test"]["speaker_id"]:
-        counts[speaker] = counts.get(speaker, 0) + 1
-    for speaker, count in counts.items():
+    for speaker, count in Counter(corpus["test"]["speaker_id"]).items():
         print(f"{speaker}: {count} prompts")
     print(f"wrote {args.out}")
     return 0
