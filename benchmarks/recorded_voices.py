@@ -14,12 +14,15 @@ aligner's durations, the vocoder's steps): ``start`` is the support encoder's vo
 steps) with the vocoder adapted to the clips as ``model.adapt`` does, ``start_no_vocoder`` the encoder's voice alone
 (nothing adapted to the clips but the voice the encoder reads from them), ``steps_N`` the shipped adaptation after N
 steps, ``steps_N_no_vocoder`` the same without the vocoder's steps,
-``steps_N_vocoder_V`` with V vocoder steps (``--vocoder-steps``), and ``steps_N_rhythm`` with rhythm matching.
-Per variant, against the held-out recordings of the same sentences:
+``steps_N_vocoder_V`` with V vocoder steps (``--vocoder-steps``), ``steps_N_rhythm`` with rhythm matching, and
+``extra_N`` N steps of ``--extra-lr`` that also adapt ``--extra-parameters`` (``model.adapt(...,
+extra_parameters=...)``, for more clips: ``--shots 40``). Per variant, against the held-out recordings of the same
+sentences:
 
 - ``similarity``: the speaker encoder's cosine similarity of each synthesised sentence to its recording;
 - ``mcd``: mel-cepstral distortion (dB, DTW-aligned);
 - ``wer``: PocketSphinx's word error rate (English voices only; the recordings' own WER beside it);
+- ``seconds``: the wall time of ``model.adapt``;
 - ``identification`` (pooled over voices and draws): the share of synthesised sentences whose nearest voice, by the
   mean embedding of each voice's held-out recordings, is spoken by the right talent.
 
@@ -48,25 +51,33 @@ from benchmarks.language_adaptation import speaker_rows  # noqa: E402
 from benchmarks.style_adaptation import run_and_write, voice_reading  # noqa: E402
 
 logger = logging.getLogger("recorded_voices")
-READINGS = ("similarity", "mcd", "wer")
+READINGS = ("similarity", "mcd", "wer", "seconds")
 ENGLISH = "en"
 
 
-def variant_names(steps: list[int], rhythm_steps: list[int], vocoder_steps: list[int] = ()) -> list[str]:
+def variant_names(steps: list[int], rhythm_steps: list[int], vocoder_steps: list[int] = (),
+                  extra_steps: list[int] = ()) -> list[str]:
     """``start`` and ``start_no_vocoder``, then per step count N ``steps_N`` and ``steps_N_no_vocoder``, for each V of
-    ``vocoder_steps`` ``steps_N_vocoder_V`` (the vocoder's steps set to V), and ``steps_N_rhythm`` for
-    ``rhythm_steps``."""
+    ``vocoder_steps`` ``steps_N_vocoder_V`` (the vocoder's steps set to V), ``steps_N_rhythm`` for ``rhythm_steps``
+    and ``extra_N`` for ``extra_steps``."""
     names = ["start", "start_no_vocoder"]
     for n in steps:
         names += [f"steps_{n}", f"steps_{n}_no_vocoder", *[f"steps_{n}_vocoder_{v}" for v in vocoder_steps]]
-    return names + [f"steps_{n}_rhythm" for n in rhythm_steps]
+    return names + [f"steps_{n}_rhythm" for n in rhythm_steps] + [f"extra_{n}" for n in extra_steps]
 
 
-def adapt_variant(model, clips: list, variant: str, language: str, rate: int, method: str = "maml"):
+def adapt_variant(model, clips: list, variant: str, language: str, rate: int, method: str = "maml",
+                  extra_parameters: list[str] | None = None, extra_lr: float | None = None):
     """The voice of ``variant`` (see :func:`variant_names`) from ``clips`` through ``model.adapt`` with ``method``:
     ``maml`` (the default: the support encoder's voice, then the meta-learned steps) starts from the support encoder
-    (``method="zero_shot"``, 0 steps), ``finetune`` (a baseline checkpoint) from the model's own voice."""
+    (``method="zero_shot"``, 0 steps), ``finetune`` (a baseline checkpoint) from the model's own voice. ``extra_N``
+    takes N steps of ``extra_lr`` on the adapted set and ``extra_parameters``."""
     parts = variant.split("_")
+    if parts[0] == "extra":
+        if not extra_parameters:
+            raise ValueError(f"variant {variant!r} needs extra_parameters (--extra-parameters)")
+        return model.adapt(clips, method=method, steps=int(parts[1]), lr=extra_lr, sampling_rate=rate,
+                           language=language, progress=False, extra_parameters=list(extra_parameters))
     vocoder_steps = None  # the checkpoint's own
     if variant.endswith("_no_vocoder"):
         vocoder_steps = 0
@@ -113,13 +124,17 @@ def read_draw(model, processor, rows: list[dict], seed: int, variants: list[str]
     embeddings = {"recordings": real_embeddings}
     for variant in variants:
         torch.manual_seed(seed)
-        voice = adapt_variant(model, clips, variant, language, rate, args.method)
+        started = time.perf_counter()
+        voice = adapt_variant(model, clips, variant, language, rate, args.method,
+                              getattr(args, "extra_parameters", None), getattr(args, "extra_lr", None))
+        seconds = time.perf_counter() - started
         waves = [voice_reading(model, processor.tokenizer, voice, row["text"], language).waveform for row in heldout]
         embeddings[variant] = embed_utterances(waves, rate)
         cell[variant] = {
             "similarity": float(np.mean(np.sum(embeddings[variant] * real_embeddings, axis=1))),
             "mcd": float(np.mean(mel_cepstral_distortion(real, waves, rate))),
             "wer": asr_word_error_rate(waves, texts, rate).wer if english else None,
+            "seconds": seconds,
         }
     return cell, embeddings
 
@@ -149,7 +164,7 @@ def summary(cells: dict[str, list[dict]], variants: list[str]) -> dict:
 
     out = {}
     for voice, draws in cells.items():
-        out[voice] = {variant: {reading: mean([d[variant][reading] for d in draws]) for reading in READINGS}
+        out[voice] = {variant: {reading: mean([d[variant].get(reading) for d in draws]) for reading in READINGS}
                       for variant in variants}
         out[voice]["recordings"] = {"similarity": mean([d["recordings_similarity"] for d in draws]),
                                     "wer": mean([d["recordings_wer"] for d in draws])}
@@ -166,7 +181,7 @@ def run(args) -> dict:
     model = hf_metatts.MetaTTSForTextToSpeech.from_pretrained(args.checkpoint).eval()
     processor = hf_metatts.MetaTTSProcessor.from_pretrained(args.checkpoint)
     groups = speaker_rows(args.corpus, "test", args.speakers)
-    variants = variant_names(args.steps, args.rhythm_steps, args.vocoder_steps)
+    variants = variant_names(args.steps, args.rhythm_steps, args.vocoder_steps, args.extra_steps)
     started = time.perf_counter()
     cells: dict[str, list[dict]] = {}
     embeddings: dict[str, list[dict]] = {}
@@ -180,6 +195,8 @@ def run(args) -> dict:
     talents = {voice: rows[0]["base_speaker"] for voice, rows in groups.items()}
     return {"checkpoint": args.checkpoint, "method": args.method, "corpus": args.corpus, "shots": args.shots,
             "heldout": args.heldout, "draws": args.draws, "seed": args.seed, "variants": variants, "talents": talents,
+            "extra_parameters": args.extra_parameters if args.extra_steps else None,
+            "extra_lr": args.extra_lr if args.extra_steps else None,
             "summary": summary(cells, variants),
             "identification": {variant: identification(embeddings, talents, variant)
                                for variant in ["recordings", *variants]},
@@ -229,6 +246,11 @@ def main(argv=None) -> None:
     parser.add_argument("--rhythm-steps", type=int, nargs="*", default=[5])
     parser.add_argument("--vocoder-steps", type=int, nargs="*", default=[],
                         help="also read each step count with the vocoder's steps set to these counts")
+    parser.add_argument("--extra-steps", type=int, nargs="*", default=[],
+                        help="also read these step counts adapting --extra-parameters too (variants extra_N)")
+    parser.add_argument("--extra-parameters", nargs="+", default=["decoder.layers.*"],
+                        help="the further parameters of the extra_N variants (fnmatch patterns)")
+    parser.add_argument("--extra-lr", type=float, default=1e-3, help="the learning rate of the extra_N variants")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/recorded_voices.json")

@@ -1,6 +1,7 @@
 """``model.adapt(clips)``: a few (audio, transcript) pairs -> a `MetaTTSVoice`; the model is not changed."""
 
 import collections
+import fnmatch
 import logging
 import os
 from collections.abc import Callable
@@ -21,6 +22,11 @@ logger = logging.getLogger(__name__)
 #: Methods of ``model.adapt`` (``metasgd`` is what ``maml`` becomes when the base learned its learning rates).
 VOICE_METHODS = ("maml", "metasgd", "meta_lstm", "zero_shot", "finetune")
 DEFAULT_LANGUAGE = "en-us"
+#: Parameters ``extra_parameters`` may not name: the vocoder is adapted by the vocoder's own steps, and the aligner
+#: and the support encoder take no part in the mel loss the steps lower.
+NOT_ADAPTABLE = {"vocoder.": "the vocoder is adapted by vocoder_steps",
+                 "aligner.": "the aligner takes no part in the mel loss the steps lower",
+                 "voice_encoder.": "the support encoder only gives the start voice"}
 
 
 def processor_for(model, processor=None):
@@ -127,6 +133,40 @@ def resolve_adaptation(method: str, meta_learner, steps: int | None) -> tuple[st
     return inner, steps
 
 
+def adapted_names_with(model, method: str, meta_learner, steps: int, extra_parameters) -> list[str] | None:
+    """The adapted set `adapt_model` steps on: None (the meta-learner's set, else the model's) without
+    ``extra_parameters``, else that set followed by every further parameter the fnmatch patterns name.
+
+    Raises:
+        ValueError: ``extra_parameters`` is not a pattern or a list of them, a pattern matches no parameter or one of
+            :data:`NOT_ADAPTABLE`, ``method`` has a learned rule (``metasgd``, ``meta_lstm``: it knows only the set
+            it was meta-trained on), or there are no steps to take.
+    """
+    if extra_parameters is None:
+        return None
+    patterns = [extra_parameters] if isinstance(extra_parameters, str) else extra_parameters
+    if not isinstance(patterns, (list, tuple)) or not patterns or not all(isinstance(p, str) for p in patterns):
+        raise ValueError(f"extra_parameters={extra_parameters!r} must be an fnmatch pattern or a list of them, e.g. "
+                         "['decoder.layers.*'].")
+    if method in ("metasgd", "meta_lstm"):
+        raise ValueError(f"extra_parameters cannot be adapted with method={method!r}: its learned rule knows only the "
+                         "parameters it was meta-trained on. Use method='maml' (one rate for all) or 'finetune'.")
+    if steps == 0:
+        raise ValueError("extra_parameters needs steps > 0: without steps they would only be copied into the voice.")
+    names = {name for name, _ in model.named_parameters()}
+    for pattern in patterns:
+        refused = sorted({why for prefix, why in NOT_ADAPTABLE.items()
+                          if any(n.startswith(prefix) and fnmatch.fnmatchcase(n, pattern) for n in names)})
+        if refused:
+            raise ValueError(f"extra_parameters pattern {pattern!r} names parameters the steps cannot adapt "
+                             f"({'; '.join(refused)}): name acoustic-model parameters such as 'decoder.layers.*'.")
+    extra = model.adapted_parameter_names(list(patterns))
+    base = list(meta_learner.config.adapted_parameter_names) if (
+        meta_learner is not None and method != "finetune" and meta_learner.config.adapted_parameter_names
+    ) else model.adapted_parameter_names()
+    return base + [name for name in extra if name not in base]
+
+
 def check_float32(model) -> None:
     """Raise `AdaptationPrecisionError` unless every floating weight of ``model`` is float32: a few gradient steps
     on a handful of clips need its precision (and some of the steps' operations have no half-precision kernels)."""
@@ -146,7 +186,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
                 audio_column: str = "audio", language_column: str = "language",
                 callback: Callable[[int, int, float], None] | None = None, vocoder_steps: int | None = None,
                 vocoder_lr: float | None = None, match_prosody: bool = False,
-                match_rhythm: bool = False) -> MetaTTSVoice:
+                match_rhythm: bool = False, extra_parameters: str | list[str] | None = None) -> MetaTTSVoice:
     """Adapt the model's adapted parameter set to a few clips of a new voice; the model is not changed.
 
     Args:
@@ -182,6 +222,11 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
             language the model never trained on, whose rhythm the steps alone do not learn. The voice then also
             holds that layer (161 floats on the bundled checkpoint) and its config records the fit
             (``rhythm_match``).
+        extra_parameters: fnmatch patterns of further parameters the steps adapt beside the checkpoint's set, e.g.
+            ``["decoder.layers.*"]`` (1.17 M floats on the bundled checkpoint: a 5.5 MB voice with the vocoder's
+            layer) for minutes of a person's recordings rather than five clips (docs/voices.md, "Minutes of
+            recordings of a person"); take a smaller ``lr`` (1e-3) and more ``steps`` (40) with it. Not with
+            ``metasgd`` or ``meta_lstm``.
 
     Returns:
         A `MetaTTSVoice`. Raises the `ClipError` family for bad clips, before anything is adapted.
@@ -199,6 +244,10 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
             raise ValueError(f"{name}={value!r} must be True or False.")
     check_float32(model)
     vocoder_adaptation = resolve_vocoder_adaptation(model, vocoder_steps, vocoder_lr)
+    if meta_learner is None and method != "finetune":
+        meta_learner = meta_learner_for(model)
+    inner, steps = resolve_adaptation(method, meta_learner, steps)
+    adapted_names = adapted_names_with(model, inner, meta_learner, steps, extra_parameters)
     validation = validation or ClipValidation()
     processor = processor_for(model, processor)
     rate = model.config.sampling_rate
@@ -211,9 +260,6 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         examples = prepare_support(support, processor, validation, device)
         forward_sums, paths = transcript_scores(model, examples)
         check_alignment([clip.name for clip in support], forward_sums, validation, paths)
-        if meta_learner is None and method != "finetune":
-            meta_learner = meta_learner_for(model)
-        inner, steps = resolve_adaptation(method, meta_learner, steps)
         # the aligner's durations once: the acoustic steps and the vocoder's teacher-forced read both use them
         batches = with_fixed_alignment(model, collate(examples, validation.max_clips_per_batch))
         bar = tqdm(total=steps, desc=f"Adapting voice ({inner})", disable=not progress or steps == 0, leave=False)
@@ -227,7 +273,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
         try:
             params = adapt_parameters(model, batches, method=inner, steps=steps, lr=lr,
                                       meta_learner=meta_learner if inner != "finetune" else None,
-                                      callback=on_step)
+                                      callback=on_step, adapted_names=adapted_names)
         finally:
             bar.close()
         prosody = rhythm = None
@@ -261,4 +307,5 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
     return MetaTTSVoice(params, config, processor=processor, base_config=base_config)
 
 
-__all__ = ["adapt_model", "VOICE_METHODS", "prepare_support", "processor_for", "meta_learner_for"]
+__all__ = ["adapt_model", "adapted_names_with", "VOICE_METHODS", "NOT_ADAPTABLE", "prepare_support", "processor_for",
+           "meta_learner_for"]

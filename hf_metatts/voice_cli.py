@@ -56,7 +56,8 @@ def _adapt(args) -> int:
                         validation=validation, progress=not args.no_progress, base_model=args.base_model,
                         text_column=args.text_column, audio_column=args.audio_column,
                         vocoder_steps=args.vocoder_steps, vocoder_lr=args.vocoder_lr,
-                        match_prosody=args.match_prosody, match_rhythm=args.match_rhythm)
+                        match_prosody=args.match_prosody, match_rhythm=args.match_rhythm,
+                        extra_parameters=args.extra_parameters)
     voice.save_pretrained(args.out)
     size = os.path.getsize(os.path.join(args.out, "voice.safetensors"))
     print(json.dumps({"out": args.out, "method": voice.config.method, "steps": voice.config.steps,
@@ -122,6 +123,9 @@ def register(subparsers) -> None:
     adapt.add_argument("--match-rhythm", action="store_true",
                        help="refit the voice's token durations to the clips after the steps: for a language the "
                             "model never trained on")
+    adapt.add_argument("--extra-parameters", nargs="+", default=None, metavar="PATTERN",
+                       help="further parameters the steps adapt (fnmatch patterns, e.g. 'decoder.layers.*'): for "
+                            "minutes of a person's recordings, with --steps 40 --lr 1e-3 (docs/voices.md)")
     adapt.add_argument("--language", default=None, help="espeak-ng code of the transcripts (default en-us)")
     adapt.add_argument("--split", default="train", help="dataset split, for a saved dataset or a dataset id "
                        "(default train)")

@@ -24,6 +24,7 @@ def test_the_variants_read_each_step_count_with_and_without_the_vocoder(recorded
                                                 "steps_5_rhythm"]
     assert recorded.variant_names([1, 3], [])[2:] == ["steps_1", "steps_1_no_vocoder", "steps_3", "steps_3_no_vocoder"]
     assert recorded.variant_names([5], [], [50])[2:] == ["steps_5", "steps_5_no_vocoder", "steps_5_vocoder_50"]
+    assert recorded.variant_names([20], [], [], [40])[2:] == ["steps_20", "steps_20_no_vocoder", "extra_40"]
 
 
 def test_each_variant_asks_model_adapt_for_its_steps_and_vocoder_steps(recorded):
@@ -44,6 +45,13 @@ def test_each_variant_asks_model_adapt_for_its_steps_and_vocoder_steps(recorded)
     for variant in ("start", "steps_100"):  # a baseline: its own voice, then fine-tuning
         recorded.adapt_variant(Model(), [], variant, "en-us", 16000, method="finetune")
     assert [(c["method"], c["steps"]) for c in calls] == [("finetune", 0), ("finetune", 100)]
+    calls.clear()
+    recorded.adapt_variant(Model(), [], "extra_40", "en-us", 16000, extra_parameters=("decoder.layers.*",),
+                           extra_lr=1e-3)
+    assert [(c["method"], c["steps"], c["lr"], c["extra_parameters"]) for c in calls] == [
+        ("maml", 40, 1e-3, ["decoder.layers.*"])]
+    with pytest.raises(ValueError, match="needs extra_parameters"):
+        recorded.adapt_variant(Model(), [], "extra_40", "en-us", 16000)
 
 
 def test_the_ceiling_averages_the_distinct_pairs_only(recorded):
