@@ -224,8 +224,8 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
             (``rhythm_match``).
         extra_parameters: fnmatch patterns of further parameters the steps adapt beside the checkpoint's set, e.g.
             ``["decoder.layers.*"]`` (1.17 M floats on the bundled checkpoint: a 5.5 MB voice with the vocoder's
-            layer) for minutes of a person's recordings rather than five clips (docs/voices.md, "Minutes of
-            recordings of a person"); take a smaller ``lr`` (1e-3) and more ``steps`` (40) with it. Not with
+            layer) for minutes of a person's recordings rather than five clips (docs/voices.md, "A person's
+            voice: the decoder's layers too"); take a smaller ``lr`` (1e-3) and more ``steps`` (40) with it. Not with
             ``metasgd`` or ``meta_lstm``.
 
     Returns:
