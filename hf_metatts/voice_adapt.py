@@ -27,6 +27,10 @@ DEFAULT_LANGUAGE = "en-us"
 NOT_ADAPTABLE = {"vocoder.": "the vocoder is adapted by vocoder_steps",
                  "aligner.": "the aligner takes no part in the mel loss the steps lower",
                  "voice_encoder.": "the support encoder only gives the start voice"}
+#: The steps and rate ``extra_parameters`` take unless told otherwise: the recipe measured on people's recordings
+#: with ``["decoder.layers.*"]`` (docs/voices.md, "A person's voice: the decoder's layers too").
+EXTRA_PARAMETERS_STEPS = 40
+EXTRA_PARAMETERS_LR = 1e-3
 
 
 def processor_for(model, processor=None):
@@ -224,9 +228,9 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
             (``rhythm_match``).
         extra_parameters: fnmatch patterns of further parameters the steps adapt beside the checkpoint's set, e.g.
             ``["decoder.layers.*"]`` (1.17 M floats on the bundled checkpoint: a 5.5 MB voice with the vocoder's
-            layer) for minutes of a person's recordings rather than five clips (docs/voices.md, "A person's
-            voice: the decoder's layers too"); take a smaller ``lr`` (1e-3) and more ``steps`` (40) with it. Not with
-            ``metasgd`` or ``meta_lstm``.
+            layer) for a person's recordings (docs/voices.md, "A person's voice: the decoder's layers too"). With
+            them ``steps`` defaults to :data:`EXTRA_PARAMETERS_STEPS` (40) and ``lr`` to
+            :data:`EXTRA_PARAMETERS_LR` (1e-3), the measured recipe. Not with ``metasgd`` or ``meta_lstm``.
 
     Returns:
         A `MetaTTSVoice`. Raises the `ClipError` family for bad clips, before anything is adapted.
@@ -244,6 +248,9 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
             raise ValueError(f"{name}={value!r} must be True or False.")
     check_float32(model)
     vocoder_adaptation = resolve_vocoder_adaptation(model, vocoder_steps, vocoder_lr)
+    if extra_parameters is not None:
+        steps = EXTRA_PARAMETERS_STEPS if steps is None else steps
+        lr = EXTRA_PARAMETERS_LR if lr is None else lr
     if meta_learner is None and method != "finetune":
         meta_learner = meta_learner_for(model)
     inner, steps = resolve_adaptation(method, meta_learner, steps)
@@ -307,5 +314,5 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
     return MetaTTSVoice(params, config, processor=processor, base_config=base_config)
 
 
-__all__ = ["adapt_model", "adapted_names_with", "VOICE_METHODS", "NOT_ADAPTABLE", "prepare_support", "processor_for",
-           "meta_learner_for"]
+__all__ = ["adapt_model", "adapted_names_with", "VOICE_METHODS", "NOT_ADAPTABLE", "EXTRA_PARAMETERS_STEPS",
+           "EXTRA_PARAMETERS_LR", "prepare_support", "processor_for", "meta_learner_for"]

@@ -56,6 +56,20 @@ def test_the_decoder_is_adapted_too_saved_in_the_voice_and_the_base_is_untouched
     assert_same_weights(model, before)
 
 
+def test_extra_parameters_take_the_measured_steps_and_rate_unless_told(model):
+    from hf_metatts.voice_adapt import EXTRA_PARAMETERS_LR, EXTRA_PARAMETERS_STEPS
+
+    losses = []
+    voice = model.adapt(make_clips(1), sampling_rate=SR, progress=False, extra_parameters=[DECODER],
+                        callback=lambda step, total, loss: losses.append((step, total)))
+    assert (voice.config.steps, voice.config.learning_rate) == (EXTRA_PARAMETERS_STEPS, EXTRA_PARAMETERS_LR) == (40, 1e-3)
+    assert losses[-1] == (40, 40)
+    told = model.adapt(make_clips(1), sampling_rate=SR, progress=False, extra_parameters=[DECODER], steps=2, lr=0.01)
+    assert (told.config.steps, told.config.learning_rate) == (2, 0.01)
+    plain = model.adapt(make_clips(1), sampling_rate=SR, progress=False)
+    assert plain.config.steps == 5 and plain.config.learning_rate is None
+
+
 def test_one_pattern_as_a_string_and_the_finetune_method(model):
     voice = model.adapt(make_clips(2), sampling_rate=SR, method="finetune", steps=2, progress=False,
                         extra_parameters=DECODER)
@@ -70,7 +84,7 @@ def test_one_pattern_as_a_string_and_the_finetune_method(model):
     ([], {}, "must be an fnmatch pattern or a list of them"),
     ([3], {}, "must be an fnmatch pattern or a list of them"),
     ({"decoder": 1}, {}, "must be an fnmatch pattern or a list of them"),
-    ([DECODER], {"method": "zero_shot"}, "needs steps > 0"),
+    ([DECODER], {"method": "zero_shot", "steps": 0}, "needs steps > 0"),
     ([DECODER], {"method": "meta_lstm"}, "cannot be adapted with method='meta_lstm'"),
 ])
 def test_bad_extra_parameters_are_refused_before_anything_is_read(model, extra, kwargs, expected):
