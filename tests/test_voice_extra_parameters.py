@@ -62,7 +62,8 @@ def test_extra_parameters_take_the_measured_steps_and_rate_unless_told(model):
     losses = []
     voice = model.adapt(make_clips(1), sampling_rate=SR, progress=False, extra_parameters=[DECODER],
                         callback=lambda step, total, loss: losses.append((step, total)))
-    assert (voice.config.steps, voice.config.learning_rate) == (EXTRA_PARAMETERS_STEPS, EXTRA_PARAMETERS_LR) == (40, 1e-3)
+    assert (EXTRA_PARAMETERS_STEPS, EXTRA_PARAMETERS_LR) == (40, 1e-3)
+    assert (voice.config.steps, voice.config.learning_rate) == (EXTRA_PARAMETERS_STEPS, EXTRA_PARAMETERS_LR)
     assert losses[-1] == (40, 40)
     told = model.adapt(make_clips(1), sampling_rate=SR, progress=False, extra_parameters=[DECODER], steps=2, lr=0.01)
     assert (told.config.steps, told.config.learning_rate) == (2, 0.01)
