@@ -11,7 +11,7 @@ import torch
 from .data_collator import MetaTTSDataCollator
 from .voice import MetaTTSVoice, VoiceConfig
 from .voice_base import base_fingerprint, cast_fingerprints
-from .voice_errors import AdaptationPrecisionError, TranscriptMismatchError
+from .voice_errors import AdaptationPrecisionError, ExtraParametersError, TranscriptMismatchError
 from .voice_prosody import match_prosody as fit_prosody
 from .voice_prosody import match_rhythm as fit_rhythm
 from .voice_validation import ClipValidation, check_alignment, load_clips, transcript_scores
@@ -31,6 +31,8 @@ NOT_ADAPTABLE = {"vocoder.": "the vocoder is adapted by vocoder_steps",
 #: with ``["decoder.layers.*"]`` (docs/voices.md, "A person's voice: the decoder's layers too").
 EXTRA_PARAMETERS_STEPS = 40
 EXTRA_PARAMETERS_LR = 1e-3
+#: The further parameters measured for a person's recordings: the decoder's layers.
+PERSON_EXTRA_PARAMETERS = ("decoder.layers.*",)
 
 
 def processor_for(model, processor=None):
@@ -142,29 +144,35 @@ def adapted_names_with(model, method: str, meta_learner, steps: int, extra_param
     ``extra_parameters``, else that set followed by every further parameter the fnmatch patterns name.
 
     Raises:
-        ValueError: ``extra_parameters`` is not a pattern or a list of them, a pattern matches no parameter or one of
-            :data:`NOT_ADAPTABLE`, ``method`` has a learned rule (``metasgd``, ``meta_lstm``: it knows only the set
-            it was meta-trained on), or there are no steps to take.
+        ExtraParametersError: (a ``ValueError``) ``extra_parameters`` is not a pattern or a list of them, a pattern
+            matches no parameter or one of :data:`NOT_ADAPTABLE`, ``method`` has a learned rule (``metasgd``,
+            ``meta_lstm``: it knows only the set it was meta-trained on), or there are no steps to take.
     """
     if extra_parameters is None:
         return None
     patterns = [extra_parameters] if isinstance(extra_parameters, str) else extra_parameters
     if not isinstance(patterns, (list, tuple)) or not patterns or not all(isinstance(p, str) for p in patterns):
-        raise ValueError(f"extra_parameters={extra_parameters!r} must be an fnmatch pattern or a list of them, e.g. "
-                         "['decoder.layers.*'].")
+        raise ExtraParametersError(f"extra_parameters={extra_parameters!r} must be an fnmatch pattern or a list of "
+                                   "them, e.g. ['decoder.layers.*'].")
     if method in ("metasgd", "meta_lstm"):
-        raise ValueError(f"extra_parameters cannot be adapted with method={method!r}: its learned rule knows only the "
-                         "parameters it was meta-trained on. Use method='maml' (one rate for all) or 'finetune'.")
+        raise ExtraParametersError(f"extra_parameters cannot be adapted with method={method!r}: its learned rule "
+                                   "knows only the parameters it was meta-trained on. Use method='maml' (one rate for "
+                                   "all) or 'finetune'.")
     if steps == 0:
-        raise ValueError("extra_parameters needs steps > 0: without steps they would only be copied into the voice.")
+        raise ExtraParametersError("extra_parameters needs steps > 0: without steps they would only be copied into "
+                                   "the voice.")
     names = {name for name, _ in model.named_parameters()}
     for pattern in patterns:
         refused = sorted({why for prefix, why in NOT_ADAPTABLE.items()
                           if any(n.startswith(prefix) and fnmatch.fnmatchcase(n, pattern) for n in names)})
         if refused:
-            raise ValueError(f"extra_parameters pattern {pattern!r} names parameters the steps cannot adapt "
-                             f"({'; '.join(refused)}): name acoustic-model parameters such as 'decoder.layers.*'.")
-    extra = model.adapted_parameter_names(list(patterns))
+            raise ExtraParametersError(f"extra_parameters pattern {pattern!r} names parameters the steps cannot adapt "
+                                       f"({'; '.join(refused)}): name acoustic-model parameters such as "
+                                       "'decoder.layers.*'.")
+    try:
+        extra = model.adapted_parameter_names(list(patterns))
+    except ValueError as error:  # a pattern that matches no parameter
+        raise ExtraParametersError(f"extra_parameters: {error}") from error
     base = list(meta_learner.config.adapted_parameter_names) if (
         meta_learner is not None and method != "finetune" and meta_learner.config.adapted_parameter_names
     ) else model.adapted_parameter_names()
@@ -315,4 +323,4 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
 
 
 __all__ = ["adapt_model", "adapted_names_with", "VOICE_METHODS", "NOT_ADAPTABLE", "EXTRA_PARAMETERS_STEPS",
-           "EXTRA_PARAMETERS_LR", "prepare_support", "processor_for", "meta_learner_for"]
+           "EXTRA_PARAMETERS_LR", "PERSON_EXTRA_PARAMETERS", "prepare_support", "processor_for", "meta_learner_for"]

@@ -47,6 +47,10 @@ class AdaptationPrecisionError(MetaTTSError, TypeError):
     """``model.adapt`` was called on a model whose weights are not float32."""
 
 
+class ExtraParametersError(MetaTTSError, ValueError):
+    """``model.adapt(extra_parameters=...)`` names parameters it cannot adapt, or asks for them where they cannot be."""
+
+
 class VoiceFileError(CheckpointError):
     """A voice folder or repo is incomplete, truncated or tampered with (``OSError``)."""
 
@@ -66,6 +70,7 @@ __all__ = [
     "TranscriptMismatchWarning",
     "VoiceMismatchError",
     "AdaptationPrecisionError",
+    "ExtraParametersError",
     "VoiceFileError",
     "VoiceConfigMissingError",
 ]

@@ -256,6 +256,37 @@ def test_clips_and_text_in_another_language_with_the_rhythm_matched(client, tmp_
     check_wav(audio)
 
 
+def test_adapt_can_take_the_decoder_layers_too(client, tmp_path):
+    paths, transcripts = write_clips(tmp_path / "clips", pitch=150)
+    status, _, _ = client.predict(upload(paths), transcripts, "maml", 2, False, "en-us", False, True, api_name="/adapt")
+    assert status.startswith("✅") and "2 step(s)" in status and "the decoder's layers adapted too" in status, status
+    audio, _ = client.predict("Spoken with the decoder adapted.", api_name="/speak")
+    check_wav(audio)
+
+
+def test_the_decoder_layers_are_refused_where_they_cannot_be_adapted_and_the_voice_is_kept(tiny_checkpoint,
+                                                                                          tmp_path):
+    from hf_metatts.demo import handlers
+    from hf_metatts.demo.app import DEFAULT_STEPS, steps_for_decoder_layers
+    from hf_metatts.demo.session import DemoSession, ModelHost
+    from hf_metatts.voice_adapt import EXTRA_PARAMETERS_STEPS
+
+    assert (steps_for_decoder_layers(True), steps_for_decoder_layers(False)) == (EXTRA_PARAMETERS_STEPS, DEFAULT_STEPS)
+    host = ModelHost.load(str(tiny_checkpoint))
+    paths, transcripts = write_clips(tmp_path / "clips", pitch=150)
+    session, status, _, _ = handlers.adapt(host, DemoSession(), paths, transcripts, "maml", 2, decoder_layers=True)
+    assert status.startswith("✅") and "the decoder's layers adapted too" in status
+    adapted = session.voice.adapted_parameters
+    assert any(name.startswith("decoder.layers.") and name.endswith(".weight") for name in adapted)
+    for method, steps, expected in (("meta_lstm", 2, "cannot be adapted with meta_lstm"),
+                                    ("maml", 0, "needs steps")):
+        kept, status, curve, similarity = handlers.adapt(host, session, paths, transcripts, method, steps,
+                                                         decoder_layers=True)
+        assert kept is session and curve is None and similarity == ""
+        assert status.startswith("⚠️") and expected in status, status
+    assert session.voice.adapted_parameters is adapted
+
+
 def test_an_unknown_language_is_refused_and_the_session_keeps_its_voice(tiny_checkpoint, tmp_path):
     """The page's list lets only known codes through (Gradio refuses others before the handler); the handlers refuse
     them too, for any other caller."""

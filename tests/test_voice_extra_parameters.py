@@ -14,6 +14,7 @@ from hf_metatts.cli import main
 from hf_metatts.meta import MetaLearnerConfig, MetaLearnerHead
 from hf_metatts.voice import MetaTTSVoice
 from hf_metatts.voice_base import clear_base_cache
+from hf_metatts.voice_errors import ExtraParametersError
 
 __all__ = ["base", "clip_folder", "one_thread"]
 DECODER = "decoder.layers.*"
@@ -92,8 +93,9 @@ def test_bad_extra_parameters_are_refused_before_anything_is_read(model, extra, 
     before = weights(model)
     clips = make_clips(2)
     kept = [audio.copy() for audio, _ in clips]
-    with pytest.raises(ValueError, match=expected):
+    with pytest.raises(ExtraParametersError, match=expected) as raised:
         model.adapt(clips, sampling_rate=SR, progress=False, extra_parameters=extra, **kwargs)
+    assert isinstance(raised.value, ValueError)
     assert_same_weights(model, before)
     assert all(np.array_equal(audio, copy) for (audio, _), copy in zip(clips, kept))
 

@@ -8,17 +8,21 @@ import logging
 import os
 
 from ..tokenization_metatts import DEFAULT_LANGUAGE, supported_languages
+from ..voice_adapt import EXTRA_PARAMETERS_STEPS
 from . import handlers
 from .samples import sample_clips, sample_speakers
 from .session import DemoSession, ModelHost
 
 logger = logging.getLogger(__name__)
 
+#: The Steps slider's starting value: the bundled checkpoint's meta-learned step count.
+DEFAULT_STEPS = 5
 TITLE = "hf-metatts: your voice from a few clips"
 INTRO = f"""# {TITLE}
 1. **Clips**: record or upload 1 to {handlers.MAX_CLIPS} short clips (0.5 to 30 s) of one speaker and write what is
    said in each, one line per clip in the same order (or pick a sample speaker); choose their language.
 2. **Adapt**: choose the method and the number of steps. The base model is meta-learned to adapt in a few steps.
+   For recordings of a person, adapting the decoder's layers too gives more of the voice.
 3. **Speak**: type text and hear it in your voice; download the voice or push it to the Hugging Face Hub.
 """
 
@@ -29,6 +33,11 @@ def _curve_frame(rows):
     return pd.DataFrame(rows if rows else {"step": [], "loss": []})
 
 
+def steps_for_decoder_layers(decoder_layers: bool) -> int:
+    """The Steps slider's value when the decoder's layers are (not) adapted: the measured recipe's, else the default."""
+    return EXTRA_PARAMETERS_STEPS if decoder_layers else DEFAULT_STEPS
+
+
 def build_demo(host: ModelHost, corpus: str | None = None):
     """The app's `gr.Blocks` for the shared ``host``; ``corpus``: a saved corpus for the sample speakers."""
     import gradio as gr
@@ -36,7 +45,7 @@ def build_demo(host: ModelHost, corpus: str | None = None):
     speakers = sample_speakers(corpus)
 
     def adapt(session, files, transcripts, method, steps, match_prosody=False, language=DEFAULT_LANGUAGE,
-              match_rhythm=False, progress=gr.Progress()):  # noqa: B008 (gradio injects the tracker)
+              match_rhythm=False, decoder_layers=False, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
         progress(0, desc="Checking the clips")
 
         def on_step(step, total, loss):
@@ -44,7 +53,8 @@ def build_demo(host: ModelHost, corpus: str | None = None):
 
         session, status, rows, similarity = handlers.adapt(host, session, files, transcripts, method, steps,
                                                            on_step=on_step, match_prosody=match_prosody,
-                                                           language=language, match_rhythm=match_rhythm)
+                                                           language=language, match_rhythm=match_rhythm,
+                                                           decoder_layers=decoder_layers)
         return session, status, _curve_frame(rows), similarity
 
     def speak(session, text, language=DEFAULT_LANGUAGE):
@@ -82,12 +92,15 @@ def build_demo(host: ModelHost, corpus: str | None = None):
                 clips_message = gr.Markdown(elem_id="clips-message")
             with gr.Column():
                 method = gr.Dropdown(list(handlers.METHODS), value="maml", label="Method")
-                steps = gr.Slider(0, handlers.MAX_STEPS, value=5, step=1, label="Steps")
+                steps = gr.Slider(0, handlers.MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps")
                 match_prosody = gr.Checkbox(False, label="Match the clips' speaking style (rate, pitch level and "
                                             "range): for clips read faster, livelier or flatter than usual",
                                             elem_id="match-prosody")
                 match_rhythm = gr.Checkbox(False, label="Match the clips' rhythm (token durations): for a language "
                                            "the model never trained on", elem_id="match-rhythm")
+                decoder_layers = gr.Checkbox(False, label="A person's recordings: adapt the decoder's layers too "
+                                             f"({EXTRA_PARAMETERS_STEPS} steps; slower, a 5.5 MB voice)",
+                                             elem_id="decoder-layers")
                 adapt_button = gr.Button("Adapt", variant="primary", elem_id="adapt")
                 status = gr.Markdown(elem_id="adapt-status")
                 similarity = gr.Markdown(elem_id="similarity")
@@ -110,8 +123,9 @@ def build_demo(host: ModelHost, corpus: str | None = None):
                 push_button = gr.Button("Push to the Hub", elem_id="push")
         share_message = gr.Markdown(elem_id="share-message")
 
-        adapt_button.click(adapt, [session, files, transcripts, method, steps, match_prosody, language, match_rhythm],
-                           [session, status, curve, similarity], api_name="adapt")
+        adapt_button.click(adapt, [session, files, transcripts, method, steps, match_prosody, language, match_rhythm,
+                                   decoder_layers], [session, status, curve, similarity], api_name="adapt")
+        decoder_layers.change(steps_for_decoder_layers, [decoder_layers], [steps])
         speak_button.click(speak, [session, text, language], [audio, speak_message], api_name="speak")
         download_button.click(handlers.download, [session], [voice_zip, share_message], api_name="download")
         push_button.click(handlers.push, [session, repo, token], [share_message], api_name="push")

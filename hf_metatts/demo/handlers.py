@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InvalidTextError, MetaTTSError
 from ..tokenization_metatts import DEFAULT_LANGUAGE, supported_languages
+from ..voice_adapt import PERSON_EXTRA_PARAMETERS
 from ..voice_errors import ClipError
 from .adapting import adapt_with_curve
 from .session import DemoSession, ModelHost
@@ -101,11 +102,12 @@ def check_language(language: str | None) -> str:
 # ----------------------------------------------------------------------------------------------
 def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str | None, method: str, steps,
           on_step: Callable[[int, int, float], None] | None = None, match_prosody: bool = False,
-          language: str | None = None, match_rhythm: bool = False):
+          language: str | None = None, match_rhythm: bool = False, decoder_layers: bool = False):
     """Adapt a voice for this session -> ``(session, status, curve rows, similarity text)``; ``match_prosody``: the
     voice's rate, pitch level and pitch range refitted to the clips after the steps (clips in a speaking style);
     ``language``: the transcripts' espeak-ng code (default English); ``match_rhythm``: the voice's token durations
-    refitted to the clips (a language the model never trained on).
+    refitted to the clips (a language the model never trained on); ``decoder_layers``: the steps adapt the decoder's
+    layers too, at the rate measured for a person's recordings (`hf_metatts.voice_adapt.PERSON_EXTRA_PARAMETERS`).
 
     ``curve rows`` is ``{"step": [...], "loss": [...]}`` (None when nothing was adapted).
     """
@@ -117,11 +119,19 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
         if steps is not None and not 0 <= steps <= MAX_STEPS:
             raise DemoInputError(f"Steps must be between 0 and {MAX_STEPS}.")
         language = check_language(language)
+        if decoder_layers and method in ("metasgd", "meta_lstm"):
+            raise DemoInputError(f"The decoder's layers cannot be adapted with {method}, whose learned rule knows only "
+                                 "the parameters it was meta-trained on: choose maml or finetune.")
+        if decoder_layers and steps == 0:
+            raise DemoInputError("Adapting the decoder's layers needs steps: set Steps above 0 (40 is the measured "
+                                 "setting).")
         clips = collect_clips(files, transcripts)
         with host.lock:
             voice, losses = adapt_with_curve(host.model, clips, method=method, steps=steps, on_step=on_step,
                                              processor=host.processor, match_prosody=bool(match_prosody),
-                                             language=language, match_rhythm=bool(match_rhythm))
+                                             language=language, match_rhythm=bool(match_rhythm),
+                                             extra_parameters=list(PERSON_EXTRA_PARAMETERS) if decoder_layers
+                                             else None)
     except (DemoInputError, ClipError, InvalidTextError) as error:
         logger.info("Adaptation refused: %s", error)
         return session, PROBLEM + _clip_message(error), None, ""
@@ -131,9 +141,10 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
     new = DemoSession(voice=voice, losses=losses, method=voice.config.method,
                       clip_names=[os.path.basename(path) for path, _ in clips])
     similarity = similarity_text(host, voice, clips, language)
+    decoder = "; the decoder's layers adapted too" if decoder_layers else ""
     status = (OK + f"Adapted a voice from {len(clips)} clip(s) with {voice.config.method}, {voice.config.steps} "
-              f"step(s){f', final loss {losses[-1]:.3f}' if losses else ''}{_matched_text(voice)}. Type some text and "
-              "press Speak.")
+              f"step(s){f', final loss {losses[-1]:.3f}' if losses else ''}{decoder}{_matched_text(voice)}. Type some "
+              "text and press Speak.")
     curve = {"step": list(range(1, len(losses) + 1)), "loss": losses} if losses else None
     return new, status, curve, similarity
 
