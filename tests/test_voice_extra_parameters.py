@@ -130,3 +130,16 @@ def test_the_command_line_takes_extra_parameters_and_refuses_bad_ones(base, clip
                  "--out", str(refused), "--no-progress"]) == 2
     assert "the aligner takes no part in the mel loss" in capsys.readouterr().err
     assert not refused.exists()
+
+
+def test_a_voice_with_the_decoder_layers_loads_in_the_pipeline_by_folder(model, tmp_path):
+    from transformers import pipeline
+
+    voice = model.adapt(make_clips(2), sampling_rate=SR, steps=2, lr=0.01, progress=False, extra_parameters=[DECODER])
+    voice.save_pretrained(tmp_path / "voice")
+    expected = synth(model, text="Through the pipeline.", voice=voice).numpy()
+    clear_base_cache()
+    tts = pipeline("text-to-speech", model=str(tmp_path / "voice"))
+    before = weights(tts.model)
+    np.testing.assert_allclose(tts("Through the pipeline.")["audio"].reshape(-1), expected, atol=1e-5)
+    assert_same_weights(tts.model, before)
