@@ -173,9 +173,10 @@ def adapted_names_with(model, method: str, meta_learner, steps: int, extra_param
         extra = model.adapted_parameter_names(list(patterns))
     except ValueError as error:  # a pattern that matches no parameter
         raise ExtraParametersError(f"extra_parameters: {error}") from error
-    base = list(meta_learner.config.adapted_parameter_names) if (
-        meta_learner is not None and method != "finetune" and meta_learner.config.adapted_parameter_names
-    ) else model.adapted_parameter_names()
+    from .meta.adapt import default_adapted_names
+
+    # the set adapt_parameters would take without them (fine-tuning is given no meta-learner)
+    base = default_adapted_names(model, meta_learner if method != "finetune" else None)
     return base + [name for name in extra if name not in base]
 
 

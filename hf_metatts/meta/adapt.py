@@ -17,6 +17,13 @@ logger = logging.getLogger(__name__)
 ADAPT_METHODS = ("maml", "metasgd", "meta_lstm", "zero_shot", "finetune")
 
 
+def default_adapted_names(model, meta_learner=None) -> list[str]:
+    """The adapted set `adapt_parameters` steps on when not given one: ``meta_learner``'s, else the model's."""
+    if meta_learner is not None and meta_learner.config.adapted_parameter_names:
+        return list(meta_learner.config.adapted_parameter_names)
+    return resolve_adapted_names(model)
+
+
 def adapt_parameters(
     model: nn.Module,
     support_batch: Mapping[str, torch.Tensor] | Sequence[Mapping[str, torch.Tensor]],
@@ -73,9 +80,7 @@ def adapt_parameters(
             f"method={method!r} needs the meta-learner saved by a {method} run (got {found}); "
             "load it with hf_metatts.meta.load_meta_learner(checkpoint_dir) or choose method='maml'."
         )
-    if adapted_names is None:
-        adapted_names = cfg.adapted_parameter_names if cfg is not None and cfg.adapted_parameter_names else None
-    names = list(adapted_names) if adapted_names is not None else resolve_adapted_names(model)
+    names = list(adapted_names) if adapted_names is not None else default_adapted_names(model, meta_learner)
     if steps is None:
         steps = cfg.inner_steps if cfg is not None else 5
     batches = [support_batch] if isinstance(support_batch, Mapping) else list(support_batch)
