@@ -278,8 +278,8 @@ def test_the_decoder_layers_are_refused_where_they_cannot_be_adapted_and_the_voi
     assert status.startswith("✅") and "the decoder's layers adapted too" in status
     adapted = session.voice.adapted_parameters
     assert any(name.startswith("decoder.layers.") and name.endswith(".weight") for name in adapted)
-    for method, steps, expected in (("meta_lstm", 2, "cannot be adapted with meta_lstm"),
-                                    ("maml", 0, "needs steps")):
+    for method, steps, expected in (("meta_lstm", 2, "cannot be adapted with method='meta_lstm'"),
+                                    ("maml", 0, "needs steps > 0")):
         kept, status, curve, similarity = handlers.adapt(host, session, paths, transcripts, method, steps,
                                                          decoder_layers=True)
         assert kept is session and curve is None and similarity == ""

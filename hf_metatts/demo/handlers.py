@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import InvalidTextError, MetaTTSError
 from ..tokenization_metatts import DEFAULT_LANGUAGE, supported_languages
 from ..voice_adapt import PERSON_EXTRA_PARAMETERS
-from ..voice_errors import ClipError
+from ..voice_errors import ClipError, ExtraParametersError
 from .adapting import adapt_with_curve
 from .session import DemoSession, ModelHost
 
@@ -119,12 +119,6 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
         if steps is not None and not 0 <= steps <= MAX_STEPS:
             raise DemoInputError(f"Steps must be between 0 and {MAX_STEPS}.")
         language = check_language(language)
-        if decoder_layers and method in ("metasgd", "meta_lstm"):
-            raise DemoInputError(f"The decoder's layers cannot be adapted with {method}, whose learned rule knows only "
-                                 "the parameters it was meta-trained on: choose maml or finetune.")
-        if decoder_layers and steps == 0:
-            raise DemoInputError("Adapting the decoder's layers needs steps: set Steps above 0 (40 is the measured "
-                                 "setting).")
         clips = collect_clips(files, transcripts)
         with host.lock:
             voice, losses = adapt_with_curve(host.model, clips, method=method, steps=steps, on_step=on_step,
@@ -135,6 +129,9 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
     except (DemoInputError, ClipError, InvalidTextError) as error:
         logger.info("Adaptation refused: %s", error)
         return session, PROBLEM + _clip_message(error), None, ""
+    except ExtraParametersError as error:  # model.adapt's own check (a learned rule, no steps)
+        logger.info("Adaptation refused: %s", error)
+        return session, PROBLEM + f"The decoder's layers cannot be adapted here: {error}", None, ""
     except MetaTTSError as error:  # e.g. a learned method on a checkpoint without its meta-learner
         logger.warning("Adaptation failed: %s", error)
         return session, PROBLEM + f"Could not adapt with {method}: {error}", None, ""
