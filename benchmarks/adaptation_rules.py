@@ -25,7 +25,9 @@ does for a user's clips, in place of the corpus's phone timings (the default, as
 
 ``--identity-encoder DIR --identity-weight W`` adds a speaker-identity term (``hf_metatts.meta.identity``) to
 every rule's support loss. ``--parameters PATTERN...`` lets the adam and sgd rules update only part of the
-adapted set (the rest keeps its start values); ``--wer`` adds the recogniser's word error rate (English
+adapted set (the rest keeps its start values; every pattern must match a name of the set);
+``--extra-parameters PATTERN...`` lets them update parameters outside it as well (``model.adapt``'s
+``extra_parameters``, e.g. ``'decoder.layers.*'``); ``--wer`` adds the recogniser's word error rate (English
 speakers only). Per rule the JSON has the means over tasks (similarity, MCD, the support mel L1 after the
 steps, how far the adapted set moved, WER, and ``gv_ratio``: the held-out synthesis' per-bin standard deviation
 over time of its log-mel, computed from the audio, over that of the real recordings, 1 = as dynamic, below 1 =
@@ -69,6 +71,8 @@ from hf_metatts.meta.identity import identity_term, load_identity_encoder
 from hf_metatts.meta.learner import encode_support
 from hf_metatts.meta.maml import with_fixed_alignment
 from hf_metatts.training.hardware import hardware_description
+from hf_metatts.voice_adapt import adapted_names_with
+from hf_metatts.voice_errors import ExtraParametersError
 from hf_metatts.voice_prosody import match_prosody
 
 logger = logging.getLogger("adaptation_rules")
@@ -163,6 +167,36 @@ def _tasks_and_audio(settings: BenchmarkSettings, args, processor, rate: int, re
     return loaded
 
 
+def updated_names(model, head, names: list[str], parameters: list[str] | None, extra_parameters: list[str] | None,
+                  rules: list[Rule]) -> list[str]:
+    """What the adam and sgd rules update: the names of the adapted set ``names`` that ``parameters`` (fnmatch
+    patterns; None: all of them) match, followed by the parameters outside it that ``extra_parameters`` name (as
+    ``model.adapt(..., extra_parameters=...)`` resolves them).
+
+    SystemExit with what to do when a ``parameters`` pattern matches no name of the adapted set (a parameter outside
+    it belongs in ``extra_parameters``), when an ``extra_parameters`` pattern matches nothing or names what the
+    steps cannot adapt, or when a ``learned`` rule would be run with extra parameters (its rule knows only its set).
+    """
+    updated = list(names)
+    if parameters:
+        unmatched = [p for p in parameters if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+        if unmatched:
+            raise SystemExit(f"error: --parameters {unmatched} match no name of the adapted set ({names}); to adapt "
+                             "parameters outside it as well, name them with --extra-parameters")
+        updated = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in parameters)]
+    if not extra_parameters:
+        return updated
+    learned = [rule.name for rule in rules if rule.optimizer == "learned"]
+    if learned:
+        raise SystemExit(f"error: --extra-parameters holds for the adam and sgd rules only; the rules {learned} step "
+                         "with the meta-learner's own rule, which knows only its adapted set: run them separately")
+    try:
+        with_extra = adapted_names_with(model, "maml", head, 1, list(extra_parameters))
+    except ExtraParametersError as error:
+        raise SystemExit(f"error: --extra-parameters: {error}") from None
+    return updated + [name for name in with_extra if name not in names]
+
+
 def adapt_with(rule: Rule, model, head, support: dict, start: dict, steps: int, updated: list[str],
                loss_term=None) -> dict:
     """The adapted set after ``rule`` from ``start`` (``{name: tensor}`` for the whole adapted set); an adam or
@@ -239,9 +273,8 @@ def run(args, reuse: dict | None = None) -> dict:
                          "its adapted parameter set and, for 'learned', its rule")
     rules = [parse_rule(text, args.steps) for text in args.rules]
     names = head.config.adapted_parameter_names
-    updated = [n for n in names if not args.parameters or any(fnmatch.fnmatchcase(n, p) for p in args.parameters)]
-    if not updated:
-        raise SystemExit(f"error: --parameters {args.parameters} match no name of the adapted set ({names})")
+    updated = updated_names(model, head, names, args.parameters, args.extra_parameters, rules)
+    extra = [name for name in updated if name not in names]
     encoder_start = args.start == "encoder" or (args.start == "auto" and head.config.zero_shot_start)
     loss_term = None
     if args.identity_weight:
@@ -267,7 +300,7 @@ def run(args, reuse: dict | None = None) -> dict:
             if args.support_durations == "aligner":
                 support.pop("durations", None)
             support = with_fixed_alignment(model, [support])[0]
-            start = {n: own[n].detach().clone() for n in names}
+            start = {n: own[n].detach().clone() for n in names + extra}
             if encoder_start:
                 with torch.no_grad():
                     start.update(encode_support(model, [support], start))
@@ -282,7 +315,7 @@ def run(args, reuse: dict | None = None) -> dict:
             values, trials[task.name] = measure(waves, audios[task.name], rate, metrics)
             values["gv_ratio"] = heldout_gv_ratio(waves, audios[task.name], processor, rate)
             values["support_mel_l1"] = support_mel_l1(model, params, support)
-            values["moved"] = float(torch.sqrt(sum(((params[n] - start[n]) ** 2).sum() for n in names)))
+            values["moved"] = float(torch.sqrt(sum(((params[n] - start[n]) ** 2).sum() for n in start)))
             per_task[task.name] = values
         accuracy, candidates, _ = pooled_identification(trials, audios)
         families = sorted({name.split(":")[0] for name in per_task})
@@ -305,6 +338,7 @@ def run(args, reuse: dict | None = None) -> dict:
     return {
         "checkpoint": args.checkpoint, "split": args.split, "tasks": [t.name for t in tasks], "shots": args.shots,
         "start": "encoder" if encoder_start else "model", "updated_by_adam_and_sgd": updated,
+        "extra_parameters": extra,
         "support_durations": args.support_durations,
         "aligner_duration_weight": model.config.aligner_duration_weight,
         "aligner_skips_marks": bool(model.config.aligner_skippable_token_ids),
@@ -350,7 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rules", nargs="+", default=["learned", "adam:0.03"])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--parameters", nargs="*", default=None, metavar="PATTERN",
-                        help="adam/sgd rules update only the adapted names matching these (fnmatch); default: all")
+                        help="adam/sgd rules update only the adapted names matching these (fnmatch; each must match "
+                        "one); default: all")
+    parser.add_argument("--extra-parameters", nargs="+", default=None, metavar="PATTERN",
+                        help="adam/sgd rules also update these parameters outside the adapted set (fnmatch, as "
+                        "model.adapt's extra_parameters), e.g. 'decoder.layers.*'")
     parser.add_argument("--wer", action="store_true", help="also the ASR word error rate (English speakers)")
     parser.add_argument("--start", choices=("auto", "encoder", "model"), default="auto")
     parser.add_argument("--identity-encoder", default=None, help="speaker encoder of the support identity term")

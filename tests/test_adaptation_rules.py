@@ -80,6 +80,58 @@ def test_a_rule_limited_to_some_parameters_leaves_the_others_at_their_start(rule
     assert all(torch.equal(own[name], start[name] - 0.01) for name in names)  # the model itself is untouched
 
 
+def _tiny_head(model, method="maml"):
+    names = model.adapted_parameter_names()
+    shapes = {name: model.get_parameter(name).shape for name in names}
+    return MetaLearnerHead(MetaLearnerConfig(method=method, inner_lr=0.05, adapted_parameter_names=names), shapes)
+
+
+def test_a_parameters_pattern_outside_the_adapted_set_is_refused_by_name(rules):
+    """A pattern that matches no name of the adapted set used to be dropped while the others held, so a run asked
+    to adapt the decoder's layers adapted the set alone; it is refused now, naming the pattern and the option."""
+    model = tiny_model().eval()
+    head = _tiny_head(model)
+    names = head.config.adapted_parameter_names
+    assert rules.updated_names(model, head, names, None, None, []) == names
+    assert rules.updated_names(model, head, names, ["voice.speaker_vector"], None, []) == ["voice.speaker_vector"]
+    with pytest.raises(SystemExit, match=r"\['decoder.layers.\*.linear\*'\] match no name of the adapted set.*"
+                                         "--extra-parameters"):
+        rules.updated_names(model, head, names, ["voice.speaker_vector", "decoder.layers.*.linear*"], None, [])
+    assert head.config.adapted_parameter_names == names
+
+
+def test_extra_parameters_join_the_adapted_set_for_adam_and_sgd_rules(rules):
+    model = tiny_model().eval()
+    head = _tiny_head(model)
+    names = list(head.config.adapted_parameter_names)
+    adam = [rules.parse_rule("adam:0.01", 5)]
+    updated = rules.updated_names(model, head, names, None, ["decoder.layers.*"], adam)
+    extra = updated[len(names):]
+    assert updated[:len(names)] == names and extra and not set(extra) & set(names)
+    assert all(name.startswith("decoder.layers.") for name in extra)
+    assert rules.updated_names(model, head, names, ["voice.speaker_vector"], ["decoder.layers.*"], adam) == [
+        "voice.speaker_vector", *extra]
+    for patterns, message in ((["aligner.*"], "the aligner takes no part in the mel loss"),
+                              (["nothing.here*"], "nothing.here")):
+        with pytest.raises(SystemExit, match=f"--extra-parameters: .*{message}"):
+            rules.updated_names(model, head, names, None, patterns, adam)
+    with pytest.raises(SystemExit, match=r"adam and sgd rules only; the rules \['learned'\]"):
+        rules.updated_names(model, head, names, None, ["decoder.layers.*"], adam + [rules.parse_rule("learned", 5)])
+    assert head.config.adapted_parameter_names == names
+
+    own = dict(model.named_parameters())
+    before = {name: own[name].detach().clone() for name in updated}
+    generator = torch.Generator().manual_seed(0)
+    support = {"input_ids": torch.randint(1, 20, (2, 6), generator=generator),
+               "attention_mask": torch.ones(2, 6, dtype=torch.long),
+               "labels": torch.randn(2, 24, model.config.num_mel_bins, generator=generator) - 4.0,
+               "labels_attention_mask": torch.ones(2, 24, dtype=torch.long)}
+    params = rules.adapt_with(adam[0], model, head, support, dict(before), 2, updated)
+    assert set(params) == set(updated)
+    assert sum(not torch.equal(params[name], before[name]) for name in extra) > len(extra) // 2
+    assert all(torch.equal(own[name], before[name]) for name in updated)  # the model itself is untouched
+
+
 @pytest.mark.slow
 def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path, monkeypatch):
     from hf_metatts.data import build_corpus
@@ -119,6 +171,7 @@ def test_rules_run_from_one_start_and_write_json_and_plot(rules, tmp_path, monke
     assert result["results"]["learned"]["mean"]["moved"] != result["results"]["adam:0.01"]["mean"]["moved"]
     assert result["results"]["learned"]["mean"]["moved"] != result["results"]["learned+gv1"]["mean"]["moved"]
     assert result["updated_by_adam_and_sgd"] == names and result["recordings_wer"] is None
+    assert result["extra_parameters"] == []
 
     with pytest.raises(SystemExit, match="match no name of the adapted set"):
         rules.main(["--checkpoint", str(model_dir), "--corpus", str(corpus), "--parameters", "encoder.*",
