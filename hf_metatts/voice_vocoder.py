@@ -97,12 +97,18 @@ class VocoderAdaptation:
 
 
 def vocoder_parameter_names(vocoder: torch.nn.Module, patterns) -> list[str]:
-    """The vocoder's own parameter names (``head.weight``, ...) that match any of ``patterns``."""
-    names = [name for name, _ in vocoder.named_parameters() if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
-    if not names:
-        raise VocoderAdaptationError(f"The patterns {list(patterns)} match no parameter of the vocoder: see "
+    """The vocoder's own parameter names (``head.weight``, ...) that match any of ``patterns``.
+
+    Raises:
+        VocoderAdaptationError: a pattern matches no parameter (a misspelt one would otherwise leave part of what
+            was asked for unadapted while the others run).
+    """
+    all_names = [name for name, _ in vocoder.named_parameters()]
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in all_names)]
+    if unmatched:
+        raise VocoderAdaptationError(f"The patterns {unmatched} match no parameter of the vocoder: see "
                                      "`model.vocoder.named_parameters()` for its names.")
-    return names
+    return [name for name in all_names if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
 
 
 def keep_phase_rows(vocoder: torch.nn.Module, names: set[str]) -> int:

@@ -185,6 +185,10 @@ def test_adapt_vocoder_leaves_the_vocoder_alone_and_handles_clips_shorter_than_a
         assert torch.equal(value, before[name]) and value.requires_grad, name
     with pytest.raises(VocoderAdaptationError, match="match no parameter"):
         vocoder_parameter_names(model.vocoder, ["nothing.*"])
+    with pytest.raises(VocoderAdaptationError, match=r"\['finalnorm.\*'\] match no parameter"):
+        vocoder_parameter_names(model.vocoder, ["head.*", "finalnorm.*"])  # one misspelt pattern among good ones
+    assert vocoder_parameter_names(model.vocoder, ["head.*", "final_norm.*"]) == [
+        name for name, _ in model.vocoder.named_parameters() if name.startswith(("head.", "final_norm."))]
     with pytest.raises(VocoderAdaptationError, match="one recording per support clip"):
         support_pairs(model, voice.adapted_parameters, batches, [clips[0][0]])
 
