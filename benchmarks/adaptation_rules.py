@@ -184,6 +184,13 @@ def updated_names(model, head, names: list[str], parameters: list[str] | None, e
             raise SystemExit(f"error: --parameters {unmatched} match no name of the adapted set ({names}); to adapt "
                              "parameters outside it as well, name them with --extra-parameters")
         updated = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in parameters)]
+        outside = [n for n, _ in model.named_parameters() if n not in names]
+        for pattern in parameters:
+            reached = [n for n in outside if fnmatch.fnmatchcase(n, pattern)]
+            if reached:
+                logger.warning("--parameters %r also matches %d parameters outside the adapted set (%s, ...); "
+                               "--parameters only chooses within the set, so they keep their values: name them with "
+                               "--extra-parameters to adapt them", pattern, len(reached), reached[0])
     if not extra_parameters:
         return updated
     learned = [rule.name for rule in rules if rule.optimizer == "learned"]

@@ -86,12 +86,21 @@ def _tiny_head(model, method="maml"):
     return MetaLearnerHead(MetaLearnerConfig(method=method, inner_lr=0.05, adapted_parameter_names=names), shapes)
 
 
-def test_a_parameters_pattern_outside_the_adapted_set_is_refused_by_name(rules):
-    """A pattern that matches no name of the adapted set used to be dropped while the others held, so a run asked
-    to adapt the decoder's layers adapted the set alone; it is refused now, naming the pattern and the option."""
+def test_a_parameters_pattern_outside_the_adapted_set_is_refused_or_warned_of(rules, caplog):
+    """--parameters only chooses within the adapted set: a pattern matching none of it is refused by name (it used
+    to be dropped while the others held), and one that also reaches parameters outside it is warned of, pointing
+    to --extra-parameters ('decoder.layers.*' there once adapted the set's norm biases alone)."""
     model = tiny_model().eval()
     head = _tiny_head(model)
     names = head.config.adapted_parameter_names
+    with caplog.at_level("WARNING", logger="adaptation_rules"):
+        assert rules.updated_names(model, head, names, ["decoder.layers.*"], None, []) == [
+            n for n in names if n.startswith("decoder.layers.")]
+    assert "'decoder.layers.*' also matches" in caplog.text and "--extra-parameters" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="adaptation_rules"):
+        rules.updated_names(model, head, names, ["voice.speaker_vector"], None, [])
+    assert caplog.text == ""
     assert rules.updated_names(model, head, names, None, None, []) == names
     assert rules.updated_names(model, head, names, ["voice.speaker_vector"], None, []) == ["voice.speaker_vector"]
     with pytest.raises(SystemExit, match=r"\['decoder.layers.\*.linear\*'\] match no name of the adapted set.*"
