@@ -296,9 +296,27 @@ def _adapted_floats(config, patterns) -> str:
     return f"{config.speaker_dim + (4 * layers + 2) * hidden:,}"
 
 
+def adapted_parts(names: Sequence[str], floats: dict[str, int] | None = None) -> str:
+    """What a voice adapted, by module: ``"voice.speaker_vector (1 tensor), decoder.layers (48 tensors, 1,170,432
+    floats), ..."`` from the adapted parameter ``names`` (grouped by their first two name parts, in order of first
+    appearance) and, where given, each name's number of floats."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(".".join(name.split(".")[:2]), []).append(name)
+    parts = []
+    for group, members in groups.items():
+        count = f"{len(members)} tensor{'s' if len(members) != 1 else ''}"
+        if floats:
+            count += f", {sum(floats.get(name, 0) for name in members):,} floats"
+        parts.append(f"`{group}` ({count})")
+    return ", ".join(parts)
+
+
 def voice_card(voice_config, repo_id: str | None = None, num_floats: int | None = None,
-               intended_use: str | None = None, tags: Sequence[str] = ()) -> ModelCard:
-    """The card of a voice from its `VoiceConfig`."""
+               intended_use: str | None = None, tags: Sequence[str] = (),
+               floats_by_name: dict[str, int] | None = None) -> ModelCard:
+    """The card of a voice from its `VoiceConfig` (``floats_by_name``: each adapted tensor's size, for the card's
+    list of what was adapted)."""
     base = voice_config.base_model
     hub_base = base if base and not os.path.isabs(base) and not os.path.exists(base) else None
     data = ModelCardData(
@@ -306,7 +324,8 @@ def voice_card(voice_config, repo_id: str | None = None, num_floats: int | None 
         base_model=hub_base, language=[voice_config.language.split("-")[0]] if voice_config.language else None)
     title = (repo_id or "MetaTTS voice").split("/")[-1]
     values = dict(vars(voice_config))
-    values.pop("adapted_parameter_names", None)
+    names = values.pop("adapted_parameter_names", None) or []
+    values["adapted_parts"] = adapted_parts(names, floats_by_name) if names else None
     return ModelCard.from_template(
         data, template_path=template_path(VOICE_TEMPLATE), title=title, repo_id=repo_id or "path/to/voice",
         num_floats=f"{num_floats:,}" if num_floats else "a few thousand",
@@ -315,5 +334,5 @@ def voice_card(voice_config, repo_id: str | None = None, num_floats: int | None 
 
 __all__ = ["CARD_INPUTS_FILE", "TRAINING_RUNS_FILE", "CardResultsError", "base_model_card", "describe_hardware",
            "eval_results", "evaluation_summary", "heard_through_text", "read_card_inputs", "read_card_results",
-           "read_training_runs", "support_clips_text",
+           "read_training_runs", "support_clips_text", "adapted_parts",
            "template_path", "vocoder_name", "voice_card", "write_card_inputs"]

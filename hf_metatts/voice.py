@@ -179,7 +179,8 @@ class MetaTTSVoice:
                 for name in os.listdir(staging):  # the voice ships no code
                     if name.endswith(".py"):
                         os.remove(os.path.join(staging, name))
-            card = voice_card(self.config, repo_id=repo_id, num_floats=self.num_parameters)
+            card = voice_card(self.config, repo_id=repo_id, num_floats=self.num_parameters,
+                              floats_by_name={n: v.numel() for n, v in self.adapted_parameters.items()})
             card.save(os.path.join(staging, "README.md"))
             os.makedirs(save_directory, exist_ok=True)
             for name in os.listdir(staging):

@@ -144,6 +144,23 @@ def test_voice_card(local_hub, tmp_path):
     assert "voice" in data["tags"] and data["language"] == ["en"]
     assert voice.config.base_fingerprint in card.text and f"{voice.num_parameters:,} numbers" in card.text
     assert 'pipeline("text-to-speech", model="acme/voice")' in card.text
+    # what was adapted, by module, with its size: the card tells a 2,304-float voice from a decoder-wide one
+    sizes = {name: value.numel() for name, value in voice.adapted_parameters.items()}
+    speaker = sizes["voice.speaker_vector"]
+    assert f"| adapted | `voice.speaker_vector` (1 tensor, {speaker:,} floats), `decoder.layers` (" in card.text
+
+
+def test_voice_card_lists_what_was_adapted_by_module():
+    from hf_metatts.model_cards import adapted_parts
+
+    names = ["voice.speaker_vector", "decoder.layers.0.attention_norm.shift.bias", "decoder.layers.1.ffn.weight",
+             "decoder.final_norm.scale.bias", "vocoder.head.weight"]
+    floats = {"voice.speaker_vector": 256, "decoder.layers.0.attention_norm.shift.bias": 160,
+              "decoder.layers.1.ffn.weight": 61440, "decoder.final_norm.scale.bias": 160, "vocoder.head.weight": 1000}
+    assert adapted_parts(names, floats) == (
+        "`voice.speaker_vector` (1 tensor, 256 floats), `decoder.layers` (2 tensors, 61,600 floats), "
+        "`decoder.final_norm` (1 tensor, 160 floats), `vocoder.head` (1 tensor, 1,000 floats)")
+    assert adapted_parts(names[:2]) == "`voice.speaker_vector` (1 tensor), `decoder.layers` (1 tensor)"
 
 
 def test_push_refuses_an_incomplete_base(local_hub, tmp_path):
