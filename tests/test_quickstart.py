@@ -29,6 +29,8 @@ def _run_quickstart(tmp_path, monkeypatch, argv):
     assert (tmp_path / "adaptation_curve.png").stat().st_size > 1000
     # kilobytes, or under a megabyte with the adapted vocoder layers (the bundle adapts its output layer)
     limit = 1024 * 1024 if report["adaptation"]["vocoder_steps"] else 64 * 1024
+    if report["adaptation"]["extra_parameters"]:
+        limit = 8 * 1024 * 1024  # the decoder's 1.17 M weights as well: 5.5 MB
     assert (tmp_path / "voice" / "voice.safetensors").stat().st_size < limit
     return report
 
@@ -56,3 +58,33 @@ def test_quickstart_trains_a_tiny_model_when_asked(tmp_path, monkeypatch):
     report = _run_quickstart(tmp_path, monkeypatch, ["--train-tiny", "2", "--adapt-steps", "3"])
     assert report["meta_training"]["episodes"] == 2
     assert report["shots"] == 5 and len(report["adaptation"]["support_loss_curve"]) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (scripts/setup.sh installs it)")
+def test_quickstart_adapts_the_decoder_layers_when_asked(tmp_path, monkeypatch):
+    from safetensors import safe_open
+
+    report = _run_quickstart(tmp_path, monkeypatch, ["--extra-parameters", "decoder.layers.*"])
+    adaptation = report["adaptation"]
+    assert adaptation["extra_parameters"] == ["decoder.layers.*"]
+    assert adaptation["steps"] == 40 and adaptation["lr"] == pytest.approx(1e-3)  # the measured recipe
+    assert len(adaptation["support_loss_curve"]) == 40
+    assert adaptation["support_loss_curve"][-1] < adaptation["support_loss_curve"][0]
+    with safe_open(str(tmp_path / "voice" / "voice.safetensors"), "pt") as voice:
+        assert any(key.endswith("decoder.layers.0.attention.qkv.weight") for key in voice.keys())
+    assert report["after_adaptation"]["speaker_similarity"] > report["before_adaptation"]["speaker_similarity"]
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed (scripts/setup.sh installs it)")
+def test_quickstart_refuses_extra_parameters_it_cannot_adapt(tmp_path, monkeypatch):
+    from hf_metatts.voice_errors import ExtraParametersError
+
+    monkeypatch.chdir(EXAMPLES.parent)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    sys.modules.pop("quickstart", None)
+    import quickstart
+
+    with pytest.raises(ExtraParametersError, match="'vocoder.\\*' names parameters the steps cannot adapt"):
+        quickstart.main(["--out", str(tmp_path), "--extra-parameters", "vocoder.*"])
+    assert not (tmp_path / "report.json").exists() and not (tmp_path / "voice").exists()
