@@ -28,10 +28,10 @@ NOT_ADAPTABLE = {"vocoder.": "the vocoder is adapted by vocoder_steps",
                  "aligner.": "the aligner takes no part in the mel loss the steps lower",
                  "voice_encoder.": "the support encoder only gives the start voice"}
 #: The steps and rate ``extra_parameters`` take unless told otherwise: the recipe measured on people's recordings
-#: with ``["decoder.layers.*"]`` (docs/voices.md, "A person's voice: the decoder's layers too").
+#: with ``["decoder.layers.*"]`` (docs/voices.md, "A closer voice: the decoder's layers too").
 EXTRA_PARAMETERS_STEPS = 40
 EXTRA_PARAMETERS_LR = 1e-3
-#: The further parameters measured for a person's recordings: the decoder's layers.
+#: The further parameters measured (on people's recordings, then on synthesiser voices): the decoder's layers.
 PERSON_EXTRA_PARAMETERS = ("decoder.layers.*",)
 
 
@@ -237,7 +237,7 @@ def adapt_model(model, clips, method: str = "maml", steps: int | None = None, lr
             (``rhythm_match``).
         extra_parameters: fnmatch patterns of further parameters the steps adapt beside the checkpoint's set, e.g.
             ``["decoder.layers.*"]`` (1.17 M floats on the bundled checkpoint: a 5.5 MB voice with the vocoder's
-            layer) for a person's recordings (docs/voices.md, "A person's voice: the decoder's layers too"). With
+            layer) for a closer voice (docs/voices.md, "A closer voice: the decoder's layers too"). With
             them ``steps`` defaults to :data:`EXTRA_PARAMETERS_STEPS` (40) and ``lr`` to
             :data:`EXTRA_PARAMETERS_LR` (1e-3), the measured recipe. Not with ``metasgd`` or ``meta_lstm``.
 

@@ -124,8 +124,8 @@ def register(subparsers) -> None:
                        help="refit the voice's token durations to the clips after the steps: for a language the "
                             "model never trained on")
     adapt.add_argument("--extra-parameters", nargs="+", default=None, metavar="PATTERN",
-                       help="further parameters the steps adapt (fnmatch patterns, e.g. 'decoder.layers.*'): for a "
-                            "person's recordings; the steps then default to 40 and the rate to 1e-3 (docs/voices.md)")
+                       help="further parameters the steps adapt (fnmatch patterns, e.g. 'decoder.layers.*'): a closer "
+                            "voice; the steps then default to 40 and the rate to 1e-3 (docs/voices.md)")
     adapt.add_argument("--language", default=None, help="espeak-ng code of the transcripts (default en-us)")
     adapt.add_argument("--split", default="train", help="dataset split, for a saved dataset or a dataset id "
                        "(default train)")

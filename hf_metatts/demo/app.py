@@ -22,7 +22,7 @@ INTRO = f"""# {TITLE}
 1. **Clips**: record or upload 1 to {handlers.MAX_CLIPS} short clips (0.5 to 30 s) of one speaker and write what is
    said in each, one line per clip in the same order (or pick a sample speaker); choose their language.
 2. **Adapt**: choose the method and the number of steps. The base model is meta-learned to adapt in a few steps.
-   For recordings of a person, adapting the decoder's layers too gives more of the voice.
+   Adapting the decoder's layers too (40 steps instead of 5) gives a voice closer to the clips' speaker.
 3. **Speak**: type text and hear it in your voice; download the voice or push it to the Hugging Face Hub.
 """
 
@@ -98,7 +98,7 @@ def build_demo(host: ModelHost, corpus: str | None = None):
                                             elem_id="match-prosody")
                 match_rhythm = gr.Checkbox(False, label="Match the clips' rhythm (token durations): for a language "
                                            "the model never trained on", elem_id="match-rhythm")
-                decoder_layers = gr.Checkbox(False, label="A person's recordings: adapt the decoder's layers too "
+                decoder_layers = gr.Checkbox(False, label="A closer voice: adapt the decoder's layers too "
                                              f"({EXTRA_PARAMETERS_STEPS} steps; slower, a 5.5 MB voice)",
                                              elem_id="decoder-layers")
                 adapt_button = gr.Button("Adapt", variant="primary", elem_id="adapt")

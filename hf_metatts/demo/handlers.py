@@ -107,7 +107,7 @@ def adapt(host: ModelHost, session: DemoSession | None, files, transcripts: str 
     voice's rate, pitch level and pitch range refitted to the clips after the steps (clips in a speaking style);
     ``language``: the transcripts' espeak-ng code (default English); ``match_rhythm``: the voice's token durations
     refitted to the clips (a language the model never trained on); ``decoder_layers``: the steps adapt the decoder's
-    layers too, at the rate measured for a person's recordings (`hf_metatts.voice_adapt.PERSON_EXTRA_PARAMETERS`).
+    layers too, at the measured rate (`hf_metatts.voice_adapt.PERSON_EXTRA_PARAMETERS`): a closer voice.
 
     ``curve rows`` is ``{"step": [...], "loss": [...]}`` (None when nothing was adapted).
     """
