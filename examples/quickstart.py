@@ -128,8 +128,8 @@ def main(argv=None) -> dict:
                         help="inner learning rate (default: the checkpoint's own inner rule; 1e-3 with "
                              "--extra-parameters)")
     parser.add_argument("--extra-parameters", nargs="+", default=None, metavar="PATTERN",
-                        help="further parameters the steps adapt, e.g. 'decoder.layers.*' (docs/voices.md, \"the "
-                             "decoder's layers too\": a closer voice for 40 steps instead of 5)")
+                        help="further parameters the steps adapt, e.g. 'decoder.layers.*' (docs/voices.md, \"A closer "
+                             "voice: the decoder's layers too\": 40 steps instead of 5)")
     parser.add_argument("--vocoder-steps", type=int, default=None,
                         help="also adapt the neural vocoder to the clips in this many steps (docs/voices.md; "
                              "default: the checkpoint's, 0)")

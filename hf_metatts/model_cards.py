@@ -297,9 +297,10 @@ def _adapted_floats(config, patterns) -> str:
 
 
 def adapted_parts(names: Sequence[str], floats: dict[str, int] | None = None) -> str:
-    """What a voice adapted, by module: ``"voice.speaker_vector (1 tensor), decoder.layers (48 tensors, 1,170,432
-    floats), ..."`` from the adapted parameter ``names`` (grouped by their first two name parts, in order of first
-    appearance) and, where given, each name's number of floats."""
+    """What a voice adapted, by module, from the adapted parameter ``names`` (grouped by their first two name parts,
+    in order of first appearance) and, where given, each name's number of ``floats``; for the bundled checkpoint
+    with ``extra_parameters=["decoder.layers.*"]``: ```voice.speaker_vector` (1 tensor, 64 floats),
+    `decoder.layers` (48 tensors, 1,172,832 floats), `decoder.final_norm` (2 tensors, 320 floats), ...``."""
     groups: dict[str, list[str]] = {}
     for name in names:
         groups.setdefault(".".join(name.split(".")[:2]), []).append(name)
