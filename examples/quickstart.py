@@ -132,7 +132,7 @@ def main(argv=None) -> dict:
                              "voice: the decoder's layers too\": 40 steps instead of 5)")
     parser.add_argument("--vocoder-steps", type=int, default=None,
                         help="also adapt the neural vocoder to the clips in this many steps (docs/voices.md; "
-                             "default: the checkpoint's, 0)")
+                             "default: the checkpoint's own, 15 for the bundled one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.manual_seed(0)
