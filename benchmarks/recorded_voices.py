@@ -24,7 +24,8 @@ sentences:
 - ``wer``: PocketSphinx's word error rate (English voices only; the recordings' own WER beside it);
 - ``seconds``: the wall time of ``model.adapt``;
 - ``identification`` (pooled over voices and draws): the share of synthesised sentences whose nearest voice, by the
-  mean embedding of each voice's held-out recordings, is spoken by the right talent.
+  mean embedding of each voice's held-out recordings, is spoken by the right talent; ``mistaken_for`` lists, per
+  variant and voice, the other talents' voices its sentences were taken for.
 
 ``recordings_similarity`` is the ceiling: each held-out recording against the other held-out recordings of the
 same voice.
@@ -139,21 +140,37 @@ def read_draw(model, processor, rows: list[dict], seed: int, variants: list[str]
     return cell, embeddings
 
 
-def identification(embeddings: dict[str, list[dict]], talents: dict[str, str], variant: str) -> float:
-    """Share of ``variant``'s synthesised sentences (every voice, every draw) whose nearest voice by cosine to the
-    mean embedding of that voice's held-out recordings (all draws) is spoken by the same talent."""
+def nearest_voices(embeddings: dict[str, list[dict]], variant: str) -> dict[str, dict[str, int]]:
+    """voice -> {nearest voice: number of ``variant``'s synthesised sentences of that voice (every draw)}: the voice
+    whose recordings' mean embedding (all draws) is nearest by cosine to each sentence's embedding."""
     from hf_metatts.evaluation.speaker import cosine_similarity, speaker_centroids
 
     recordings = [(voice, draw["recordings"]) for voice, draws in embeddings.items() for draw in draws]
     voices, centroids = speaker_centroids(np.concatenate([emb for _, emb in recordings]),
                                           [voice for voice, emb in recordings for _ in emb])
-    right = total = 0
+    tally: dict[str, dict[str, int]] = {}
     for voice, draws in embeddings.items():
+        counts = tally.setdefault(voice, {})
         for draw in draws:
-            nearest = cosine_similarity(draw[variant], centroids).argmax(axis=1)
-            right += sum(talents[voices[i]] == talents[voice] for i in nearest)
-            total += len(nearest)
-    return right / total
+            for index in cosine_similarity(draw[variant], centroids).argmax(axis=1):
+                counts[voices[index]] = counts.get(voices[index], 0) + 1
+    return tally
+
+
+def identification(embeddings: dict[str, list[dict]], talents: dict[str, str], variant: str) -> float:
+    """Share of ``variant``'s synthesised sentences (every voice, every draw) whose nearest voice by cosine to the
+    mean embedding of that voice's held-out recordings (all draws) is spoken by the same talent."""
+    tally = nearest_voices(embeddings, variant)
+    right = sum(n for voice, counts in tally.items() for nearest, n in counts.items()
+                if talents[nearest] == talents[voice])
+    return right / sum(n for counts in tally.values() for n in counts.values())
+
+
+def mistaken_for(embeddings: dict[str, list[dict]], talents: dict[str, str], variant: str) -> dict[str, dict]:
+    """voice -> {another talent's voice: sentences taken for it} for ``variant``, only where a sentence's nearest
+    voice is another talent's (what :func:`identification` counts wrong)."""
+    return {voice: wrong for voice, counts in nearest_voices(embeddings, variant).items()
+            if (wrong := {nearest: n for nearest, n in counts.items() if talents[nearest] != talents[voice]})}
 
 
 def summary(cells: dict[str, list[dict]], variants: list[str]) -> dict:
@@ -200,7 +217,9 @@ def run(args) -> dict:
             "summary": summary(cells, variants),
             "identification": {variant: identification(embeddings, talents, variant)
                                for variant in ["recordings", *variants]},
-            "identification_candidates": len(groups), "cells": cells,
+            "identification_candidates": len(groups),
+            "mistaken_for": {variant: mistaken_for(embeddings, talents, variant) for variant in variants},
+            "cells": cells,
             "machine": {**hardware_description(), "platform": platform.platform()},
             "library_version": hf_metatts.__version__, "command": args.command,
             "seconds": round(time.perf_counter() - started, 1)}

@@ -75,6 +75,11 @@ def test_identification_counts_a_sentence_right_when_its_nearest_voice_has_the_s
     talents = {"a_en": "A", "a_es": "A", "b": "B"}
     assert recorded.identification(embeddings, talents, "steps_5") == pytest.approx(3 / 4)
     assert recorded.identification(embeddings, {"a_en": "A", "a_es": "C", "b": "B"}, "steps_5") == pytest.approx(2 / 4)
+    assert recorded.nearest_voices(embeddings, "steps_5") == {"a_en": {"a_es": 1}, "a_es": {"a_es": 1},
+                                                              "b": {"a_en": 1, "b": 1}}
+    assert recorded.mistaken_for(embeddings, talents, "steps_5") == {"b": {"a_en": 1}}
+    assert recorded.mistaken_for(embeddings, {"a_en": "A", "a_es": "C", "b": "B"}, "steps_5") == {
+        "a_en": {"a_es": 1}, "b": {"a_en": 1}}
 
 
 def test_the_summary_averages_draws_and_leaves_unread_wer_out(recorded):
