@@ -12,13 +12,18 @@ import soundfile
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def _run_quickstart(tmp_path, monkeypatch, argv):
+def _quickstart(monkeypatch):
+    """examples/quickstart.py as a fresh module, run from the repository root as the README runs it."""
     monkeypatch.chdir(EXAMPLES.parent)
     monkeypatch.syspath_prepend(str(EXAMPLES))
     sys.modules.pop("quickstart", None)
     import quickstart
 
-    report = quickstart.main(["--out", str(tmp_path), *argv])
+    return quickstart
+
+
+def _run_quickstart(tmp_path, monkeypatch, argv):
+    report = _quickstart(monkeypatch).main(["--out", str(tmp_path), *argv])
     assert report == json.loads((tmp_path / "report.json").read_text())
     assert report["target_speaker"] == "flite:awb"  # a held-out natural voice
     for key in ("before_adaptation", "after_adaptation"):
@@ -80,11 +85,6 @@ def test_quickstart_adapts_the_decoder_layers_when_asked(tmp_path, monkeypatch):
 def test_quickstart_refuses_extra_parameters_it_cannot_adapt(tmp_path, monkeypatch):
     from hf_metatts.voice_errors import ExtraParametersError
 
-    monkeypatch.chdir(EXAMPLES.parent)
-    monkeypatch.syspath_prepend(str(EXAMPLES))
-    sys.modules.pop("quickstart", None)
-    import quickstart
-
     with pytest.raises(ExtraParametersError, match="'vocoder.\\*' names parameters the steps cannot adapt"):
-        quickstart.main(["--out", str(tmp_path), "--extra-parameters", "vocoder.*"])
+        _quickstart(monkeypatch).main(["--out", str(tmp_path), "--extra-parameters", "vocoder.*"])
     assert not (tmp_path / "report.json").exists() and not (tmp_path / "voice").exists()
