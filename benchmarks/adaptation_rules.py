@@ -197,7 +197,7 @@ def updated_names(model, head, names: list[str], parameters: list[str] | None, e
     if learned:
         raise SystemExit(f"error: --extra-parameters holds for the adam and sgd rules only; the rules {learned} step "
                          "with the meta-learner's own rule, which knows only its adapted set: run them separately")
-    try:
+    try:  # checked as for one-rate steps (what adam and sgd take) with at least one step (every such rule has)
         with_extra = adapted_names_with(model, "maml", head, 1, list(extra_parameters))
     except ExtraParametersError as error:
         raise SystemExit(f"error: --extra-parameters: {error}") from None
