@@ -1,4 +1,4 @@
-"""Meta-learning for few-shot TTS: episodes, MAML / Meta-SGD, Meta-LSTM, zero-shot start, the baseline,
+"""Meta-learning for few-shot TTS: episodes, MAML / Meta-SGD / Reptile, Meta-LSTM, zero-shot start, the baseline,
 ``MetaTrainer`` and the adaptation entry point used by the voice API.
 
 Quick reference::
@@ -45,11 +45,13 @@ from .maml import (
     multi_step_loss_weights,
 )
 from .meta_lstm import MetaLSTMOptimizer, preprocess
+from .reptile import OUTER_UPDATES, reptile_loss
 from .trainer import MetaTrainer
 
 __all__ = [
     "ADAPT_METHODS",
     "METHODS",
+    "OUTER_UPDATES",
     "CheckpointMismatchError",
     "EpisodeDataset",
     "EpisodeIndices",
@@ -81,5 +83,6 @@ __all__ = [
     "maml_adapt",
     "multi_step_loss_weights",
     "preprocess",
+    "reptile_loss",
     "resolve_adapted_names",
 ]

@@ -11,6 +11,7 @@ from transformers import TrainingArguments
 
 from .errors import InvalidMetaConfigError, SecondOrderUnsupportedError
 from .maml import INNER_OPTIMIZERS
+from .reptile import OUTER_UPDATES
 
 METHODS = ("maml", "metasgd", "meta_lstm", "pretrain")
 
@@ -33,6 +34,12 @@ class MetaTrainingArguments(TrainingArguments):
                   "scale). The learned Meta-SGD rates are rates of this direction."},
     )
     first_order: bool = field(default=False, metadata={"help": "Drop second derivatives (FOMAML)."})
+    outer_update: str = field(
+        default="query_loss",
+        metadata={"help": "How the outer loop moves the start: 'query_loss' (MAML: the gradient of the query loss "
+                  "after the steps) or 'reptile' (Reptile: toward the parameters the steps reach, method='maml', "
+                  "first_order=true; hf_metatts.meta.reptile)."},
+    )
     shots: int = field(default=4, metadata={"help": "Support utterances per task (k)."})
     query_shots: int = field(default=4, metadata={"help": "Query utterances per task (q)."})
     tasks_per_step: int = field(default=4, metadata={"help": "Tasks per episode per process (B)."})
@@ -156,10 +163,38 @@ def _check_meta_objective_weight(args: MetaTrainingArguments, name: str) -> None
         )
 
 
+def _check_outer_update(args: MetaTrainingArguments) -> None:
+    """Reptile updates the start of MAML's fixed-rate steps, first order, from the steps alone: no learned rule
+    and no term of the query loss can learn from it."""
+    if args.outer_update not in OUTER_UPDATES:
+        raise InvalidMetaConfigError(
+            f"outer_update={args.outer_update!r} is unknown: choose one of {', '.join(OUTER_UPDATES)}.")
+    if args.outer_update != "reptile":
+        return
+    if args.method != "maml":
+        raise InvalidMetaConfigError(
+            f"outer_update='reptile' moves the start of method='maml'; method={args.method!r} learns "
+            "from the query loss (Meta-SGD rates, the Meta-LSTM, the baseline's speakers), which Reptile never "
+            "computes. Set method='maml' or outer_update='query_loss'.")
+    if not args.first_order:
+        raise InvalidMetaConfigError("outer_update='reptile' is first order by definition: set first_order=true.")
+    query_terms = [name for name in ("zero_shot_loss_weight", "identity_loss_weight", "content_loss_weight")
+                   if getattr(args, name) > 0] + (["multi_step_loss"] if args.multi_step_loss else [])
+    if query_terms:
+        raise InvalidMetaConfigError(
+            f"{', '.join(query_terms)} weigh the query loss, which outer_update='reptile' does not use: set them to "
+            "0 / false, or use outer_update='query_loss'.")
+
+
 def validate_meta_arguments(args: MetaTrainingArguments) -> None:
     """Raise a :class:`InvalidMetaConfigError` / :class:`SecondOrderUnsupportedError` for inconsistent settings."""
+    if args.method == "reptile":
+        raise InvalidMetaConfigError("method='reptile' is method='maml' with outer_update='reptile' (and "
+                                     "first_order=true): Reptile adapts with MAML's steps and updates the start "
+                                     "differently.")
     if args.method not in METHODS:
         raise InvalidMetaConfigError(f"method={args.method!r} is unknown: choose one of {', '.join(METHODS)}.")
+    _check_outer_update(args)
     for name in ("shots", "query_shots", "tasks_per_step"):
         if getattr(args, name) < 1:
             raise InvalidMetaConfigError(f"{name}={getattr(args, name)} must be at least 1.")

@@ -188,6 +188,7 @@ def write_training_summary(training_args, result, metrics: dict, started: float)
         "tasks_per_step": training_args.tasks_per_step, "shots": training_args.shots,
         "query_shots": training_args.query_shots, "inner_steps": training_args.inner_steps,
         "first_order": training_args.first_order, "learning_rate": training_args.learning_rate,
+        "outer_update": training_args.outer_update,
     }
     with open(os.path.join(training_args.output_dir, "training_summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2, default=float)

@@ -36,6 +36,8 @@ class MetaLearnerConfig:
     inner_lr: float = 0.01
     inner_optimizer: str = "sgd"
     first_order: bool = False
+    #: ``"query_loss"`` (MAML's outer gradient) or ``"reptile"`` (:mod:`hf_metatts.meta.reptile`); training only
+    outer_update: str = "query_loss"
     adapted_parameter_names: list[str] = field(default_factory=list)
     multi_step_loss: bool = False
     multi_step_loss_min_weight: float = 0.03
@@ -77,7 +79,7 @@ class MetaLearnerConfig:
     RESUME_KEYS = (
         "method", "inner_steps", "inner_lr", "inner_optimizer", "first_order", "adapted_parameter_names",
         "multi_step_loss", "zero_shot_start", "meta_lstm_hidden_size", "task_column", "shots", "query_shots",
-        "tasks_per_step", "task_names", "per_step_rates",
+        "tasks_per_step", "task_names", "per_step_rates", "outer_update",
     )
 
 

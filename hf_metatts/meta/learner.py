@@ -23,6 +23,7 @@ from .maml import (
     second_order_context,
     with_fixed_alignment,
 )
+from .reptile import reptile_loss
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ class MetaLearner(nn.Module):
     ) -> tuple[InnerLoopResult, torch.Tensor | None, torch.Tensor | None]:
         """Adapt on one task's support set; return the loop result, the (differentiable) query loss after the
         steps (None when the loop diverged) and the query loss at the start voice (None unless
-        ``zero_shot_loss_weight`` is set)."""
+        ``zero_shot_loss_weight`` is set). With ``outer_update="reptile"`` the second is Reptile's
+        :func:`~hf_metatts.meta.reptile.reptile_loss` between the start and the adapted parameters instead."""
         loss_fn = make_loss_fn(self.model)
         objective = self._query_objective(loss_fn)
         inner_loss_fn = self._inner_loss_fn(loss_fn)
@@ -122,6 +124,8 @@ class MetaLearner(nn.Module):
                             query_weights=weights, query_loss_fn=loss_fn)
         if not result.finite:
             return result, None, start_loss
+        if self.meta_config.outer_update == "reptile":
+            return result, reptile_loss(params, result.params), start_loss
         if not msl:
             query_loss = objective(result.params, query)
         elif objective is loss_fn:
@@ -175,7 +179,7 @@ class MetaLearner(nn.Module):
 
     def _episode(self, support, query) -> MetaOutput:
         cfg = self.meta_config
-        losses, before, after, terms, skipped = [], [], [], {}, 0
+        losses, before, after, distances, terms, skipped = [], [], [], [], {}, 0
         for task_support, task_query in zip(support, query):
             self._terms_after = {}
             if self.log_before and not cfg.weighs_start:
@@ -190,7 +194,12 @@ class MetaLearner(nn.Module):
                 skipped += 1
                 continue
             losses.append(q if start is None else q + cfg.zero_shot_loss_weight * start)
-            after.append(result.query_losses[-1] if cfg.multi_step_loss else float(q.detach()))
+            if cfg.outer_update == "reptile":
+                distances.append(float(q.detach()))
+                with torch.no_grad():
+                    after.append(float(make_loss_fn(self.model)(result.params, task_query)))
+            else:
+                after.append(result.query_losses[-1] if cfg.multi_step_loss else float(q.detach()))
             for name, value in self._terms_after.items():
                 terms.setdefault(name, []).append(value)
         if losses:
@@ -205,6 +214,8 @@ class MetaLearner(nn.Module):
             self.last_stats["query_loss_before"] = sum(before) / len(before)
         for name, values in terms.items():
             self.last_stats[f"{name}_loss_after"] = sum(values) / len(values)
+        if distances:  # Reptile: half the squared distance the steps moved the start, the loss it minimises
+            self.last_stats["reptile_distance"] = sum(distances) / len(distances)
         return MetaOutput(loss=loss)
 
     def _pretrain(self, support, query, task_index) -> MetaOutput:
