@@ -183,8 +183,12 @@ def describe_hardware(hardware: Mapping | None) -> str:
 
 
 def _describe_run(run: Mapping) -> dict:
-    """One row of the card's training table from a ``training_summary.json``."""
-    return {"run": run.get("run", "?"), "method": run.get("method", "vocoder"), "steps": run.get("steps"),
+    """One row of the card's training table from a ``training_summary.json`` (a Reptile run's method reads
+    ``maml (Reptile)``)."""
+    method = run.get("method", "vocoder")
+    if run.get("outer_update") == "reptile":
+        method = f"{method} (Reptile)"
+    return {"run": run.get("run", "?"), "method": method, "steps": run.get("steps"),
             "minutes": round(float(run.get("wall_seconds", 0.0)) / 60, 1),
             "hardware": describe_hardware(run.get("hardware")), "processes": run.get("processes", 1),
             "training_loss": _rounded((run.get("train_metrics") or {}).get("train_loss")),

@@ -75,6 +75,16 @@ def test_bundle_writes_a_complete_checkpoint_with_its_vocoder_meta_learner_and_c
     assert all(torch.allclose(rate, torch.full_like(rate, 0.25)) for rate in head.learning_rates().values())
 
 
+def test_the_card_names_a_reptile_run_in_its_training_table(trained_parts, tmp_path):
+    model_dir, vocoder_dir, _ = trained_parts
+    summary = json.loads((model_dir / "training_summary.json").read_text())
+    (model_dir / "training_summary.json").write_text(json.dumps({**summary, "method": "maml",
+                                                                 "outer_update": "reptile"}))
+    bundle_checkpoint(str(model_dir), str(vocoder_dir), str(tmp_path / "bundle"), runs=[str(model_dir)])
+    card = (tmp_path / "bundle" / "README.md").read_text()
+    assert "| model | maml (Reptile) | 7 |" in card
+
+
 def test_the_card_of_a_zero_shot_start_meta_learner_says_where_adaptation_starts(trained_parts, tmp_path):
     model_dir, vocoder_dir, _ = trained_parts
     config = json.loads((model_dir / "meta_learner_config.json").read_text())
