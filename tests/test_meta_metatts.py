@@ -131,6 +131,39 @@ def test_meta_train_command_runs_a_json_config(tmp_path):
     assert MetaTTSForTextToSpeech.from_pretrained(str(tmp_path / "out")).config.hidden_size == 32
 
 
+@pytest.mark.slow
+def test_meta_train_command_trains_a_metatts_start_by_reptile_and_leaves_every_other_weight(tmp_path):
+    import argparse
+    import json
+
+    from datasets import DatasetDict
+
+    DatasetDict({"train": mel_corpus(4, 6), "validation": mel_corpus(2, 6, seed=1)}).save_to_disk(tmp_path / "data")
+    from tiny_models import save_tiny_checkpoint
+
+    start = save_tiny_checkpoint(tmp_path / "start")
+    config = json.load(open("examples/configs/tiny_maml.json"))
+    config.pop("config_overrides")
+    config.update(model_name_or_path=str(tmp_path / "start"), dataset_path=str(tmp_path / "data"),
+                  output_dir=str(tmp_path / "out"), outer_update="reptile", optim="sgd", learning_rate=0.5,
+                  max_grad_norm=0.0, warmup_steps=0, max_steps=3, eval_steps=3, save_steps=3, eval_num_tasks=1,
+                  use_cpu=True, disable_tqdm=True)
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    from hf_metatts.meta.cli import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["meta-train", "--config", str(tmp_path / "c.json")])
+    assert args.func(args) == 0
+    summary = json.loads((tmp_path / "out" / "training_summary.json").read_text())
+    assert summary["method"] == "maml" and summary["outer_update"] == "reptile"
+    assert load_meta_learner(str(tmp_path / "out")).config.outer_update == "reptile"
+    trained = MetaTTSForTextToSpeech.from_pretrained(str(tmp_path / "out"))
+    adapted = set(start.adapted_parameter_names())
+    moved = [n for n, p in start.named_parameters() if not torch.equal(p, trained.get_parameter(n))]
+    assert moved and set(moved) <= adapted  # the start moved; the backbone, aligner and vocoder did not
+
+
 def test_the_config_seed_decides_a_new_models_weights():
     """A run's ``seed`` draws the new model's weights too (before, only its episodes): the same seed gives the same
     model, another seed another draw of the recipe, and the speaker table is sized to the training tasks."""
