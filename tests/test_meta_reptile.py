@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from test_meta_maml import learner
 from test_meta_toy import toy_batch, toy_collator, toy_dataset, toy_model
 from test_meta_trainer import TRAIN, params, targs, trainer
 from torch import nn
@@ -20,8 +21,6 @@ from hf_metatts.meta import (
     resolve_adapted_names,
 )
 
-INNER_LR = 0.1
-
 
 def held_out_batch(speaker, n=4):
     """Rows 5..5+n of ``speaker`` in the toy corpus that ``toy_batch(speaker, 4, seed=0)`` draws rows 0..3 from."""
@@ -29,12 +28,9 @@ def held_out_batch(speaker, n=4):
     return toy_collator([corpus[i] for i in range(speaker * 10 + 5, speaker * 10 + 5 + n)])
 
 
-def reptile_learner(model=None, steps=3, optimizer="sgd", **kw):
-    model = model if model is not None else toy_model()
-    cfg = MetaLearnerConfig(method="maml", first_order=True, inner_steps=steps, inner_lr=INNER_LR,
-                            inner_optimizer=optimizer, outer_update="reptile",
-                            adapted_parameter_names=resolve_adapted_names(model), **kw)
-    return MetaLearner(model, cfg)
+def reptile_learner(model=None, optimizer="sgd", **kw):
+    """test_meta_maml's learner (inner rate 0.1), three first-order steps of ``optimizer``, Reptile's outer update."""
+    return learner(first_order=True, steps=3, model=model, inner_optimizer=optimizer, outer_update="reptile", **kw)
 
 
 def test_reptile_loss_has_the_start_minus_the_adapted_parameters_as_its_gradient():
