@@ -16,8 +16,7 @@ from hf_metatts.meta import MetaTrainer, MetaTrainingArguments
 def _train_rank(out_dir, method, first_order, outer_update="query_loss"):
     args = MetaTrainingArguments(
         output_dir=os.path.join(out_dir, "run"), method=method, first_order=first_order, outer_update=outer_update,
-        max_steps=3,
-        inner_steps=2, inner_lr=0.3, shots=2, query_shots=2, tasks_per_step=2, learning_rate=0.05,
+        max_steps=3, inner_steps=2, inner_lr=0.3, shots=2, query_shots=2, tasks_per_step=2, learning_rate=0.05,
         save_strategy="no", seed=11, use_cpu=True, disable_tqdm=True, logging_steps=1,
     )
     trainer = MetaTrainer(toy_model(seed=0), args, train_dataset=toy_dataset(num_speakers=8, per_speaker=6),

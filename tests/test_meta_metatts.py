@@ -137,10 +137,9 @@ def test_meta_train_command_trains_a_metatts_start_by_reptile_and_leaves_every_o
     import json
 
     from datasets import DatasetDict
-
-    DatasetDict({"train": mel_corpus(4, 6), "validation": mel_corpus(2, 6, seed=1)}).save_to_disk(tmp_path / "data")
     from tiny_models import save_tiny_checkpoint
 
+    DatasetDict({"train": mel_corpus(4, 6), "validation": mel_corpus(2, 6, seed=1)}).save_to_disk(tmp_path / "data")
     start = save_tiny_checkpoint(tmp_path / "start")
     config = json.load(open("examples/configs/tiny_maml.json"))
     config.pop("config_overrides")
